@@ -1,0 +1,113 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	bolt "go.etcd.io/bbolt"
+)
+
+// BlobInfo describes a stored blob.
+type BlobInfo struct {
+	Digest digest.Digest
+	Size   int64
+}
+
+// blobKey is where the driver keeps a blob's bytes. The two-character
+// fan-out keeps directories small on filesystems.
+func blobKey(d digest.Digest) string {
+	enc := d.Encoded()
+	return "blobs/" + string(d.Algorithm()) + "/" + enc[:2] + "/" + enc
+}
+
+func checkDigest(d digest.Digest) error {
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrDigestInvalid, err)
+	}
+	return nil
+}
+
+// StatBlob returns the blob d if it is linked to repo, or ErrBlobNotFound.
+func (s *Store) StatBlob(ctx context.Context, repo string, d digest.Digest) (BlobInfo, error) {
+	if err := checkDigest(d); err != nil {
+		return BlobInfo{}, err
+	}
+	var info BlobInfo
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		info, err = linkedBlob(tx, repo, d)
+		return err
+	})
+	return info, err
+}
+
+func linkedBlob(tx *bolt.Tx, repo string, d digest.Digest) (BlobInfo, error) {
+	rb := repoBucket(tx, repo)
+	if rb == nil || rb.Bucket(subLinks).Get([]byte(d)) == nil {
+		return BlobInfo{}, fmt.Errorf("%w: %s", ErrBlobNotFound, d)
+	}
+	var rec blobRecord
+	if !getJSON(tx.Bucket(bucketBlobs), []byte(d), &rec) {
+		return BlobInfo{}, fmt.Errorf("%w: %s", ErrBlobNotFound, d)
+	}
+	return BlobInfo{Digest: d, Size: rec.Size}, nil
+}
+
+// OpenBlob opens the bytes of blob d from offset. Callers check the
+// repository's link with StatBlob first. The caller closes the reader.
+func (s *Store) OpenBlob(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	if err := checkDigest(d); err != nil {
+		return nil, err
+	}
+	rc, err := s.blobs.Reader(ctx, blobKey(d), offset)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", d, err)
+	}
+	return rc, nil
+}
+
+// DeleteBlob unlinks blob d from repo: the repository can no longer read
+// it. The bytes stay until garbage collection finds them unreferenced.
+func (s *Store) DeleteBlob(ctx context.Context, repo string, d digest.Digest) error {
+	if err := checkDigest(d); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		rb := repoBucket(tx, repo)
+		if rb == nil || rb.Bucket(subLinks).Get([]byte(d)) == nil {
+			return fmt.Errorf("%w: %s", ErrBlobNotFound, d)
+		}
+		if err := rb.Bucket(subLinks).Delete([]byte(d)); err != nil {
+			return err
+		}
+		return dropRepoIfEmpty(tx, repo)
+	})
+}
+
+// MountBlob links blob d, already linked to repository from, to repository
+// to. It returns ErrBlobNotFound if from cannot read d.
+func (s *Store) MountBlob(ctx context.Context, from, to string, d digest.Digest) (BlobInfo, error) {
+	if err := checkDigest(d); err != nil {
+		return BlobInfo{}, err
+	}
+	var info BlobInfo
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		if info, err = linkedBlob(tx, from, d); err != nil {
+			return err
+		}
+		return link(tx, to, d, time.Now())
+	})
+	return info, err
+}
+
+func link(tx *bolt.Tx, repo string, d digest.Digest, now time.Time) error {
+	rb, err := createRepoBucket(tx, repo)
+	if err != nil {
+		return err
+	}
+	return putTime(rb.Bucket(subLinks), []byte(d), now)
+}

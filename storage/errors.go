@@ -1,0 +1,48 @@
+package storage
+
+import "errors"
+
+// Driver errors.
+var (
+	// ErrNotFound means a driver key does not exist.
+	ErrNotFound = errors.New("not found")
+)
+
+// Blob errors.
+var (
+	// ErrBlobNotFound means the blob is not linked to the repository.
+	ErrBlobNotFound = errors.New("blob unknown to repository")
+	// ErrDigestMismatch means uploaded bytes do not hash to the digest
+	// the client named.
+	ErrDigestMismatch = errors.New("digest does not match content")
+	// ErrSizeMismatch means a declared size does not match the content.
+	ErrSizeMismatch = errors.New("size does not match content")
+)
+
+// Upload errors.
+var (
+	// ErrUploadNotFound means no upload session has this id in this
+	// repository.
+	ErrUploadNotFound = errors.New("blob upload unknown")
+	// ErrUploadOffset means a chunk does not start where the upload ends.
+	ErrUploadOffset = errors.New("chunk does not start at the upload's offset")
+)
+
+// Manifest errors.
+var (
+	// ErrManifestNotFound means no manifest has this tag or digest in
+	// the repository.
+	ErrManifestNotFound = errors.New("manifest unknown")
+	// ErrManifestBlobUnknown means a blob or child manifest the manifest
+	// references is not in the repository at commit time.
+	ErrManifestBlobUnknown = errors.New("manifest references unknown blob")
+	// ErrRepositoryNotFound means the repository holds nothing.
+	ErrRepositoryNotFound = errors.New("repository name not known to registry")
+)
+
+// Digest errors.
+var (
+	// ErrDigestInvalid means a digest is malformed or uses an
+	// unsupported algorithm.
+	ErrDigestInvalid = errors.New("invalid digest")
+)

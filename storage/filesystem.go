@@ -1,0 +1,177 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Filesystem is the Driver that keeps blobs as files under a root
+// directory. Move is a rename, so a blob appears whole or not at all.
+type Filesystem struct {
+	root string
+}
+
+// NewFilesystem returns a Filesystem driver rooted at dir, creating it.
+func NewFilesystem(dir string) (*Filesystem, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("storage.root: %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("storage.root: %w", err)
+	}
+	return &Filesystem{root: abs}, nil
+}
+
+func (f *Filesystem) path(key string) string {
+	return filepath.Join(f.root, filepath.FromSlash(key))
+}
+
+// Reader implements Driver. The returned reader is an *os.File, so copying
+// it to a network connection can use sendfile.
+func (f *Filesystem) Reader(_ context.Context, key string, offset int64) (io.ReadCloser, error) {
+	file, err := os.Open(f.path(key))
+	if err != nil {
+		return nil, notFound(err)
+	}
+	if offset > 0 {
+		if _, err := file.Seek(offset, io.SeekStart); err != nil {
+			file.Close()
+			return nil, err
+		}
+	}
+	return file, nil
+}
+
+// Stat implements Driver.
+func (f *Filesystem) Stat(_ context.Context, key string) (int64, error) {
+	fi, err := os.Stat(f.path(key))
+	if err != nil {
+		return 0, notFound(err)
+	}
+	return fi.Size(), nil
+}
+
+// Writer implements Driver.
+func (f *Filesystem) Writer(_ context.Context, key string, offset int64) (Writer, error) {
+	p := f.path(key)
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		return nil, err
+	}
+	flag := os.O_WRONLY | os.O_CREATE
+	if offset == 0 {
+		flag |= os.O_TRUNC
+	}
+	file, err := os.OpenFile(p, flag, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	if offset > 0 {
+		if err := file.Truncate(offset); err != nil {
+			file.Close()
+			return nil, err
+		}
+		if _, err := file.Seek(offset, io.SeekStart); err != nil {
+			file.Close()
+			return nil, err
+		}
+	}
+	return &fileWriter{File: file}, nil
+}
+
+type fileWriter struct {
+	*os.File
+	done bool
+}
+
+// ReadFrom lets io.Copy use the kernel's copy paths when the source allows.
+func (w *fileWriter) ReadFrom(r io.Reader) (int64, error) { return w.File.ReadFrom(r) }
+
+func (w *fileWriter) Commit() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	if err := w.File.Sync(); err != nil {
+		w.File.Close()
+		return err
+	}
+	return w.File.Close()
+}
+
+func (w *fileWriter) Close() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	return w.File.Close()
+}
+
+// Move implements Driver with a rename, then syncs the target directory so
+// the new name survives a crash.
+func (f *Filesystem) Move(_ context.Context, from, to string) error {
+	dst := f.path(to)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+		return err
+	}
+	if err := os.Rename(f.path(from), dst); err != nil {
+		return notFound(err)
+	}
+	dir, err := os.Open(filepath.Dir(dst))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
+}
+
+// Delete implements Driver.
+func (f *Filesystem) Delete(_ context.Context, key string) error {
+	err := os.Remove(f.path(key))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Walk implements Driver.
+func (f *Filesystem) Walk(ctx context.Context, prefix string, fn func(key string, size int64) error) error {
+	base := f.path(prefix)
+	err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if d.IsDir() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil // removed while walking
+		}
+		rel, err := filepath.Rel(f.root, p)
+		if err != nil {
+			return err
+		}
+		return fn(strings.ReplaceAll(filepath.ToSlash(rel), "\\", "/"), info.Size())
+	})
+	return err
+}
+
+func notFound(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	return err
+}

@@ -1,0 +1,124 @@
+package storage
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The metadata layout in bbolt. Top-level buckets:
+//
+//	blobs    digest → blobRecord: every verified blob in the blob store
+//	uploads  id → uploadRecord: open upload sessions
+//	repos    name → bucket per repository, holding:
+//	    m  digest → manifestRecord (metadata, then the manifest bytes)
+//	    t  tag → tagRecord
+//	    b  digest → link time: blobs this repository may read
+//	    r  subject digest + " " + referrer digest → referrer descriptor
+//	    p  digest → last pull time of a manifest
+var (
+	bucketBlobs   = []byte("blobs")
+	bucketUploads = []byte("uploads")
+	bucketRepos   = []byte("repos")
+
+	subManifests = []byte("m")
+	subTags      = []byte("t")
+	subLinks     = []byte("b")
+	subReferrers = []byte("r")
+	subPulls     = []byte("p")
+)
+
+func createBuckets(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bucketBlobs, bucketUploads, bucketRepos} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type blobRecord struct {
+	Size    int64 `json:"size"`
+	Created int64 `json:"created"`
+}
+
+type tagRecord struct {
+	Digest string `json:"digest"`
+	Pushed int64  `json:"pushed"`
+}
+
+type uploadRecord struct {
+	Repo      string `json:"repo"`
+	Offset    int64  `json:"offset"`
+	Algorithm string `json:"alg"`
+	HashState []byte `json:"hash"`
+	Started   int64  `json:"started"`
+}
+
+// repoBucket returns the bucket of repository name, or nil.
+func repoBucket(tx *bolt.Tx, name string) *bolt.Bucket {
+	return tx.Bucket(bucketRepos).Bucket([]byte(name))
+}
+
+// createRepoBucket returns the bucket of repository name, creating it and
+// its sub-buckets.
+func createRepoBucket(tx *bolt.Tx, name string) (*bolt.Bucket, error) {
+	b, err := tx.Bucket(bucketRepos).CreateBucketIfNotExists([]byte(name))
+	if err != nil {
+		return nil, err
+	}
+	for _, sub := range [][]byte{subManifests, subTags, subLinks, subReferrers, subPulls} {
+		if _, err := b.CreateBucketIfNotExists(sub); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// dropRepoIfEmpty removes a repository that has no manifests and no blob
+// links left, so it leaves the catalog.
+func dropRepoIfEmpty(tx *bolt.Tx, name string) error {
+	b := repoBucket(tx, name)
+	if b == nil {
+		return nil
+	}
+	if k, _ := b.Bucket(subManifests).Cursor().First(); k != nil {
+		return nil
+	}
+	if k, _ := b.Bucket(subLinks).Cursor().First(); k != nil {
+		return nil
+	}
+	return tx.Bucket(bucketRepos).DeleteBucket([]byte(name))
+}
+
+func putJSON(b *bolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, data)
+}
+
+func getJSON(b *bolt.Bucket, key []byte, v any) bool {
+	data := b.Get(key)
+	if data == nil {
+		return false
+	}
+	return json.Unmarshal(data, v) == nil
+}
+
+func putTime(b *bolt.Bucket, key []byte, t time.Time) error {
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(t.UnixNano()))
+	return b.Put(key, v[:])
+}
+
+func getTime(b *bolt.Bucket, key []byte) (time.Time, bool) {
+	v := b.Get(key)
+	if len(v) != 8 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v))), true
+}

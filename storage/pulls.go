@@ -1,0 +1,103 @@
+package storage
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	bolt "go.etcd.io/bbolt"
+)
+
+// pullFlushInterval bounds how stale a recorded pull time can be. Pulls are
+// batched because one write transaction per manifest GET would cap pull
+// throughput at the disk's sync rate.
+const pullFlushInterval = 5 * time.Second
+
+type pullKey struct {
+	repo   string
+	digest digest.Digest
+}
+
+type pullRecorder struct {
+	store   *Store
+	mu      sync.Mutex
+	pending map[pullKey]time.Time
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newPullRecorder(s *Store) *pullRecorder {
+	p := &pullRecorder{store: s, pending: map[pullKey]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go p.loop()
+	return p
+}
+
+// RecordPull notes that manifest d of repo was pulled now. The time reaches
+// the metadata file within a few seconds, and on Close.
+func (s *Store) RecordPull(ctx context.Context, repo string, d digest.Digest) {
+	p := s.pulls
+	p.mu.Lock()
+	p.pending[pullKey{repo, d}] = time.Now()
+	p.mu.Unlock()
+}
+
+// LastPulled returns when manifest d of repo was last pulled, if ever.
+func (s *Store) LastPulled(ctx context.Context, repo string, d digest.Digest) (time.Time, bool) {
+	p := s.pulls
+	p.mu.Lock()
+	t, ok := p.pending[pullKey{repo, d}]
+	p.mu.Unlock()
+	if ok {
+		return t, true
+	}
+	s.db.View(func(tx *bolt.Tx) error {
+		if rb := repoBucket(tx, repo); rb != nil {
+			t, ok = getTime(rb.Bucket(subPulls), []byte(d))
+		}
+		return nil
+	})
+	return t, ok
+}
+
+func (p *pullRecorder) loop() {
+	defer close(p.done)
+	tick := time.NewTicker(pullFlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			p.flush()
+		case <-p.stop:
+			p.flush()
+			return
+		}
+	}
+}
+
+func (p *pullRecorder) flush() {
+	p.mu.Lock()
+	batch := p.pending
+	p.pending = map[pullKey]time.Time{}
+	p.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	p.store.db.Update(func(tx *bolt.Tx) error {
+		for k, t := range batch {
+			rb := repoBucket(tx, k.repo)
+			if rb == nil || rb.Bucket(subManifests).Get([]byte(k.digest)) == nil {
+				continue // deleted since
+			}
+			if err := putTime(rb.Bucket(subPulls), []byte(k.digest), t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (p *pullRecorder) close() {
+	close(p.stop)
+	<-p.done
+}

@@ -1,0 +1,72 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Store is the registry's storage: metadata in one bbolt file and blob bytes
+// behind a Driver. It is safe for concurrent use.
+type Store struct {
+	db    *bolt.DB
+	blobs Driver
+	pulls *pullRecorder
+}
+
+// Open opens (creating if needed) the store described by cfg. It fails if
+// another process holds the metadata file.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Root, 0o750); err != nil {
+		return nil, fmt.Errorf("storage.root: %w", err)
+	}
+	drv, err := NewFilesystem(cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(cfg.Root, "meta.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: another process holds it", path)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := db.Update(createBuckets); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s := &Store{db: db, blobs: drv}
+	s.pulls = newPullRecorder(s)
+	return s, nil
+}
+
+// Close flushes recorded pull times and closes the metadata file.
+func (s *Store) Close() error {
+	s.pulls.close()
+	return s.db.Close()
+}
+
+// Ready reports whether metadata and blob storage are usable.
+func (s *Store) Ready(ctx context.Context) error {
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketRepos) == nil {
+			return errors.New("metadata: repositories bucket missing")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if _, err := s.blobs.Stat(ctx, "ready"); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("blob store: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,344 @@
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Upload is the state of a resumable blob upload session.
+type Upload struct {
+	ID      string
+	Repo    string
+	Offset  int64 // bytes received so far
+	Started time.Time
+}
+
+func uploadKey(id string) string { return "uploads/" + id }
+
+// validUploadID reports whether id has the form StartUpload produces; ids
+// become driver keys, so nothing else is accepted.
+func validUploadID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
+}
+
+func newHash(alg digest.Algorithm) (hash.Hash, error) {
+	switch alg {
+	case digest.SHA256:
+		return sha256.New(), nil
+	case digest.SHA512:
+		return sha512.New(), nil
+	}
+	return nil, fmt.Errorf("%w: unsupported algorithm %q", ErrDigestInvalid, alg)
+}
+
+// uploadLocks serialises writers of one upload session inside this process.
+var uploadLocks [64]sync.Mutex
+
+func lockUpload(id string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	m := &uploadLocks[h.Sum32()%uint32(len(uploadLocks))]
+	m.Lock()
+	return m.Unlock
+}
+
+// StartUpload opens an upload session in repo. alg is the digest algorithm
+// the client announced, or "" for sha256; another algorithm can still be
+// named at commit time, at the cost of reading the data again.
+func (s *Store) StartUpload(ctx context.Context, repo string, alg digest.Algorithm) (Upload, error) {
+	if alg == "" {
+		alg = digest.SHA256
+	}
+	h, err := newHash(alg)
+	if err != nil {
+		return Upload{}, err
+	}
+	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return Upload{}, err
+	}
+	var raw [16]byte
+	rand.Read(raw[:])
+	id := hex.EncodeToString(raw[:])
+	now := time.Now()
+	rec := uploadRecord{Repo: repo, Algorithm: string(alg), HashState: state, Started: now.UnixNano()}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketUploads), []byte(id), rec)
+	})
+	if err != nil {
+		return Upload{}, err
+	}
+	return Upload{ID: id, Repo: repo, Started: now}, nil
+}
+
+func (s *Store) uploadRecord(repo, id string) (uploadRecord, error) {
+	var rec uploadRecord
+	if !validUploadID(id) {
+		return rec, fmt.Errorf("%w: %q", ErrUploadNotFound, id)
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if !getJSON(tx.Bucket(bucketUploads), []byte(id), &rec) || rec.Repo != repo {
+			return fmt.Errorf("%w: %s", ErrUploadNotFound, id)
+		}
+		return nil
+	})
+	return rec, err
+}
+
+// GetUpload returns the session id of repo, or ErrUploadNotFound.
+func (s *Store) GetUpload(ctx context.Context, repo, id string) (Upload, error) {
+	rec, err := s.uploadRecord(repo, id)
+	if err != nil {
+		return Upload{}, err
+	}
+	return Upload{ID: id, Repo: repo, Offset: rec.Offset, Started: time.Unix(0, rec.Started)}, nil
+}
+
+// AppendUpload writes r to the end of upload id. offset is where the
+// client says the chunk starts, or -1 to append wherever the upload ends;
+// a mismatch returns ErrUploadOffset. If r fails midway (a client gone),
+// the bytes received are kept and the session records them, so the client
+// can resume; the read error is returned.
+func (s *Store) AppendUpload(ctx context.Context, repo, id string, offset int64, r io.Reader) (Upload, error) {
+	defer lockUpload(id)()
+	rec, err := s.uploadRecord(repo, id)
+	if err != nil {
+		return Upload{}, err
+	}
+	if offset >= 0 && offset != rec.Offset {
+		return Upload{}, fmt.Errorf("%w: chunk starts at %d, upload holds %d bytes", ErrUploadOffset, offset, rec.Offset)
+	}
+	h, err := newHash(digest.Algorithm(rec.Algorithm))
+	if err != nil {
+		return Upload{}, err
+	}
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(rec.HashState); err != nil {
+		return Upload{}, fmt.Errorf("upload %s: hash state: %w", id, err)
+	}
+	w, err := s.blobs.Writer(ctx, uploadKey(id), rec.Offset)
+	if err != nil {
+		return Upload{}, err
+	}
+	defer w.Close()
+	n, copyErr := copyHashed(w, h, r)
+	if n == 0 && copyErr != nil {
+		return Upload{}, copyErr
+	}
+	if err := w.Commit(); err != nil {
+		return Upload{}, err
+	}
+	rec.Offset += n
+	if rec.HashState, err = h.(encoding.BinaryMarshaler).MarshalBinary(); err != nil {
+		return Upload{}, err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketUploads), []byte(id), rec)
+	})
+	if err != nil {
+		return Upload{}, err
+	}
+	up := Upload{ID: id, Repo: repo, Offset: rec.Offset, Started: time.Unix(0, rec.Started)}
+	return up, copyErr
+}
+
+// CommitUpload verifies that upload id hashes to d, moves its bytes to the
+// blob store and links the blob to repo, all or nothing. On a mismatch the
+// session is discarded and ErrDigestMismatch returned.
+func (s *Store) CommitUpload(ctx context.Context, repo, id string, d digest.Digest) (BlobInfo, error) {
+	if err := checkDigest(d); err != nil {
+		return BlobInfo{}, err
+	}
+	defer lockUpload(id)()
+	rec, err := s.uploadRecord(repo, id)
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	got, err := s.uploadDigest(ctx, id, rec, d.Algorithm())
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	if got != d {
+		s.discardUpload(ctx, id)
+		return BlobInfo{}, fmt.Errorf("%w: content is %s, client named %s", ErrDigestMismatch, got, d)
+	}
+	return s.commitBlob(ctx, repo, id, d, rec.Offset)
+}
+
+// uploadDigest returns the digest of the upload's bytes under alg, from the
+// running hash when the algorithms agree, else by reading the bytes again.
+func (s *Store) uploadDigest(ctx context.Context, id string, rec uploadRecord, alg digest.Algorithm) (digest.Digest, error) {
+	h, err := newHash(alg)
+	if err != nil {
+		return "", err
+	}
+	if string(alg) == rec.Algorithm {
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(rec.HashState); err != nil {
+			return "", err
+		}
+		return digest.NewDigest(alg, h), nil
+	}
+	if rec.Offset == 0 {
+		return digest.NewDigest(alg, h), nil
+	}
+	rc, err := s.blobs.Reader(ctx, uploadKey(id), 0)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	if _, err := io.CopyN(h, rc, rec.Offset); err != nil {
+		return "", err
+	}
+	return digest.NewDigest(alg, h), nil
+}
+
+// commitBlob makes the verified bytes at uploads/id the blob d and links it
+// to repo. A crash between the move and the metadata update leaves an
+// unreferenced blob file that garbage collection removes.
+func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest, size int64) (BlobInfo, error) {
+	var exists bool
+	s.db.View(func(tx *bolt.Tx) error {
+		exists = tx.Bucket(bucketBlobs).Get([]byte(d)) != nil
+		return nil
+	})
+	if exists {
+		s.blobs.Delete(ctx, uploadKey(id))
+	} else if size == 0 {
+		// An empty upload may never have created a file.
+		w, err := s.blobs.Writer(ctx, blobKey(d), 0)
+		if err != nil {
+			return BlobInfo{}, err
+		}
+		if err := w.Commit(); err != nil {
+			return BlobInfo{}, err
+		}
+		s.blobs.Delete(ctx, uploadKey(id))
+	} else if err := s.blobs.Move(ctx, uploadKey(id), blobKey(d)); err != nil {
+		return BlobInfo{}, err
+	}
+	now := time.Now()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		blobs := tx.Bucket(bucketBlobs)
+		if blobs.Get([]byte(d)) == nil {
+			if err := putJSON(blobs, []byte(d), blobRecord{Size: size, Created: now.UnixNano()}); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketUploads).Delete([]byte(id)); err != nil {
+			return err
+		}
+		return link(tx, repo, d, now)
+	})
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	return BlobInfo{Digest: d, Size: size}, nil
+}
+
+// CancelUpload discards upload id and its bytes.
+func (s *Store) CancelUpload(ctx context.Context, repo, id string) error {
+	defer lockUpload(id)()
+	if _, err := s.uploadRecord(repo, id); err != nil {
+		return err
+	}
+	return s.discardUpload(ctx, id)
+}
+
+func (s *Store) discardUpload(ctx context.Context, id string) error {
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketUploads).Delete([]byte(id))
+	}); err != nil {
+		return err
+	}
+	return s.blobs.Delete(ctx, uploadKey(id))
+}
+
+// PutBlob stores r as blob d in repo in one call, verifying the digest
+// while streaming. size is the expected length, or -1 if unknown.
+func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size int64, r io.Reader) (BlobInfo, error) {
+	if err := checkDigest(d); err != nil {
+		return BlobInfo{}, err
+	}
+	h, err := newHash(d.Algorithm())
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	var raw [16]byte
+	rand.Read(raw[:])
+	id := hex.EncodeToString(raw[:])
+	w, err := s.blobs.Writer(ctx, uploadKey(id), 0)
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	defer w.Close()
+	n, err := copyHashed(w, h, r)
+	if err != nil {
+		w.Close()
+		s.blobs.Delete(ctx, uploadKey(id))
+		return BlobInfo{}, err
+	}
+	if err := w.Commit(); err != nil {
+		s.blobs.Delete(ctx, uploadKey(id))
+		return BlobInfo{}, err
+	}
+	if got := digest.NewDigest(d.Algorithm(), h); got != d {
+		s.blobs.Delete(ctx, uploadKey(id))
+		return BlobInfo{}, fmt.Errorf("%w: content is %s, client named %s", ErrDigestMismatch, got, d)
+	}
+	if size >= 0 && n != size {
+		s.blobs.Delete(ctx, uploadKey(id))
+		return BlobInfo{}, fmt.Errorf("%w: got %d bytes, expected %d", ErrSizeMismatch, n, size)
+	}
+	return s.commitBlob(ctx, repo, id, d, n)
+}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// copyHashed copies r to w and h through one pooled buffer, so memory per
+// upload is fixed whatever the blob size. Any read error but io.EOF,
+// io.ErrUnexpectedEOF from a truncated body included, is returned with the
+// count of bytes copied before it.
+func copyHashed(w io.Writer, h hash.Hash, r io.Reader) (int64, error) {
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		k := 0
+		var rerr error
+		for k < len(buf) && rerr == nil {
+			var m int
+			m, rerr = r.Read(buf[k:])
+			k += m
+		}
+		if k > 0 {
+			h.Write(buf[:k])
+			if _, err := w.Write(buf[:k]); err != nil {
+				return n, err
+			}
+			n += int64(k)
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}

@@ -104,6 +104,35 @@ func (s *Store) MountBlob(ctx context.Context, from, to string, d digest.Digest)
 	return info, err
 }
 
+// MountAnyBlob links blob d to repository to from the first repository that
+// has it and that allowed accepts, so a digest alone never grants access to
+// a blob the caller could not read anyway. It returns ErrBlobNotFound if no
+// such repository has d.
+func (s *Store) MountAnyBlob(ctx context.Context, to string, d digest.Digest, allowed func(repo string) bool) (BlobInfo, error) {
+	if err := checkDigest(d); err != nil {
+		return BlobInfo{}, err
+	}
+	var info BlobInfo
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketBlobs).Get([]byte(d)) == nil {
+			return fmt.Errorf("%w: %s", ErrBlobNotFound, d)
+		}
+		c := tx.Bucket(bucketRepos).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			repo := string(k)
+			if !allowed(repo) {
+				continue
+			}
+			var err error
+			if info, err = linkedBlob(tx, repo, d); err == nil {
+				return link(tx, to, d, time.Now())
+			}
+		}
+		return fmt.Errorf("%w: %s", ErrBlobNotFound, d)
+	})
+	return info, err
+}
+
 func link(tx *bolt.Tx, repo string, d digest.Digest, now time.Time) error {
 	rb, err := createRepoBucket(tx, repo)
 	if err != nil {

@@ -32,6 +32,8 @@ type Manifest struct {
 	// Manifests (an index's children) must be in the repository.
 	Manifests []digest.Digest `json:"manifests,omitempty"`
 	Pushed    time.Time       `json:"pushed"`
+	// Size is the length of the manifest bytes.
+	Size int64 `json:"size"`
 }
 
 // A manifest record is a uvarint length, the JSON metadata, then the
@@ -74,6 +76,7 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m Manifest, tags [
 	}
 	now := time.Now()
 	m.Pushed = now
+	m.Size = int64(len(m.Content))
 	rec, err := encodeManifest(m)
 	if err != nil {
 		return err
@@ -254,6 +257,9 @@ func (s *Store) Repositories(ctx context.Context, last string, n int) (repos []s
 
 func page(c *bolt.Cursor, last string, n int) ([]string, bool) {
 	out := []string{}
+	if n == 0 {
+		return out, false
+	}
 	var k []byte
 	if last == "" {
 		k, _ = c.First()

@@ -1,0 +1,110 @@
+package registry
+
+import (
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Repository names, tags and digests as the distribution spec defines them.
+// https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests
+var (
+	nameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
+	tagRE  = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+)
+
+// maxNameLength keeps "host/name" within the 255 characters clients accept.
+const maxNameLength = 255
+
+func validName(name string) bool {
+	return len(name) <= maxNameLength && nameRE.MatchString(name)
+}
+
+func validTag(tag string) bool { return tagRE.MatchString(tag) }
+
+// parseDigest accepts only the algorithms the registry can verify.
+func parseDigest(s string) (digest.Digest, error) {
+	d, err := digest.Parse(s)
+	if err != nil {
+		return "", apiError(CodeDigestInvalid, "invalid digest "+quote(s))
+	}
+	if d.Algorithm() != digest.SHA256 && d.Algorithm() != digest.SHA512 {
+		return "", apiError(CodeDigestInvalid, "unsupported digest algorithm "+quote(string(d.Algorithm())))
+	}
+	return d, nil
+}
+
+func quote(s string) string {
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return `"` + s + `"`
+}
+
+// apiPath is a /v2/ path split into the repository name and what follows.
+type apiPath struct {
+	name   string
+	suffix string // the route's fixed part, e.g. "/manifests/"
+	last   string // the reference, digest or upload id after it
+}
+
+// The resource suffixes that follow a repository name, matched from the end
+// of the path because names contain slashes.
+var suffixes = []string{"/manifests/", "/blobs/uploads/", "/blobs/", "/tags/", "/referrers/"}
+
+// parsePath splits the escaped path p after "/v2/" into name and route and
+// validates both. ok is false when p is not a repository route (the base
+// and catalog endpoints, or no route at all).
+func parsePath(p string) (ap apiPath, ok bool, err error) {
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return ap, false, nil
+	}
+	head, last := p[:i+1], p[i+1:]
+	if strings.HasSuffix(head, "/blobs/") && last == "uploads" {
+		head, last = head+"uploads/", "" // POST …/blobs/uploads without the slash
+	}
+	for _, s := range suffixes {
+		if !strings.HasSuffix(head, s) {
+			continue
+		}
+		ap = apiPath{name: head[:len(head)-len(s)], suffix: s, last: last}
+		if s == "/tags/" && last != "list" {
+			return ap, false, nil
+		}
+		return ap, true, ap.validate()
+	}
+	return ap, false, nil
+}
+
+func (ap apiPath) validate() error {
+	if !validName(ap.name) {
+		return apiError(CodeNameInvalid, "invalid repository name "+quote(ap.name))
+	}
+	switch ap.suffix {
+	case "/manifests/":
+		if strings.ContainsRune(ap.last, ':') {
+			_, err := parseDigest(ap.last)
+			return err
+		}
+		if !validTag(ap.last) {
+			return apiError(CodeTagInvalid, "invalid tag "+quote(ap.last))
+		}
+	case "/blobs/", "/referrers/":
+		_, err := parseDigest(ap.last)
+		return err
+	case "/blobs/uploads/":
+		if strings.ContainsAny(ap.last, "%./") {
+			return apiError(CodeBlobUploadUnknown, "invalid upload id")
+		}
+	}
+	return nil
+}
+
+// rewrite returns the path ServeMux sees: the name as one escaped segment,
+// so a wildcard can match it.
+func (ap apiPath) rewrite() (path, raw string) {
+	return "/v2/" + ap.name + ap.suffix + ap.last, "/v2/" + url.PathEscape(ap.name) + ap.suffix + ap.last
+}

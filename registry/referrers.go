@@ -1,0 +1,34 @@
+package registry
+
+import (
+	"net/http"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// referrers lists the manifests whose subject is the digest, optionally
+// only those of one artifactType. Nothing referring is an empty index.
+// https://github.com/opencontainers/distribution-spec/blob/main/spec.md#listing-referrers
+func (h *handler) referrers(w http.ResponseWriter, r *http.Request) error {
+	descs, err := h.store.Referrers(r.Context(), r.PathValue("name"), digest.Digest(r.PathValue("digest")))
+	if err != nil {
+		return err
+	}
+	if at := r.URL.Query().Get("artifactType"); at != "" {
+		kept := descs[:0]
+		for _, d := range descs {
+			if d.ArtifactType == at {
+				kept = append(kept, d)
+			}
+		}
+		descs = kept
+		w.Header().Set("OCI-Filters-Applied", "artifactType")
+	}
+	return writeJSON(w, r, v1.MediaTypeImageIndex, v1.Index{
+		Versioned: ocispec.Versioned{SchemaVersion: 2},
+		MediaType: v1.MediaTypeImageIndex,
+		Manifests: descs,
+	})
+}

@@ -1,0 +1,43 @@
+package registry
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/nora-registry/nora/storage"
+)
+
+// handler serves the OCI distribution API over a Store.
+type handler struct {
+	store   *storage.Store
+	log     zerolog.Logger
+	metrics *metrics // nil when metrics are off
+}
+
+// canPull reports whether the request's caller may pull repo. Without
+// authentication every caller may.
+func (h *handler) canPull(r *http.Request, repo string) bool { return true }
+
+// Option configures New.
+type Option func(*handler)
+
+// WithLogger sets the logger for access and error logs. The default
+// discards everything.
+func WithLogger(l zerolog.Logger) Option { return func(h *handler) { h.log = l } }
+
+// WithMetrics registers the registry's Prometheus metrics with reg.
+func WithMetrics(reg prometheus.Registerer) Option {
+	return func(h *handler) { h.metrics = newMetrics(reg, h.store) }
+}
+
+// New returns the registry's HTTP handler: the /v2/ API, /healthz and
+// /readyz, wrapped in request ids, access logs and metrics.
+func New(store *storage.Store, opts ...Option) http.Handler {
+	h := &handler{store: store, log: zerolog.Nop()}
+	for _, o := range opts {
+		o(h)
+	}
+	return h.observe(h.routes())
+}

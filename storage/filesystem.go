@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 )
@@ -29,8 +30,10 @@ func NewFilesystem(dir string) (*Filesystem, error) {
 	return &Filesystem{root: abs}, nil
 }
 
+// path maps key to a file under root. Cleaning key as an absolute path
+// first keeps ".." segments from climbing out of root.
 func (f *Filesystem) path(key string) string {
-	return filepath.Join(f.root, filepath.FromSlash(key))
+	return filepath.Join(f.root, filepath.FromSlash(path.Clean("/"+key)))
 }
 
 // Reader implements Driver. The returned reader is an *os.File, so copying

@@ -75,7 +75,7 @@ func (s *Store) DeleteBlob(ctx context.Context, repo string, d digest.Digest) er
 	if err := checkDigest(d); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.commit.update(func(tx *bolt.Tx) error {
 		rb := repoBucket(tx, repo)
 		if rb == nil || rb.Bucket(subLinks).Get([]byte(d)) == nil {
 			return fmt.Errorf("%w: %s", ErrBlobNotFound, d)
@@ -94,7 +94,7 @@ func (s *Store) MountBlob(ctx context.Context, from, to string, d digest.Digest)
 		return BlobInfo{}, err
 	}
 	var info BlobInfo
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.commit.update(func(tx *bolt.Tx) error {
 		var err error
 		if info, err = linkedBlob(tx, from, d); err != nil {
 			return err
@@ -113,7 +113,7 @@ func (s *Store) MountAnyBlob(ctx context.Context, to string, d digest.Digest, al
 		return BlobInfo{}, err
 	}
 	var info BlobInfo
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.commit.update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketBlobs).Get([]byte(d)) == nil {
 			return fmt.Errorf("%w: %s", ErrBlobNotFound, d)
 		}

@@ -81,7 +81,7 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m Manifest, tags [
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.commit.update(func(tx *bolt.Tx) error {
 		rb, err := createRepoBucket(tx, repo)
 		if err != nil {
 			return err
@@ -168,7 +168,7 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 	if err := checkDigest(d); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.commit.update(func(tx *bolt.Tx) error {
 		rb := repoBucket(tx, repo)
 		if rb == nil {
 			return fmt.Errorf("%w: %s", ErrManifestNotFound, d)
@@ -221,7 +221,7 @@ func deleteTagsOf(tags *bolt.Bucket, d digest.Digest) error {
 
 // DeleteTag removes tag from repo, leaving the manifest it named.
 func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.commit.update(func(tx *bolt.Tx) error {
 		rb := repoBucket(tx, repo)
 		if rb == nil || rb.Bucket(subTags).Get([]byte(tag)) == nil {
 			return fmt.Errorf("%w: tag %s", ErrManifestNotFound, tag)

@@ -83,7 +83,7 @@ func (p *pullRecorder) flush() {
 	if len(batch) == 0 {
 		return
 	}
-	p.store.db.Update(func(tx *bolt.Tx) error {
+	p.store.commit.update(func(tx *bolt.Tx) error {
 		for k, t := range batch {
 			rb := repoBucket(tx, k.repo)
 			if rb == nil || rb.Bucket(subManifests).Get([]byte(k.digest)) == nil {

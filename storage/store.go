@@ -14,9 +14,10 @@ import (
 // Store is the registry's storage: metadata in one bbolt file and blob bytes
 // behind a Driver. It is safe for concurrent use.
 type Store struct {
-	db    *bolt.DB
-	blobs Driver
-	pulls *pullRecorder
+	db     *bolt.DB
+	commit *committer
+	blobs  Driver
+	pulls  *pullRecorder
 }
 
 // Open opens (creating if needed) the store described by cfg. It fails if
@@ -44,7 +45,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, blobs: drv}
+	s := &Store{db: db, commit: &committer{db: db}, blobs: drv}
 	s.pulls = newPullRecorder(s)
 	return s, nil
 }

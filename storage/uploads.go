@@ -79,7 +79,7 @@ func (s *Store) StartUpload(ctx context.Context, repo string, alg digest.Algorit
 	id := hex.EncodeToString(raw[:])
 	now := time.Now()
 	rec := uploadRecord{Repo: repo, Algorithm: string(alg), HashState: state, Started: now.UnixNano()}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.commit.update(func(tx *bolt.Tx) error {
 		return putJSON(tx.Bucket(bucketUploads), []byte(id), rec)
 	})
 	if err != nil {
@@ -148,7 +148,7 @@ func (s *Store) AppendUpload(ctx context.Context, repo, id string, offset int64,
 	if rec.HashState, err = h.(encoding.BinaryMarshaler).MarshalBinary(); err != nil {
 		return Upload{}, err
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.commit.update(func(tx *bolt.Tx) error {
 		return putJSON(tx.Bucket(bucketUploads), []byte(id), rec)
 	})
 	if err != nil {
@@ -233,7 +233,7 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 		return BlobInfo{}, err
 	}
 	now := time.Now()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.commit.update(func(tx *bolt.Tx) error {
 		blobs := tx.Bucket(bucketBlobs)
 		if blobs.Get([]byte(d)) == nil {
 			if err := putJSON(blobs, []byte(d), blobRecord{Size: size, Created: now.UnixNano()}); err != nil {
@@ -261,7 +261,7 @@ func (s *Store) CancelUpload(ctx context.Context, repo, id string) error {
 }
 
 func (s *Store) discardUpload(ctx context.Context, id string) error {
-	if err := s.db.Update(func(tx *bolt.Tx) error {
+	if err := s.commit.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketUploads).Delete([]byte(id))
 	}); err != nil {
 		return err

@@ -31,7 +31,7 @@ func (h *handler) startUpload(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		if _, err := h.store.PutBlob(r.Context(), name, d, r.ContentLength, r.Body); err != nil {
+		if _, err := h.store.PutBlob(r.Context(), name, d, r.ContentLength, bodyReader{r.Body}); err != nil {
 			return err
 		}
 		return blobCreated(w, name, d)
@@ -116,7 +116,7 @@ func (h *handler) patchUpload(w http.ResponseWriter, r *http.Request) error {
 // appendChunk writes the request body to the upload named in the path.
 func (h *handler) appendChunk(r *http.Request) (storage.Upload, error) {
 	name, id := r.PathValue("name"), r.PathValue("id")
-	offset, body := int64(-1), io.Reader(r.Body)
+	offset, body := int64(-1), io.Reader(bodyReader{r.Body})
 	if cr := r.Header.Get("Content-Range"); cr != "" {
 		start, end, ok := parseContentRange(cr)
 		if !ok {
@@ -125,7 +125,7 @@ func (h *handler) appendChunk(r *http.Request) (storage.Upload, error) {
 		if r.ContentLength >= 0 && r.ContentLength != end-start+1 {
 			return storage.Upload{}, apiError(CodeSizeInvalid, "Content-Length does not match Content-Range")
 		}
-		offset, body = start, io.LimitReader(r.Body, end-start+1)
+		offset, body = start, io.LimitReader(body, end-start+1)
 	}
 	up, err := h.store.AppendUpload(r.Context(), name, id, offset, body)
 	if errors.Is(err, storage.ErrUploadOffset) {
@@ -191,4 +191,16 @@ func (h *handler) deleteUpload(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// bodyReader marks a failure to read the request body (a client gone, a
+// truncated body) as the client's error, not the registry's.
+type bodyReader struct{ r io.Reader }
+
+func (b bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &Error{Code: CodeBlobUploadInvalid, Message: "reading request body: " + err.Error()}
+	}
+	return n, err
 }

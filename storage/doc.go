@@ -1,0 +1,28 @@
+// Package storage owns everything the registry keeps: blob bytes behind a
+// Driver (the filesystem today, an object store next) and metadata in one
+// bbolt file. It is the only package that touches disk.
+//
+// Invariants:
+//   - Blobs are content-addressed and stored once under
+//     blobs/<algorithm>/<xx>/<hex>, sha256 and sha512 alike.
+//   - A blob appears under its digest only after its bytes are complete and
+//     verified: uploads are written under uploads/<id>, hashed while
+//     streaming, and moved into place at commit. A crash leaves at most an
+//     unreferenced file for garbage collection.
+//   - A repository reads only the blobs linked to it (pushed there, or
+//     mounted from a repository the caller may read). A digest alone grants
+//     nothing.
+//   - Manifests, tags, links, referrers, upload sessions and push and pull
+//     times live in bbolt, changed in one transaction per API call;
+//     concurrent calls share transactions (see committer) so they share
+//     disk syncs.
+//   - A manifest is stored only if every blob and child manifest it
+//     references is in its repository when the transaction commits.
+//   - Upload sessions persist their offset and hash state, so chunked
+//     uploads survive a restart.
+//   - Blob bytes are streamed through one fixed-size buffer per upload;
+//     memory does not grow with blob size.
+//
+// Errors are the sentinels in errors.go, wrapped with context; callers test
+// them with errors.Is.
+package storage

@@ -1,0 +1,309 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/rs/zerolog"
+
+	"github.com/nora-registry/nora/storage"
+)
+
+// File is nora.toml: one section per part of the registry. Each package
+// owns its section's struct and defaults; cmd owns the sections that
+// only the process itself uses.
+type File struct {
+	Server  ServerConfig   `toml:"server"`
+	Storage storage.Config `toml:"storage"`
+	Log     LogConfig      `toml:"log"`
+	Metrics MetricsConfig  `toml:"metrics"`
+}
+
+// ServerConfig is the [server] section: the HTTP listener.
+type ServerConfig struct {
+	// Listen is the TCP address; port 0 picks a free port.
+	Listen string `toml:"listen"`
+	// TLSCert and TLSKey are PEM files; both set turns on HTTPS.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// ReadHeaderTimeout bounds how long a client may take to send request
+	// headers. There is deliberately no total read or write timeout:
+	// blob uploads and downloads may legitimately take hours.
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// ShutdownTimeout is how long in-flight requests may run after a stop
+	// signal before their connections are closed.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+}
+
+// LogConfig is the [log] section.
+type LogConfig struct {
+	// Level is the least severe level written: debug, info, warn, error.
+	Level string `toml:"level"`
+	// Format is "json", "console", or "auto": console when stderr is a
+	// terminal, JSON otherwise.
+	Format string `toml:"format"`
+}
+
+// MetricsConfig is the [metrics] section: the Prometheus endpoint.
+type MetricsConfig struct {
+	Enabled bool   `toml:"enabled"`
+	Path    string `toml:"path"`
+}
+
+// Duration is a duration written as a string, such as "30s" or "1m30s". It
+// stays a string until validation so that ${VAR} expansion applies to it,
+// and so that a bad value is reported with its key.
+type Duration string
+
+// Std returns d as a time.Duration. Call it on validated values only; an
+// invalid duration reads as zero.
+func (d Duration) Std() time.Duration {
+	v, _ := time.ParseDuration(string(d))
+	return v
+}
+
+// DefaultFile returns the configuration used when no file is given, and the
+// values of keys a file leaves out.
+func DefaultFile() File {
+	return File{
+		Server: ServerConfig{
+			Listen:            ":5000",
+			ReadHeaderTimeout: "10s",
+			IdleTimeout:       "2m",
+			ShutdownTimeout:   "30s",
+		},
+		Storage: storage.DefaultConfig(),
+		Log:     LogConfig{Level: "info", Format: "auto"},
+		Metrics: MetricsConfig{Enabled: true, Path: "/metrics"},
+	}
+}
+
+// LoadFile reads and validates the configuration at path. Keys the file
+// leaves out keep their defaults. Errors are one line, start with path and
+// name the offending key.
+func LoadFile(path string) (File, error) {
+	f := DefaultFile()
+	md, err := toml.DecodeFile(path, &f)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return f, fmt.Errorf("%s: %s", path, strings.TrimPrefix(pe.Error(), "toml: "))
+		}
+		return f, fmt.Errorf("%s: %w", path, err)
+	}
+	if keys := md.Undecoded(); len(keys) > 0 {
+		// Undecoded lists a table before its keys, so the first is the
+		// outermost misspelling.
+		return f, fmt.Errorf("%s: unknown key %q", path, keys[0].String())
+	}
+	if err := expandEnv(reflect.ValueOf(&f).Elem(), ""); err != nil {
+		return f, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := f.Validate(); err != nil {
+		return f, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Validate reports the first invalid value, naming its key.
+func (f File) Validate() error {
+	if err := f.Server.validate(); err != nil {
+		return err
+	}
+	if err := f.Storage.Validate(); err != nil {
+		return err
+	}
+	if err := f.Log.validate(); err != nil {
+		return err
+	}
+	return f.Metrics.validate()
+}
+
+func (s ServerConfig) validate() error {
+	if s.Listen == "" {
+		return errors.New("server.listen: must be set")
+	}
+	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+		return fmt.Errorf("server.listen: %v", err)
+	}
+	if (s.TLSCert == "") != (s.TLSKey == "") {
+		return errors.New("server.tls_cert, server.tls_key: set both or neither")
+	}
+	for _, d := range []struct {
+		key      string
+		v        Duration
+		positive bool
+	}{
+		// Zero would mean no limit: a slowloris client could hold
+		// connections open forever.
+		{"server.read_header_timeout", s.ReadHeaderTimeout, true},
+		{"server.idle_timeout", s.IdleTimeout, false},
+		{"server.shutdown_timeout", s.ShutdownTimeout, false},
+	} {
+		v, err := time.ParseDuration(string(d.v))
+		switch {
+		case err != nil:
+			return fmt.Errorf("%s: invalid duration %q (want e.g. \"30s\", \"2m\")", d.key, d.v)
+		case v < 0 || (d.positive && v == 0):
+			return fmt.Errorf("%s: must be positive, got %q", d.key, d.v)
+		}
+	}
+	return nil
+}
+
+func (l LogConfig) validate() error {
+	switch l.Level {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: unknown level %q (want debug, info, warn or error)", l.Level)
+	}
+	switch l.Format {
+	case "auto", "json", "console":
+	default:
+		return fmt.Errorf("log.format: unknown format %q (want auto, json or console)", l.Format)
+	}
+	return nil
+}
+
+func (l LogConfig) level() zerolog.Level {
+	lvl, err := zerolog.ParseLevel(l.Level)
+	if err != nil {
+		return zerolog.InfoLevel
+	}
+	return lvl
+}
+
+func (m MetricsConfig) validate() error {
+	if !m.Enabled {
+		return nil
+	}
+	switch {
+	case !strings.HasPrefix(m.Path, "/"):
+		return fmt.Errorf("metrics.path: must start with /, got %q", m.Path)
+	case m.Path == "/v2" || strings.HasPrefix(m.Path, "/v2/") || m.Path == "/healthz" || m.Path == "/readyz":
+		return fmt.Errorf("metrics.path: %q is a registry route", m.Path)
+	}
+	return nil
+}
+
+// expandEnv replaces ${NAME} in every string reachable from v with the
+// environment variable NAME. key is v's dotted TOML key, for errors.
+func expandEnv(v reflect.Value, key string) error {
+	switch v.Kind() {
+	case reflect.String:
+		s, err := expand(v.String())
+		if err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		if v.CanSet() {
+			v.SetString(s)
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			if !sf.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(sf.Tag.Get("toml"), ",")
+			if name == "-" {
+				continue
+			}
+			if name == "" {
+				name = strings.ToLower(sf.Name)
+			}
+			if sf.Anonymous && sf.Tag.Get("toml") == "" {
+				name = "" // embedded: its keys sit in the parent table
+			}
+			if err := expandEnv(v.Field(i), joinKey(key, name)); err != nil {
+				return err
+			}
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return expandEnv(v.Elem(), key)
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if err := expandEnv(v.Index(i), fmt.Sprintf("%s[%d]", key, i)); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			// Map values are not addressable: expand a copy, store it back.
+			e := reflect.New(iter.Value().Type()).Elem()
+			e.Set(iter.Value())
+			if err := expandEnv(e, joinKey(key, fmt.Sprint(iter.Key()))); err != nil {
+				return err
+			}
+			v.SetMapIndex(iter.Key(), e)
+		}
+	}
+	return nil
+}
+
+func joinKey(parent, name string) string {
+	switch {
+	case parent == "":
+		return name
+	case name == "":
+		return parent
+	}
+	return parent + "." + name
+}
+
+// expand replaces each ${NAME} in s. Only that form is recognised, so a
+// lone $ (common in passwords and bcrypt hashes) stays as written.
+func expand(s string) (string, error) {
+	if !strings.Contains(s, "${") {
+		return s, nil
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		b.WriteString(s[:i])
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return "", errors.New("unterminated ${ (want ${NAME})")
+		}
+		name := s[i+2 : i+end]
+		if !validEnvName(name) {
+			return "", fmt.Errorf("invalid variable name %q in ${…}", name)
+		}
+		val, ok := os.LookupEnv(name)
+		if !ok {
+			return "", fmt.Errorf("environment variable %s is not set", name)
+		}
+		b.WriteString(val)
+		s = s[i+end+1:]
+	}
+}
+
+func validEnvName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i, c := range name {
+		switch {
+		case c == '_', 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z':
+		case '0' <= c && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,188 @@
+package cmd
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func fixture(name string) string { return filepath.Join("..", "testdata", "config", name) }
+
+func TestLoadFile(t *testing.T) {
+	tests := []struct {
+		file    string
+		env     map[string]string
+		wantErr string     // substring of the error; empty means success
+		check   func(File) // called on success
+	}{
+		{file: "empty.toml", check: func(f File) {
+			if f != DefaultFile() {
+				t.Errorf("LoadFile(empty.toml) = %+v, want defaults %+v", f, DefaultFile())
+			}
+		}},
+		{file: "partial.toml", check: func(f File) {
+			want := DefaultFile()
+			want.Server.Listen = ":8080"
+			want.Log.Format = "console"
+			if f != want {
+				t.Errorf("LoadFile(partial.toml) = %+v, want %+v", f, want)
+			}
+		}},
+		{file: "full.toml", check: func(f File) {
+			if f.Server.Listen != "127.0.0.1:5443" || f.Server.TLSKey != "/etc/nora/key.pem" ||
+				f.Server.ShutdownTimeout.Std() != 90*time.Second || f.Server.ReadHeaderTimeout.Std() != 5*time.Second ||
+				f.Server.IdleTimeout.Std() != time.Minute || f.Storage.Root != "/var/lib/nora" ||
+				f.Log.Level != "debug" || f.Log.Format != "json" || f.Metrics.Enabled || f.Metrics.Path != "/internal/metrics" {
+				t.Errorf("LoadFile(full.toml) = %+v", f)
+			}
+		}},
+		{
+			file: "env.toml",
+			env:  map[string]string{"NORA_TEST_HOST": "127.0.0.1", "NORA_TEST_PORT": "6000", "NORA_TEST_GRACE": "5s", "NORA_TEST_ROOT": "/srv"},
+			check: func(f File) {
+				if f.Server.Listen != "127.0.0.1:6000" || f.Server.ShutdownTimeout.Std() != 5*time.Second || f.Storage.Root != "/srv/data" {
+					t.Errorf("LoadFile(env.toml) = %+v, want variables expanded", f)
+				}
+			},
+		},
+		{file: "dollar.toml", check: func(f File) {
+			if f.Storage.Root != "/srv/$nora/data" {
+				t.Errorf("storage.root = %q, want the lone $ kept", f.Storage.Root)
+			}
+		}},
+		{file: "env.toml", env: map[string]string{"NORA_TEST_HOST": "h", "NORA_TEST_PORT": "1", "NORA_TEST_ROOT": "/srv", "NORA_TEST_GRACE": "soon"},
+			wantErr: `server.shutdown_timeout: invalid duration "soon"`},
+		{file: "missing_env.toml", wantErr: "storage.root: environment variable NORA_TEST_UNSET_VARIABLE is not set"},
+		{file: "unknown_key.toml", wantErr: `unknown key "server.shutdown_timout"`},
+		{file: "unknown_section.toml", wantErr: `unknown key "srever"`},
+		{file: "bad_duration.toml", wantErr: `server.shutdown_timeout: invalid duration "30 seconds"`},
+		{file: "bad_type.toml", wantErr: `server.listen`},
+		{file: "bad_syntax.toml", wantErr: "line 2: expected"},
+		{file: "half_tls.toml", wantErr: "server.tls_cert, server.tls_key: set both or neither"},
+		{file: "bad_level.toml", wantErr: `log.level: unknown level "verbose"`},
+		{file: "bad_storage.toml", wantErr: `storage.driver: unknown driver "floppy"`},
+		{file: "bad_metrics_path.toml", wantErr: `metrics.path: "/v2/metrics" is a registry route`},
+		{file: "no_such_file.toml", wantErr: "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			path := fixture(tt.file)
+			f, err := LoadFile(path)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("LoadFile(%s) = %v, want success", tt.file, err)
+				}
+				tt.check(f)
+				return
+			}
+			if err == nil {
+				t.Fatalf("LoadFile(%s) = nil error, want %q", tt.file, tt.wantErr)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.wantErr) || !strings.HasPrefix(msg, path+": ") || strings.Contains(msg, "\n") {
+				t.Errorf("LoadFile(%s) = %q, want one line starting %q containing %q", tt.file, msg, path+": ", tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestDefaultFileValid(t *testing.T) {
+	if err := DefaultFile().Validate(); err != nil {
+		t.Errorf("DefaultFile().Validate() = %v", err)
+	}
+}
+
+func TestExpand(t *testing.T) {
+	t.Setenv("NORA_A", "a")
+	t.Setenv("NORA_EMPTY", "")
+	tests := []struct{ in, want, wantErr string }{
+		{in: "plain", want: "plain"},
+		{in: "${NORA_A}", want: "a"},
+		{in: "x${NORA_A}y${NORA_A}z", want: "xayaz"},
+		{in: "${NORA_EMPTY}", want: ""},
+		{in: "$NORA_A and $", want: "$NORA_A and $"},
+		{in: "${NORA_A", wantErr: "unterminated"},
+		{in: "${1X}", wantErr: "invalid variable name"},
+		{in: "${}", wantErr: "invalid variable name"},
+		{in: "${NORA_NOT_SET_ANYWHERE}", wantErr: "NORA_NOT_SET_ANYWHERE is not set"},
+	}
+	for _, tt := range tests {
+		got, err := expand(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("expand(%q) = %q, %v, want error %q", tt.in, got, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("expand(%q) = %q, %v, want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// run executes the root command with args and returns its stdout and error.
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := NewRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.ExecuteContext(t.Context())
+	return out.String(), err
+}
+
+func TestConfigCheck(t *testing.T) {
+	out, err := run(t, "config", "check", fixture("full.toml"))
+	if err != nil || out != fixture("full.toml")+": ok\n" {
+		t.Errorf("config check full.toml = %q, %v, want %q", out, err, fixture("full.toml")+": ok\n")
+	}
+	out, err = run(t, "config", "check", fixture("unknown_key.toml"))
+	if err == nil || !strings.Contains(err.Error(), `unknown key "server.shutdown_timout"`) || out != "" {
+		t.Errorf("config check unknown_key.toml = %q, %v, want the unknown key named", out, err)
+	}
+	if _, err := run(t, "config", "check"); err == nil {
+		t.Error("config check without FILE succeeded")
+	}
+}
+
+func TestExampleConfig(t *testing.T) {
+	f, err := LoadFile(filepath.Join("..", "nora.toml.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f != DefaultFile() {
+		t.Errorf("nora.toml.example = %+v, want exactly the defaults %+v", f, DefaultFile())
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"serve", "--no-such-flag"},
+		{"serve", "extra"},
+		{"no-such-command"},
+		{"serve", "--config", fixture("bad_level.toml")},
+	} {
+		out, err := run(t, args...)
+		if err == nil || strings.Contains(err.Error(), "\n") || out != "" {
+			t.Errorf("registry %v = %q, %v, want one-line error and no output", args, out, err)
+		}
+	}
+
+	t.Setenv("NORA_CONFIG", fixture("bad_level.toml"))
+	if _, err := run(t, "serve"); err == nil || !strings.Contains(err.Error(), "log.level") {
+		t.Errorf("NORA_CONFIG=bad_level.toml registry serve = %v, want the file's error", err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := run(t, "version")
+	if err != nil || !strings.Contains(out, "version: dev") || !strings.Contains(out, "go:      go1.") {
+		t.Errorf("registry version = %q, %v", out, err)
+	}
+}

@@ -1,0 +1,182 @@
+package cmd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	stdlog "log"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/nora-registry/nora/registry"
+	"github.com/nora-registry/nora/storage"
+)
+
+func newServeCmd() *cobra.Command {
+	var configPath string
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the registry until interrupted",
+		Long: `Serve the registry until SIGINT or SIGTERM, then stop accepting
+connections, let in-flight requests finish within server.shutdown_timeout
+and close the store.
+
+Without --config (or NORA_CONFIG) it serves the embedded default: port 5000,
+data in ./data, no authentication.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := loadConfig(configPath)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), f, cmd.ErrOrStderr())
+		},
+	}
+	c.Flags().StringVarP(&configPath, "config", "c", os.Getenv("NORA_CONFIG"), "configuration `file` (default: $NORA_CONFIG, else built-in defaults)")
+	return c
+}
+
+// loadConfig loads path, or returns the defaults when path is empty.
+func loadConfig(path string) (File, error) {
+	if path == "" {
+		return DefaultFile(), nil
+	}
+	return LoadFile(path)
+}
+
+// serve runs the registry described by f until ctx is done, logging to
+// logOut. It returns nil after a clean shutdown.
+func serve(ctx context.Context, f File, logOut io.Writer) error {
+	log := newLogger(f.Log, logOut)
+
+	var tlsConfig *tls.Config
+	if f.Server.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(f.Server.TLSCert, f.Server.TLSKey)
+		if err != nil {
+			return fmt.Errorf("server.tls_cert, server.tls_key: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
+	store, err := storage.Open(ctx, f.Storage)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error().Err(err).Msg("closing store")
+		}
+	}()
+
+	opts := []registry.Option{registry.WithLogger(log)}
+	var reg *prometheus.Registry
+	if f.Metrics.Enabled {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(
+			collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		)
+		opts = append(opts, registry.WithMetrics(reg))
+	}
+	handler := registry.New(store, opts...)
+	if reg != nil {
+		handler = withMetricsEndpoint(handler, f.Metrics.Path, reg)
+	}
+
+	ln, err := net.Listen("tcp", f.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("server.listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: f.Server.ReadHeaderTimeout.Std(),
+		IdleTimeout:       f.Server.IdleTimeout.Std(),
+		ErrorLog:          stdlog.New(warnWriter{log}, "", 0),
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if tlsConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	log.Info().Str("addr", ln.Addr().String()).Bool("tls", tlsConfig != nil).
+		Str("storage", f.Storage.Root).Msg("listening")
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	// ctx is already cancelled: the grace period needs its own clock.
+	timeout := f.Server.ShutdownTimeout.Std()
+	log.Info().Str("timeout", timeout.String()).Msg("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shutdown: requests still running after server.shutdown_timeout (%s) were cut off", timeout)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info().Msg("stopped")
+	return nil
+}
+
+// withMetricsEndpoint serves Prometheus metrics at path and everything else
+// with next. A plain comparison keeps a second router off the hot path, and
+// scrapes out of the access log.
+func withMetricsEndpoint(next http.Handler, path string, reg *prometheus.Registry) http.Handler {
+	metrics := promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		Registry:            reg,
+		MaxRequestsInFlight: 4,
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == path {
+			metrics.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// newLogger returns the process logger writing to w in the configured
+// format and level.
+func newLogger(c LogConfig, w io.Writer) zerolog.Logger {
+	format := c.Format
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())) {
+			format = "console"
+		}
+	}
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(c.level()).With().Timestamp().Logger()
+}
+
+// warnWriter turns net/http's internal log lines (TLS handshake failures,
+// accept errors) into warnings on the process logger.
+type warnWriter struct{ log zerolog.Logger }
+
+func (w warnWriter) Write(p []byte) (int, error) {
+	w.log.Warn().Str("component", "http").Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

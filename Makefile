@@ -22,7 +22,7 @@ cross: ## linux amd64, arm64 and armv7 binaries in bin/
 	GOOS=linux GOARCH=arm64 $(BUILD) -o $(BIN)/registry-linux-arm64 .
 	GOOS=linux GOARCH=arm GOARM=7 $(BUILD) -o $(BIN)/registry-linux-armv7 .
 
-run: build ## build, then serve with defaults (or $$NORA_CONFIG)
+run: build ## build, then serve (NORA_CONFIG selects a file)
 	./$(BIN)/registry serve
 
 test: ## all tests, race detector on
@@ -31,7 +31,7 @@ test: ## all tests, race detector on
 bench: ## end-to-end benchmarks (build tag bench)
 	$(GO) test -tags bench -run 'TestBench' -v -count=1 -timeout 60m .
 
-fuzz: ## each registry parser fuzzer for $(FUZZTIME)
+fuzz: ## each registry parser fuzzer, FUZZTIME (30s) each
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePath$$' -fuzztime $(FUZZTIME) ./registry
 	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME) ./registry
 

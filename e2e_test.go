@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -350,30 +349,25 @@ func (s *e2eServer) do(t *testing.T, method, path string, hdr http.Header, body 
 	return resp, b
 }
 
-// run executes an external client with a deadline and returns its
-// combined output, failing the test when it exits non-zero.
+// runTool executes an external client with a deadline and returns its
+// standard output, failing the test with both outputs when it exits
+// non-zero.
 func runTool(t *testing.T, env []string, name string, args ...string) string {
-	t.Helper()
-	out, err := runToolErr(t, env, name, args...)
-	if err != nil {
-		t.Fatalf("%s %s = %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-func runToolErr(t *testing.T, env []string, name string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), env...)
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		err = fmt.Errorf("timed out after 3m: %w", err)
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%w (timed out after 3m)", err)
 	}
-	return buf.String(), err
+	if err != nil {
+		t.Fatalf("%s %s = %v\nstdout:\n%s\nstderr:\n%s", name, strings.Join(args, " "), err, &stdout, &stderr)
+	}
+	return stdout.String()
 }
 
 // TestE2EServeLifecycle checks the harness's own promises: the binary

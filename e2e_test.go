@@ -6,7 +6,9 @@ package main
 // regctl). This file holds the harness; the tests live in e2e_*_test.go.
 //
 // NORA_E2E_BINARY=/path/to/registry tests a prebuilt binary instead of
-// building one. -short skips every end-to-end test.
+// building one; NORA_E2E_RACE=1 builds it with the race detector, so a
+// race in the server under real clients fails the test that stops it
+// (the process exits 66). -short skips every end-to-end test.
 
 import (
 	"bufio"
@@ -59,9 +61,13 @@ func buildRegistry(dir string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bin := filepath.Join(dir, "registry")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	args := []string{"build", "-o", bin}
+	if os.Getenv("NORA_E2E_RACE") != "" {
+		args = append(args, "-race")
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, ".")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build -o %s . = %v\n%s", bin, err, out)
+		return "", fmt.Errorf("go %s . = %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return bin, nil
 }

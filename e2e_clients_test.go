@@ -380,3 +380,67 @@ func TestE2EClientRegctl(t *testing.T) {
 		t.Errorf("regctl artifact get --subject %s/a:1 = %q, want %q", host, got, want)
 	}
 }
+
+func TestE2EClientSkopeoMultiArchDelete(t *testing.T) {
+	skopeo := needTool(t, "skopeo", installHint)
+	s := startServer(t)
+	dir := t.TempDir()
+	env, policy := containersConf(t, dir)
+	var idx v1.ImageIndex = mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, arch := range []string{"amd64", "arm64"} {
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
+			Add:        ociImage(t),
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}},
+		})
+	}
+	src := filepath.Join(dir, "src")
+	p, err := layout.Write(src, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
+		t.Fatal(err)
+	}
+	sk := func(args ...string) string {
+		return runTool(t, env, skopeo, append([]string{"--policy", policy}, args...)...)
+	}
+	remoteRef := "docker://" + s.host() + "/skopeo/multi:v1"
+	// skopeo re-serializes an index its own way, so --preserve-digests
+	// would refuse ggcr's bytes; the images inside keep their digests.
+	sk("copy", "--all", "--dest-tls-verify=false", "oci:"+src+":v1", remoteRef)
+
+	raw := sk("inspect", "--raw", "--tls-verify=false", remoteRef)
+	pushed, err := v1.ParseIndexManifest(strings.NewReader(raw))
+	if err != nil {
+		t.Fatalf("skopeo inspect --raw %s: %v\n%s", remoteRef, err, raw)
+	}
+	im, _ := idx.IndexManifest()
+	for i, d := range pushed.Manifests {
+		if i >= len(im.Manifests) || d.Digest != im.Manifests[i].Digest {
+			t.Errorf("skopeo inspect --raw %s: manifests[%d] = %s, want the digests of %v", remoteRef, i, d.Digest, im.Manifests)
+		}
+	}
+	desc, err := remote.Head(s.ref(t, "skopeo/multi:v1"))
+	if err != nil || desc.Digest.String() != sha256of([]byte(raw)) {
+		t.Fatalf("remote.Head(skopeo/multi:v1) = %v, %v, want the digest of the bytes skopeo read, %s", desc, err, sha256of([]byte(raw)))
+	}
+	var tags struct{ Tags []string }
+	out := sk("list-tags", "--tls-verify=false", "docker://"+s.host()+"/skopeo/multi")
+	if err := json.Unmarshal([]byte(out), &tags); err != nil || fmt.Sprint(tags.Tags) != "[v1]" {
+		t.Errorf("skopeo list-tags = %s (err %v), want tags [v1]", out, err)
+	}
+
+	sk("delete", "--tls-verify=false", remoteRef)
+	if _, err := remote.Head(s.ref(t, "skopeo/multi@"+desc.Digest.String())); err == nil {
+		t.Errorf("after skopeo delete, remote.Head(skopeo/multi@%s) = nil error, want not found", desc.Digest)
+	}
+	if _, err := remote.Head(s.ref(t, "skopeo/multi:v1")); err == nil {
+		t.Errorf("after skopeo delete, remote.Head(skopeo/multi:v1) = nil error, want not found")
+	}
+	// The children are separate manifests and stay.
+	for _, d := range im.Manifests {
+		if _, err := remote.Head(s.ref(t, "skopeo/multi@"+d.Digest.String())); err != nil {
+			t.Errorf("after skopeo delete of the index, remote.Head(child %s) = %v, want found", d.Digest, err)
+		}
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -376,9 +377,9 @@ func runTool(t *testing.T, env []string, name string, args ...string) string {
 	return stdout.String()
 }
 
-// TestE2EServeLifecycle checks the harness's own promises: the binary
-// serves /healthz and /v2/, stops cleanly on SIGTERM and restarts on the
-// same data dir.
+// TestE2EServeLifecycle checks the harness's own promises (the binary
+// serves /healthz and /v2/ and stops cleanly on SIGTERM) and that what was
+// pushed survives a restart on the same data dir.
 func TestE2EServeLifecycle(t *testing.T) {
 	s := startServer(t)
 	for _, path := range []string{"/healthz", "/v2/"} {
@@ -386,8 +387,29 @@ func TestE2EServeLifecycle(t *testing.T) {
 			t.Errorf("GET %s = %s, want 200", path, resp.Status)
 		}
 	}
+	img, err := random.Image(64<<10, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(s.ref(t, "persist/app:v1"), img); err != nil {
+		t.Fatalf("remote.Write(persist/app:v1) = %v", err)
+	}
+
 	s.restart()
 	if resp, _ := s.do(t, http.MethodGet, "/v2/", nil, nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /v2/ after restart = %s, want 200", resp.Status)
+	}
+	ref := s.ref(t, "persist/app:v1")
+	got, err := remote.Image(ref)
+	if err != nil {
+		t.Fatalf("remote.Image(%s) after restart = %v", ref, err)
+	}
+	if g, w := digestOf(t, got), digestOf(t, img); g != w {
+		t.Errorf("remote.Image(%s).Digest() after restart = %v, want %v", ref, g, w)
+	}
+	checkLayers(t, got)
+	repos, err := remote.Catalog(context.Background(), ref.Context().Registry)
+	if err != nil || fmt.Sprint(repos) != "[persist/app]" {
+		t.Errorf("remote.Catalog() after restart = %v, %v, want [persist/app]", repos, err)
 	}
 }

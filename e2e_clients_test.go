@@ -379,6 +379,18 @@ func TestE2EClientRegctl(t *testing.T) {
 	if want := `{"spdxVersion":"SPDX-2.3"}`; got != want {
 		t.Errorf("regctl artifact get --subject %s/a:1 = %q, want %q", host, got, want)
 	}
+
+	rc("image", "copy", host+"/a:1", host+"/a:2")
+	if got := strings.Fields(rc("tag", "ls", host+"/a")); fmt.Sprint(got) != "[1 2]" {
+		t.Errorf("regctl tag ls %s/a = %v, want [1 2]", host, got)
+	}
+	rc("tag", "delete", host+"/a:2")
+	if got := strings.Fields(rc("tag", "ls", host+"/a")); fmt.Sprint(got) != "[1]" {
+		t.Errorf("after regctl tag delete, regctl tag ls %s/a = %v, want [1]", host, got)
+	}
+	if got := strings.TrimSpace(rc("image", "digest", host+"/a:1")); got != digestOf(t, img).String() {
+		t.Errorf("after regctl tag delete a:2, regctl image digest %s/a:1 = %s, want %s", host, got, digestOf(t, img))
+	}
 }
 
 func TestE2EClientSkopeoMultiArchDelete(t *testing.T) {

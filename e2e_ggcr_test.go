@@ -6,13 +6,10 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -330,39 +327,6 @@ func TestE2ECrossRepoMount(t *testing.T) {
 	}
 }
 
-func sha256of(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
-func sha512of(b []byte) string {
-	sum := sha512.Sum512(b)
-	return "sha512:" + hex.EncodeToString(sum[:])
-}
-
-func randomBytes(t *testing.T, n int) []byte {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := io.ReadFull(rand.Reader, b); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// octet is the header of an n-byte chunk; net/http sets Content-Length
-// from the body itself.
-func octet(n int) http.Header {
-	return http.Header{"Content-Type": {"application/octet-stream"}}
-}
-
-func withQuery(loc, k, v string) string {
-	sep := "?"
-	if strings.Contains(loc, "?") {
-		sep = "&"
-	}
-	return loc + sep + k + "=" + url.QueryEscape(v)
-}
-
 // startUpload opens an upload session and returns its Location, resolved
 // against the registry's URL.
 func (s *e2eServer) startUpload(t *testing.T, repo string) string {
@@ -503,5 +467,47 @@ func TestE2ESHA512Blob(t *testing.T) {
 				t.Errorf("HEAD /v2/%s/blobs/%s = %s, length %d, want 200, length %d", repo, d, resp.Status, resp.ContentLength, len(b))
 			}
 		})
+	}
+}
+
+func TestE2EConcurrentPushes(t *testing.T) {
+	s := startServer(t)
+	// Every image shares the same layers, so pushes race on the same blobs
+	// both within one repository and across several.
+	base, err := random.Image(1<<20, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	imgs := make([]v1.Image, n)
+	for i := range imgs {
+		l, err := random.Layer(64<<10, types.DockerLayer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if imgs[i], err = mutate.AppendLayers(base, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, n)
+	for i, img := range imgs {
+		ref := s.ref(t, fmt.Sprintf("race/r%d:v%d", i%2, i))
+		go func() { errs <- remote.Write(ref, img) }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent remote.Write = %v", err)
+		}
+	}
+	for i, img := range imgs {
+		ref := s.ref(t, fmt.Sprintf("race/r%d:v%d", i%2, i))
+		got, err := remote.Image(ref)
+		if err != nil {
+			t.Fatalf("remote.Image(%s) = %v", ref, err)
+		}
+		if g, w := digestOf(t, got), digestOf(t, img); g != w {
+			t.Errorf("remote.Image(%s).Digest() = %v, want %v", ref, g, w)
+		}
+		checkLayers(t, got)
 	}
 }

@@ -14,11 +14,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -354,6 +359,39 @@ func (s *e2eServer) do(t *testing.T, method, path string, hdr http.Header, body 
 		t.Fatalf("%s %s: reading body: %v", method, path, err)
 	}
 	return resp, b
+}
+
+func sha256of(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func sha512of(b []byte) string {
+	sum := sha512.Sum512(b)
+	return "sha512:" + hex.EncodeToString(sum[:])
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(rand.Reader, b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// octet is the header of an n-byte chunk; net/http sets Content-Length
+// from the body itself.
+func octet(n int) http.Header {
+	return http.Header{"Content-Type": {"application/octet-stream"}}
+}
+
+func withQuery(loc, k, v string) string {
+	sep := "?"
+	if strings.Contains(loc, "?") {
+		sep = "&"
+	}
+	return loc + sep + k + "=" + url.QueryEscape(v)
 }
 
 // runTool executes an external client with a deadline and returns its

@@ -1,0 +1,280 @@
+//go:build bench
+
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+const benchManifestType = "application/vnd.oci.image.manifest.v1+json"
+
+// benchImage is a one-layer OCI image held in memory.
+type benchImage struct {
+	layer, config, manifest []byte
+}
+
+func benchDigest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// newBenchImage returns an image with a random layer of layerSize bytes.
+func newBenchImage(seed uint64, layerSize int) benchImage {
+	var key [32]byte
+	key[0], key[1] = byte(seed), byte(seed>>8)
+	img := benchImage{layer: make([]byte, layerSize)}
+	rand.NewChaCha8(key).Read(img.layer)
+	img.config = fmt.Appendf(nil, `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[%q]}}`, benchDigest(img.layer))
+	img.manifest = fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":%q,`+
+		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},`+
+		`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":%q,"size":%d}]}`,
+		benchManifestType, benchDigest(img.config), len(img.config), benchDigest(img.layer), len(img.layer))
+	return img
+}
+
+// pushBlobs uploads the image's layer and config, each in one POST.
+func (b *benchRun) pushBlobs(base, repo string, img benchImage) error {
+	for _, blob := range [][]byte{img.layer, img.config} {
+		u := base + "/v2/" + repo + "/blobs/uploads/?digest=" + benchDigest(blob)
+		if _, _, err := b.hc.do(http.MethodPost, u, benchOctet, strings.NewReader(string(blob)), int64(len(blob)), http.StatusCreated); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *benchRun) putManifest(base, repo, ref string, manifest []byte) error {
+	hdr := http.Header{"Content-Type": {benchManifestType}}
+	_, _, err := b.hc.do(http.MethodPut, base+"/v2/"+repo+"/manifests/"+ref, hdr, strings.NewReader(string(manifest)), int64(len(manifest)), http.StatusCreated)
+	return err
+}
+
+// smallImagesPhase pushes 200 images, each a 1 MiB random layer, a config
+// and a manifest, from 8 concurrent clients.
+func (b *benchRun) smallImagesPhase(srv *benchProc) {
+	const n, clients = 200, 8
+	b.rep.section(fmt.Sprintf("%d small images, %d concurrent clients (layer POST ?digest= + config POST ?digest= + manifest PUT)", n, clients))
+	// Each server gets its own content: see blobPhase.
+	rate := func(base string, seed uint64) float64 {
+		imgs := make([]benchImage, n)
+		for i := range imgs {
+			imgs[i] = newBenchImage(seed+uint64(i), 1<<20)
+		}
+		defer func() {
+			for _, img := range imgs {
+				b.ceil.forget(benchDigest(img.layer))
+				b.ceil.forget(benchDigest(img.config))
+			}
+		}()
+		syscall.Sync()
+		t0 := time.Now()
+		err := benchParallel(clients, n, func(_, i int) error {
+			repo := fmt.Sprintf("bench/small-%03d", i)
+			if err := b.pushBlobs(base, repo, imgs[i]); err != nil {
+				return err
+			}
+			return b.putManifest(base, repo, "latest", imgs[i].manifest)
+		})
+		if err != nil {
+			b.t.Fatalf("small images: %v", err)
+		}
+		return n / time.Since(t0).Seconds()
+	}
+	ceil := rate(b.ceil.base, 1000)
+	reg := rate(srv.base, 2000)
+	b.rep.add("push small images", reg, ceil, fmtRate, "≥ 120/s", reg >= 120)
+}
+
+// manifestGetPhase measures GET manifests/latest of one image from 32
+// keep-alive clients for 10 s per server, in rounds that alternate between
+// the registry and the ceiling so that both see the same machine.
+func (b *benchRun) manifestGetPhase(srv *benchProc) {
+	const clients, rounds, round = 32, 2, 5 * time.Second
+	b.rep.section(fmt.Sprintf("manifest GET by tag, %d keep-alive clients, %d rounds of %s per server", clients, rounds, round))
+	path := "/v2/bench/small-000/manifests/latest"
+	for _, base := range []string{b.ceil.base, srv.base} {
+		b.getLoad(base+path, clients, time.Second) // opens the connections
+	}
+	var n [2]int
+	var took [2]time.Duration
+	var lat [2][]time.Duration
+	for r := range rounds {
+		for k := range 2 {
+			who := (r + k) % 2 // 0 registry, 1 ceiling
+			base := srv.base
+			if who == 1 {
+				base = b.ceil.base
+			}
+			t0 := time.Now()
+			_, l, err := b.getLoad(base+path, clients, round)
+			if err != nil {
+				b.t.Fatalf("manifest GET: %v", err)
+			}
+			took[who] += time.Since(t0)
+			n[who] += len(l)
+			lat[who] = append(lat[who], l...)
+		}
+	}
+	rate := func(who int) float64 { return float64(n[who]) / took[who].Seconds() }
+	slices.Sort(lat[0])
+	slices.Sort(lat[1])
+	b.rep.add("manifest GET", rate(0), rate(1), fmtRate, "≥ 12000/s", rate(0) >= 12000)
+	b.durRow("  p50 latency", benchPercentile(lat[0], 50), benchPercentile(lat[1], 50), 0)
+	b.durRow("  p99 latency", benchPercentile(lat[0], 99), benchPercentile(lat[1], 99), 15*time.Millisecond)
+}
+
+// getLoad sends GET url from clients goroutines for dur and returns the
+// rate and every request's latency, sorted.
+func (b *benchRun) getLoad(url string, clients int, dur time.Duration) (float64, []time.Duration, error) {
+	var (
+		mu    sync.Mutex
+		all   []time.Duration
+		first error
+		wg    sync.WaitGroup
+	)
+	t0 := time.Now()
+	end := t0.Add(dur)
+	for range clients {
+		wg.Go(func() {
+			lat := make([]time.Duration, 0, 1<<15)
+			var err error
+			for time.Now().Before(end) {
+				s := time.Now()
+				if err = b.get(url); err != nil {
+					break
+				}
+				lat = append(lat, time.Since(s))
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			if first == nil {
+				first = err
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	slices.Sort(all)
+	return float64(len(all)) / time.Since(t0).Seconds(), all, first
+}
+
+func (b *benchRun) get(url string) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", benchManifestType)
+	resp, err := b.hc.c.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s = %s", url, resp.Status)
+	}
+	return nil
+}
+
+// tagsPhase pushes 10,000 tags of one small manifest to a repository, from
+// 1 and from 8 clients, then lists them whole and in pages of 100.
+func (b *benchRun) tagsPhase(srv *benchProc) {
+	const n, listRuns = 10000, 5
+	b.rep.section(fmt.Sprintf("%d tags on one repository (same manifest; lists averaged over %d runs)", n, listRuns))
+	img := newBenchImage(9999, 1024)
+	for _, clients := range []int{1, 8} {
+		repo := fmt.Sprintf("bench/tags-%d", clients)
+		push := func(base string) time.Duration {
+			if err := b.pushBlobs(base, repo, img); err != nil {
+				b.t.Fatal(err)
+			}
+			t0 := time.Now()
+			err := benchParallel(clients, n, func(_, i int) error {
+				return b.putManifest(base, repo, fmt.Sprintf("v%05d", i), img.manifest)
+			})
+			if err != nil {
+				b.t.Fatalf("tag push: %v", err)
+			}
+			return time.Since(t0)
+		}
+		ceil := push(b.ceil.base)
+		reg := push(srv.base)
+		b.durRow(fmt.Sprintf("push %d tags, %d client(s)", n, clients), reg, ceil, 3*time.Second)
+	}
+
+	listPath := "/v2/bench/tags-8/tags/list"
+	_, body, err := b.hc.do(http.MethodGet, srv.base+listPath, nil, nil, 0, http.StatusOK)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var list struct{ Tags []string }
+	if err := json.Unmarshal(body, &list); err != nil || len(list.Tags) != n {
+		b.t.Fatalf("tags/list = %d tags (%v), want %d", len(list.Tags), err, n)
+	}
+	b.ceil.setTagList(listPath, body)
+	whole := func(base string) time.Duration {
+		return b.avg(listRuns, func() error {
+			_, _, err := b.hc.do(http.MethodGet, base+listPath, nil, nil, 0, http.StatusOK)
+			return err
+		})
+	}
+	b.durRow(fmt.Sprintf("list %d tags, one GET", n), whole(srv.base), whole(b.ceil.base), 15*time.Millisecond)
+	paged := b.avg(listRuns, func() error {
+		got, err := b.listPaged(srv.base, listPath+"?n=100")
+		if err == nil && got != n {
+			err = fmt.Errorf("paged tags/list = %d tags, want %d", got, n)
+		}
+		return err
+	})
+	b.durRow(fmt.Sprintf("list %d tags, pages of 100 (Link)", n), paged, 0, 0)
+}
+
+// listPaged follows Link headers from first and counts the tags.
+func (b *benchRun) listPaged(base, first string) (int, error) {
+	total, next := 0, first
+	for next != "" {
+		resp, body, err := b.hc.do(http.MethodGet, base+next, nil, nil, 0, http.StatusOK)
+		if err != nil {
+			return total, err
+		}
+		var page struct{ Tags []string }
+		if err := json.Unmarshal(body, &page); err != nil {
+			return total, err
+		}
+		total += len(page.Tags)
+		next = ""
+		if link := resp.Header.Get("Link"); link != "" {
+			start, end := strings.IndexByte(link, '<'), strings.IndexByte(link, '>')
+			if start < 0 || end < start || !strings.Contains(link, `rel="next"`) {
+				return total, fmt.Errorf("malformed Link %q", link)
+			}
+			next = strings.TrimPrefix(link[start+1:end], base)
+		}
+	}
+	return total, nil
+}
+
+// avg runs fn once to warm up, then runs times, and returns the mean time.
+func (b *benchRun) avg(runs int, fn func() error) time.Duration {
+	if err := fn(); err != nil {
+		b.t.Fatal(err)
+	}
+	t0 := time.Now()
+	for range runs {
+		if err := fn(); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	return time.Since(t0) / time.Duration(runs)
+}

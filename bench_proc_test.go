@@ -1,0 +1,232 @@
+//go:build bench
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// build builds the binary as `make build` does: static, without cgo, with
+// trimmed paths, stripped. NORA_BENCH_BINARY=/path/to/registry measures a prebuilt
+// binary instead, for instance one built with other flags.
+func (b *benchRun) build() string {
+	if bin := os.Getenv("NORA_BENCH_BINARY"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(b.dir, "registry")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.t.Fatalf("CGO_ENABLED=0 go build -trimpath -ldflags=\"-s -w\" -o %s . = %v\n%s", bin, err, out)
+	}
+	return bin
+}
+
+// benchProc is one running `registry serve`.
+type benchProc struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	base    string        // http://127.0.0.1:port
+	firstOK time.Duration // from exec to the first 200 on /v2/
+	done    chan struct{}
+
+	mu   sync.Mutex
+	logs []string // the first lines at warn and above
+}
+
+// startProc starts the binary on dataDir and returns once GET /v2/ has
+// answered 200. Logs are at warn, so access logs cost nothing; the port is
+// picked here rather than read from the "listening" line, which is logged
+// at info.
+func (b *benchRun) startProc(dataDir string) *benchProc {
+	t := b.t
+	t.Helper()
+	addr := benchFreeAddr(t)
+	cfg := filepath.Join(dataDir, "nora.toml")
+	toml := fmt.Sprintf(`[server]
+listen = %q
+
+[storage]
+driver = "filesystem"
+root = %q
+
+[log]
+format = "json"
+level = "warn"
+`, addr, filepath.Join(dataDir, "data"))
+	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &benchProc{t: t, base: "http://" + addr, done: make(chan struct{})}
+	p.cmd = exec.Command(b.bin, "serve", "--config", cfg)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s serve = %v", b.bin, err)
+	}
+	go p.collect(stderr)
+	t.Cleanup(p.kill)
+
+	probe := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
+	deadline := t0.Add(10 * time.Second)
+	for {
+		resp, err := probe.Get(p.base + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				p.firstOK = time.Since(t0)
+				return p
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("registry serve exited before answering /v2/: %v\n%s", p.cmd.ProcessState, strings.Join(p.warnings(), "\n"))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s/v2/ did not answer 200 within 10s: %v", p.base, err)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+func (p *benchProc) collect(r interface{ Read([]byte) (int, error) }) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		p.mu.Lock()
+		if len(p.logs) < 100 {
+			p.logs = append(p.logs, sc.Text())
+		}
+		p.mu.Unlock()
+	}
+	p.cmd.Wait()
+	close(p.done)
+}
+
+func (p *benchProc) warnings() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.logs...)
+}
+
+// stop sends SIGTERM and waits for the exit.
+func (p *benchProc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		p.t.Errorf("registry serve did not exit within 20s of SIGTERM")
+		p.kill()
+	}
+}
+
+func (p *benchProc) kill() {
+	select {
+	case <-p.done:
+	default:
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// status reads one kB field of /proc/PID/status, in bytes.
+func (p *benchProc) status(field string) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				p.t.Fatalf("/proc status %s: %q", field, line)
+			}
+			return kb << 10
+		}
+	}
+	p.t.Fatalf("/proc status has no %s", field)
+	return 0
+}
+
+func (p *benchProc) rss() int64 { return p.status("VmRSS") }
+
+// watchRSS resets the process's high-water mark and samples VmRSS every
+// 50 ms until the returned function is called; that function returns the
+// largest sample and VmHWM since the reset.
+func (p *benchProc) watchRSS() (stop func() (sampled, hwm int64)) {
+	// "5" resets VmHWM to the current RSS (proc(5), clear_refs).
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.cmd.Process.Pid), []byte("5"), 0); err != nil {
+		p.t.Logf("cannot reset VmHWM (%v): peak RSS covers the whole process life", err)
+	}
+	quit, res := make(chan struct{}), make(chan int64)
+	go func() {
+		peak := p.rss()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				peak = max(peak, p.rss())
+			case <-quit:
+				res <- max(peak, p.rss())
+				return
+			}
+		}
+	}()
+	return func() (int64, int64) {
+		close(quit)
+		s := <-res
+		return s, p.status("VmHWM")
+	}
+}
+
+// benchFreeAddr returns a loopback address with a port free right now.
+func benchFreeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startupPhase measures the time from exec to the first 200 on /v2/, on
+// an empty data directory and on the one the workload filled.
+func (b *benchRun) startupPhase() {
+	b.rep.section("start-up (median of 5 starts)")
+	for _, c := range []struct {
+		name  string
+		dir   func() string
+		limit time.Duration
+	}{
+		{"exec → first 200 on /v2/, empty data dir", func() string { return b.dataDir("start") }, 30 * time.Millisecond},
+		{"exec → first 200 on /v2/, after the workload", func() string { return b.mainDir }, 0},
+	} {
+		var ds []time.Duration
+		for range 5 {
+			p := b.startProc(c.dir())
+			ds = append(ds, p.firstOK)
+			p.stop()
+		}
+		b.durRow(c.name, benchMedian(ds), 0, c.limit)
+	}
+}

@@ -3,6 +3,7 @@ package registry
 import (
 	"encoding/json"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -40,6 +41,28 @@ func FuzzParsePath(f *testing.F) {
 		path, raw := ap.rewrite()
 		if un, err := url.PathUnescape(raw); err != nil || un != path {
 			t.Fatalf("rewrite(%q) = %q, %q: raw does not unescape to path", p, path, raw)
+		}
+	})
+}
+
+var (
+	nameRE = regexp.MustCompile(nameRegexp)
+	tagRE  = regexp.MustCompile(tagRegexp)
+)
+
+// FuzzValidName holds validName and validTag to the spec's regular
+// expressions.
+func FuzzValidName(f *testing.F) {
+	for _, s := range []string{"a", "a/b", "a.b", "a..b", "a_b", "a__b", "a___b", "a-b", "a--b", "a_-b", "a-_b", "_a", "a_", "a._b",
+		"a/_b", "a//b", "A", "a.b_c__d-e--f/g", "v1.0", ".v", "-v", "_v", "V_1", "a__", "__a", "a_.b", "a._.b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := validName(s), len(s) <= maxNameLength && nameRE.MatchString(s); got != want {
+			t.Fatalf("validName(%q) = %v, want %v", s, got, want)
+		}
+		if got, want := validTag(s), tagRE.MatchString(s); got != want {
+			t.Fatalf("validTag(%q) = %v, want %v", s, got, want)
 		}
 	})
 }

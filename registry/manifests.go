@@ -52,7 +52,10 @@ func acceptable(accept []string, mediaType string) bool {
 		return true
 	}
 	for _, h := range accept {
-		for _, part := range strings.Split(h, ",") {
+		if strings.Contains(h, mediaType) || strings.Contains(h, "*/*") {
+			return true // the common case, without parsing
+		}
+		for part := range strings.SplitSeq(h, ",") {
 			mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
 			if err != nil {
 				continue

@@ -36,31 +36,64 @@ type Manifest struct {
 	Size int64 `json:"size"`
 }
 
-// A manifest record is a uvarint length, the JSON metadata, then the
-// manifest bytes, so a GET decodes a small header and slices the rest.
+// A manifest record is the media type, the JSON metadata, each preceded by
+// its uvarint length, then the manifest bytes: a GET reads the media type
+// and slices the bytes without decoding JSON.
 func encodeManifest(m Manifest) ([]byte, error) {
 	meta, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
-	out := binary.AppendUvarint(make([]byte, 0, len(meta)+len(m.Content)+4), uint64(len(meta)))
+	out := make([]byte, 0, len(m.MediaType)+len(meta)+len(m.Content)+8)
+	out = binary.AppendUvarint(out, uint64(len(m.MediaType)))
+	out = append(out, m.MediaType...)
+	out = binary.AppendUvarint(out, uint64(len(meta)))
 	out = append(out, meta...)
 	return append(out, m.Content...), nil
 }
 
-// decodeManifest copies the record out of bbolt's memory.
-func decodeManifest(d digest.Digest, rec []byte, withContent bool) (Manifest, error) {
+// manifestRecord is a record split into its parts, still in bbolt's memory.
+type manifestRecord struct {
+	mediaType, meta, content []byte
+}
+
+func splitManifest(d digest.Digest, rec []byte) (manifestRecord, error) {
+	var r manifestRecord
+	var ok bool
+	if r.mediaType, rec, ok = cutField(rec); !ok {
+		return r, fmt.Errorf("manifest %s: corrupt record", d)
+	}
+	if r.meta, r.content, ok = cutField(rec); !ok {
+		return r, fmt.Errorf("manifest %s: corrupt record", d)
+	}
+	return r, nil
+}
+
+func cutField(b []byte) (field, rest []byte, ok bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return nil, nil, false
+	}
+	return b[k : k+int(n)], b[k+int(n):], true
+}
+
+// decodeManifest copies a record out of bbolt's memory: the full metadata
+// when full is set, else only what a GET or HEAD answers with (digest,
+// media type, size and, with content, the bytes).
+func decodeManifest(d digest.Digest, rec []byte, full, content bool) (Manifest, error) {
+	r, err := splitManifest(d, rec)
+	if err != nil {
+		return Manifest{}, err
+	}
 	var m Manifest
-	n, k := binary.Uvarint(rec)
-	if k <= 0 || uint64(len(rec)-k) < n {
-		return m, fmt.Errorf("manifest %s: corrupt record", d)
+	if full {
+		if err := json.Unmarshal(r.meta, &m); err != nil {
+			return m, fmt.Errorf("manifest %s: %w", d, err)
+		}
 	}
-	if err := json.Unmarshal(rec[k:k+int(n)], &m); err != nil {
-		return m, fmt.Errorf("manifest %s: %w", d, err)
-	}
-	m.Digest = d
-	if withContent {
-		m.Content = bytes.Clone(rec[k+int(n):])
+	m.Digest, m.MediaType, m.Size = d, string(r.mediaType), int64(len(r.content))
+	if content {
+		m.Content = bytes.Clone(r.content)
 	}
 	return m, nil
 }
@@ -113,7 +146,7 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m Manifest, tags [
 			}
 		}
 		for _, tag := range tags {
-			if err := putJSON(rb.Bucket(subTags), []byte(tag), tagRecord{Digest: string(m.Digest), Pushed: now.UnixNano()}); err != nil {
+			if err := rb.Bucket(subTags).Put([]byte(tag), encodeTag(m.Digest, now)); err != nil {
 				return err
 			}
 		}
@@ -126,7 +159,8 @@ func referrerKey(subject, referrer digest.Digest) []byte {
 }
 
 // GetManifest returns the manifest of repo named by reference, a tag or a
-// digest, with its bytes; or ErrManifestNotFound.
+// digest, or ErrManifestNotFound. Only what a pull needs is loaded: Digest,
+// MediaType, Size and Content.
 func (s *Store) GetManifest(ctx context.Context, repo, reference string) (Manifest, error) {
 	return s.manifest(repo, reference, true)
 }
@@ -145,18 +179,17 @@ func (s *Store) manifest(repo, reference string, withContent bool) (Manifest, er
 		}
 		d := digest.Digest(reference)
 		if !isDigest(reference) {
-			var tag tagRecord
-			if !getJSON(rb.Bucket(subTags), []byte(reference), &tag) {
+			var ok bool
+			if d, _, ok = decodeTag(rb.Bucket(subTags).Get([]byte(reference))); !ok {
 				return fmt.Errorf("%w: tag %s", ErrManifestNotFound, reference)
 			}
-			d = digest.Digest(tag.Digest)
 		}
 		rec := rb.Bucket(subManifests).Get([]byte(d))
 		if rec == nil {
 			return fmt.Errorf("%w: %s", ErrManifestNotFound, reference)
 		}
 		var err error
-		m, err = decodeManifest(d, rec, withContent)
+		m, err = decodeManifest(d, rec, false, withContent)
 		return err
 	})
 	return m, err
@@ -177,7 +210,7 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 		if rec == nil {
 			return fmt.Errorf("%w: %s", ErrManifestNotFound, d)
 		}
-		m, err := decodeManifest(d, rec, false)
+		m, err := decodeManifest(d, rec, true, false)
 		if err != nil {
 			return err
 		}
@@ -202,8 +235,7 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 func deleteTagsOf(tags *bolt.Bucket, d digest.Digest) error {
 	var doomed [][]byte
 	err := tags.ForEach(func(k, v []byte) error {
-		var t tagRecord
-		if json.Unmarshal(v, &t) == nil && t.Digest == string(d) {
+		if td, _, ok := decodeTag(v); ok && td == d {
 			doomed = append(doomed, bytes.Clone(k))
 		}
 		return nil

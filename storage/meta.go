@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -14,7 +15,7 @@ import (
 //	uploads  id → uploadRecord: open upload sessions
 //	repos    name → bucket per repository, holding:
 //	    m  digest → manifestRecord (metadata, then the manifest bytes)
-//	    t  tag → tagRecord
+//	    t  tag → push time and digest (encodeTag)
 //	    b  digest → link time: blobs this repository may read
 //	    r  subject digest + " " + referrer digest → referrer descriptor
 //	    p  digest → last pull time of a manifest
@@ -44,9 +45,19 @@ type blobRecord struct {
 	Created int64 `json:"created"`
 }
 
-type tagRecord struct {
-	Digest string `json:"digest"`
-	Pushed int64  `json:"pushed"`
+// A tag record is the push time (8 bytes, big-endian Unix nanoseconds)
+// followed by the digest: a manifest GET by tag decodes it without
+// reflection.
+func encodeTag(d digest.Digest, pushed time.Time) []byte {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(d)), uint64(pushed.UnixNano()))
+	return append(v, d...)
+}
+
+func decodeTag(v []byte) (digest.Digest, time.Time, bool) {
+	if len(v) < 8 {
+		return "", time.Time{}, false
+	}
+	return digest.Digest(v[8:]), time.Unix(0, int64(binary.BigEndian.Uint64(v))), true
 }
 
 type uploadRecord struct {

@@ -162,12 +162,29 @@ func (c *benchCeiling) serve(w http.ResponseWriter, r *http.Request) error {
 
 var benchCopyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
+// append hashes and writes body in full buffers: socket reads return a
+// few dozen KiB at a time, and hashing and writing each of those costs
+// more syscalls and calls than the registry makes.
 func (up *benchCeilUpload) append(body io.Reader) error {
-	buf := benchCopyBuffers.Get().(*[]byte)
-	defer benchCopyBuffers.Put(buf)
-	n, err := io.CopyBuffer(io.MultiWriter(up.h, up.f), body, *buf)
-	up.off += n
-	return err
+	bp := benchCopyBuffers.Get().(*[]byte)
+	defer benchCopyBuffers.Put(bp)
+	buf := *bp
+	for {
+		k, err := io.ReadFull(body, buf)
+		if k > 0 {
+			up.h.Write(buf[:k])
+			if _, werr := up.f.Write(buf[:k]); werr != nil {
+				return werr
+			}
+			up.off += int64(k)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // finish makes the upload durable and checks its digest.

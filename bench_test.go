@@ -47,6 +47,7 @@ func TestBench(t *testing.T) {
 	b.blobPhase(srv)
 	b.smallImagesPhase(srv)
 	b.manifestGetPhase(srv)
+	b.wrkPhase(srv)
 	b.tagsPhase(srv)
 	b.concurrentUploadsPhase(srv)
 	time.Sleep(5 * time.Second) // let the GC and the scavenger settle

@@ -25,7 +25,7 @@ type call struct {
 	wantBody   string            // exact body, if set
 }
 
-func (c call) run(t *testing.T, base string) *http.Response {
+func (c call) run(t testing.TB, base string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
 	if err != nil {
@@ -88,19 +88,19 @@ func imageManifest(config, layer digest.Digest, configSize, layerSize int, extra
 		ociManifest, config, configSize, layer, layerSize, extra)
 }
 
-func pushBlob(t *testing.T, base, repo, content string) digest.Digest {
+func pushBlob(t testing.TB, base, repo, content string) digest.Digest {
 	t.Helper()
 	d := digest.FromString(content)
 	call{method: "POST", path: "/v2/" + repo + "/blobs/uploads/?digest=" + string(d), body: content, wantStatus: 201}.run(t, base)
 	return d
 }
 
-func pushManifest(t *testing.T, base, repo, ref, mediaType, body string) {
+func pushManifest(t testing.TB, base, repo, ref, mediaType, body string) {
 	t.Helper()
 	call{method: "PUT", path: "/v2/" + repo + "/manifests/" + ref, header: map[string]string{"Content-Type": mediaType}, body: body, wantStatus: 201}.run(t, base)
 }
 
-func seed(t *testing.T, base string) fixture {
+func seed(t testing.TB, base string) fixture {
 	var f fixture
 	f.config, f.layer, f.other = `{"architecture":"amd64","os":"linux"}`, "layer-bytes-0123456789", "other-repo-only"
 	f.configD = pushBlob(t, base, "team/app", f.config)

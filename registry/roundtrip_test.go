@@ -15,7 +15,7 @@ import (
 )
 
 // newTestServer serves a registry over a fresh store in a temp dir.
-func newTestServer(t *testing.T) (*httptest.Server, *storage.Store) {
+func newTestServer(t testing.TB) (*httptest.Server, *storage.Store) {
 	t.Helper()
 	st, err := storage.Open(context.Background(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
 	if err != nil {

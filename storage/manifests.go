@@ -130,6 +130,11 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m Manifest, tags [
 				return fmt.Errorf("%w: manifest %s", ErrManifestBlobUnknown, c)
 			}
 		}
+		// A digest names its bytes, so a manifest already stored needs no
+		// rewrite: pushing more tags of it dirties only the tag pages.
+		if manifests.Get([]byte(m.Digest)) != nil {
+			return putTags(rb.Bucket(subTags), tags, m.Digest, now)
+		}
 		if err := manifests.Put([]byte(m.Digest), rec); err != nil {
 			return err
 		}
@@ -145,13 +150,17 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m Manifest, tags [
 				return err
 			}
 		}
-		for _, tag := range tags {
-			if err := rb.Bucket(subTags).Put([]byte(tag), encodeTag(m.Digest, now)); err != nil {
-				return err
-			}
-		}
-		return nil
+		return putTags(rb.Bucket(subTags), tags, m.Digest, now)
 	})
+}
+
+func putTags(b *bolt.Bucket, tags []string, d digest.Digest, now time.Time) error {
+	for _, tag := range tags {
+		if err := b.Put([]byte(tag), encodeTag(d, now)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func referrerKey(subject, referrer digest.Digest) []byte {

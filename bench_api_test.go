@@ -188,12 +188,12 @@ func (b *benchRun) get(url string) error {
 }
 
 // tagsPhase pushes 10,000 tags of one small manifest to a repository, from
-// 1 and from 8 clients, then lists them whole and in pages of 100.
+// 1, 8 and 32 clients, then lists them whole and in pages of 100.
 func (b *benchRun) tagsPhase(srv *benchProc) {
 	const n, listRuns = 10000, 5
 	b.rep.section(fmt.Sprintf("%d tags on one repository (same manifest; lists averaged over %d runs)", n, listRuns))
 	img := newBenchImage(9999, 1024)
-	for _, clients := range []int{1, 8} {
+	for _, clients := range []int{1, 8, 32} {
 		repo := fmt.Sprintf("bench/tags-%d", clients)
 		push := func(base string) time.Duration {
 			if err := b.pushBlobs(base, repo, img); err != nil {

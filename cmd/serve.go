@@ -94,6 +94,11 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	if reg != nil {
 		handler = withMetricsEndpoint(handler, f.Metrics.Path, reg)
 	}
+	trim := &idleTrimmer{after: idleTrimAfter}
+	handler = trim.wrap(handler)
+	trimCtx, stopTrim := context.WithCancel(ctx)
+	defer stopTrim()
+	go trim.run(trimCtx)
 
 	ln, err := net.Listen("tcp", f.Server.Listen)
 	if err != nil {

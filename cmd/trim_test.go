@@ -1,0 +1,34 @@
+package cmd
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+func TestIdleTrimmerTrimsOnceAfterQuiet(t *testing.T) {
+	trim := &idleTrimmer{after: 40 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go trim.run(ctx)
+	h := trim.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	if trim.dirty.Load() {
+		t.Fatal("dirty before any request")
+	}
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	if !trim.dirty.Load() {
+		t.Fatal("dirty = false after a request, want true")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for trim.dirty.Load() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if trim.dirty.Load() {
+		t.Fatal("no trim after the server went quiet")
+	}
+	if n := trim.active.Load(); n != 0 {
+		t.Fatalf("active = %d after requests ended, want 0", n)
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/nora-registry/nora/auth"
 	"github.com/nora-registry/nora/storage"
 )
 
@@ -91,6 +92,16 @@ func asError(err error) *Error {
 		if errors.Is(err, m.err) {
 			return &Error{Code: m.code, Message: err.Error()}
 		}
+	}
+	if ae, ok := auth.AsError(err); ok {
+		code := CodeUnauthorized
+		switch ae.Status {
+		case http.StatusForbidden:
+			code = CodeDenied
+		case http.StatusTooManyRequests:
+			code = CodeTooManyRequests
+		}
+		return &Error{Code: code, Message: ae.Message, Header: ae.Header()}
 	}
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {

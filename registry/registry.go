@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/nora-registry/nora/auth"
 	"github.com/nora-registry/nora/storage"
 )
 
@@ -13,12 +14,26 @@ import (
 type handler struct {
 	store   *storage.Store
 	log     zerolog.Logger
-	metrics *metrics // nil when metrics are off
+	metrics *metrics        // nil when metrics are off
+	authz   auth.Authorizer // nil when the registry is open
 }
 
-// canPull reports whether the request's caller may pull repo. Without
-// authentication every caller may.
-func (h *handler) canPull(r *http.Request, repo string) bool { return true }
+// identityKey is the context key of the caller's *auth.Identity.
+type identityKey struct{}
+
+// canPull reports whether the request's caller may pull repo. Without an
+// Authorizer every caller may.
+func (h *handler) canPull(r *http.Request, repo string) bool {
+	if h.authz == nil {
+		return true
+	}
+	id, _ := r.Context().Value(identityKey{}).(*auth.Identity)
+	return id != nil && h.authz.Authorize(r, id, repo, auth.ActionPull) == nil
+}
+
+// WithAuthorizer makes every request prove its identity and rights to a.
+// Without it the registry is open to all.
+func WithAuthorizer(a auth.Authorizer) Option { return func(h *handler) { h.authz = a } }
 
 // Option configures New.
 type Option func(*handler)

@@ -1,29 +1,32 @@
 package registry
 
 import (
+	"context"
 	"net/http"
 	"strings"
+
+	"github.com/nora-registry/nora/auth"
 )
 
 // routes declares the API, one line per endpoint.
 // https://github.com/opencontainers/distribution-spec/blob/main/spec.md#endpoints
 func (h *handler) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /v2/{$}", h.wrap(h.base))
-	mux.Handle("GET /v2/_catalog", h.wrap(h.catalog))
-	mux.Handle("GET /v2/{name}/manifests/{reference}", h.wrap(h.getManifest))
-	mux.Handle("PUT /v2/{name}/manifests/{reference}", h.wrap(h.putManifest))
-	mux.Handle("DELETE /v2/{name}/manifests/{reference}", h.wrap(h.deleteManifest))
-	mux.Handle("GET /v2/{name}/blobs/{digest}", h.wrap(h.getBlob))
-	mux.Handle("DELETE /v2/{name}/blobs/{digest}", h.wrap(h.deleteBlob))
-	mux.Handle("POST /v2/{name}/blobs/uploads/{$}", h.wrap(h.startUpload))
-	mux.Handle("GET /v2/{name}/blobs/uploads/{id}", h.wrap(h.getUpload))
-	mux.Handle("PATCH /v2/{name}/blobs/uploads/{id}", h.wrap(h.patchUpload))
-	mux.Handle("PUT /v2/{name}/blobs/uploads/{id}", h.wrap(h.putUpload))
-	mux.Handle("DELETE /v2/{name}/blobs/uploads/{id}", h.wrap(h.deleteUpload))
-	mux.Handle("GET /v2/{name}/tags/list", h.wrap(h.listTags))
-	mux.Handle("GET /v2/{name}/referrers/{digest}", h.wrap(h.referrers))
-	mux.Handle("/v2/", h.wrap(h.unsupported))
+	mux.Handle("GET /v2/{$}", h.wrap(actionAPI, h.base))
+	mux.Handle("GET /v2/_catalog", h.wrap(actionAPI, h.catalog))
+	mux.Handle("GET /v2/{name}/manifests/{reference}", h.wrap(auth.ActionPull, h.getManifest))
+	mux.Handle("PUT /v2/{name}/manifests/{reference}", h.wrap(auth.ActionPush, h.putManifest))
+	mux.Handle("DELETE /v2/{name}/manifests/{reference}", h.wrap(auth.ActionDelete, h.deleteManifest))
+	mux.Handle("GET /v2/{name}/blobs/{digest}", h.wrap(auth.ActionPull, h.getBlob))
+	mux.Handle("DELETE /v2/{name}/blobs/{digest}", h.wrap(auth.ActionDelete, h.deleteBlob))
+	mux.Handle("POST /v2/{name}/blobs/uploads/{$}", h.wrap(auth.ActionPush, h.startUpload))
+	mux.Handle("GET /v2/{name}/blobs/uploads/{id}", h.wrap(auth.ActionPush, h.getUpload))
+	mux.Handle("PATCH /v2/{name}/blobs/uploads/{id}", h.wrap(auth.ActionPush, h.patchUpload))
+	mux.Handle("PUT /v2/{name}/blobs/uploads/{id}", h.wrap(auth.ActionPush, h.putUpload))
+	mux.Handle("DELETE /v2/{name}/blobs/uploads/{id}", h.wrap(auth.ActionPush, h.deleteUpload))
+	mux.Handle("GET /v2/{name}/tags/list", h.wrap(auth.ActionPull, h.listTags))
+	mux.Handle("GET /v2/{name}/referrers/{digest}", h.wrap(auth.ActionPull, h.referrers))
+	mux.Handle("/v2/", h.wrap(actionAPI, h.unsupported))
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("GET /readyz", h.readyz)
 	return h.names(mux)
@@ -55,10 +58,26 @@ func (h *handler) names(mux *http.ServeMux) http.Handler {
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// wrap turns a handler's returned error into the OCI error response, so no
-// handler picks a status code for an error by hand.
-func (h *handler) wrap(f handlerFunc) http.Handler {
+// actionAPI marks routes that need only the right to use the API; the
+// catalog filters repositories itself.
+const actionAPI auth.Action = ""
+
+// wrap checks that the caller may perform action on the route's
+// repository, then runs f and turns its returned error into the OCI error
+// response, so no handler picks a status code for an error by hand.
+func (h *handler) wrap(action auth.Action, f handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h.authz != nil {
+			id, err := h.authz.Authenticate(r)
+			if err == nil {
+				err = h.authz.Authorize(r, id, r.PathValue("name"), action)
+			}
+			if err != nil {
+				writeError(w, r, err)
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), identityKey{}, id))
+		}
 		if err := f(w, r); err != nil {
 			writeError(w, r, err)
 		}

@@ -36,7 +36,13 @@ func (h *handler) catalog(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	repos, more, err := h.store.Repositories(r.Context(), last, n)
+	var repos []string
+	var more bool
+	if h.authz == nil {
+		repos, more, err = h.store.Repositories(r.Context(), last, n)
+	} else {
+		repos, more, err = h.pullableRepositories(r, last, n)
+	}
 	if err != nil {
 		return err
 	}
@@ -46,6 +52,34 @@ func (h *handler) catalog(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, r, "application/json", struct {
 		Repositories []string `json:"repositories"`
 	}{repos})
+}
+
+// pullableRepositories pages through the repositories the caller may pull,
+// so the catalog never names one the caller cannot read.
+func (h *handler) pullableRepositories(r *http.Request, last string, n int) ([]string, bool, error) {
+	out := []string{}
+	if n == 0 {
+		return out, false, nil
+	}
+	for {
+		page, more, err := h.store.Repositories(r.Context(), last, 1000)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, repo := range page {
+			if !h.canPull(r, repo) {
+				continue
+			}
+			if n >= 0 && len(out) == n {
+				return out, true, nil
+			}
+			out = append(out, repo)
+		}
+		if !more {
+			return out, false, nil
+		}
+		last = page[len(page)-1]
+	}
 }
 
 // pagination reads n (-1 when absent: everything) and last.

@@ -57,6 +57,8 @@ func (h *handler) mount(w http.ResponseWriter, r *http.Request, name, from strin
 		_, err = h.store.MountAnyBlob(r.Context(), name, d, func(repo string) bool { return h.canPull(r, repo) })
 	case !validName(from):
 		return false, apiError(CodeNameInvalid, "invalid repository name "+quote(from))
+	case !h.canPull(r, from):
+		return false, nil // a mount must not reveal what the caller cannot read
 	default:
 		_, err = h.store.MountBlob(r.Context(), from, name, d)
 	}

@@ -1,0 +1,97 @@
+package auth
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Action is what a caller wants to do to a repository.
+type Action string
+
+// The actions of permission strings and token scopes.
+const (
+	ActionPull   Action = "pull"
+	ActionPush   Action = "push"
+	ActionDelete Action = "delete"
+	ActionAll    Action = "*"
+)
+
+// Kind says how an identity was established.
+type Kind string
+
+// Identity kinds.
+const (
+	KindAnonymous Kind = "anonymous"
+	KindUser      Kind = "user"
+	KindRobot     Kind = "robot"
+	KindOIDC      Kind = "oidc"
+	KindToken     Kind = "token" // a registry-issued bearer token
+)
+
+// Identity is who a request comes from and what it was granted.
+type Identity struct {
+	// Name is the user or robot name, the OIDC subject, or "" for
+	// anonymous callers.
+	Name string
+	Kind Kind
+	// Groups the user belongs to, for the audit log.
+	Groups []string
+	// Grants decides what the identity may do. For a bearer token it is
+	// the token's access claim, never more.
+	Grants Grants
+}
+
+// Grants answers whether an action on a repository is allowed.
+type Grants interface {
+	Allows(repo string, action Action) bool
+}
+
+// Authorizer decides who a request comes from and what it may do. The
+// registry calls Authenticate once per request and Authorize per
+// repository and action it needs.
+type Authorizer interface {
+	// Authenticate returns the caller's identity from a bearer token,
+	// Basic credentials, or none (anonymous). Credentials that are
+	// present but wrong return an *Error with status 401.
+	Authenticate(r *http.Request) (*Identity, error)
+	// Authorize returns nil if id may perform action on repo, else an
+	// *Error: 401 with a challenge naming the scope when the caller
+	// should authenticate (again), 403 when it is known and denied.
+	// repo "" with action "" asks whether id may use the API at all
+	// (GET /v2/).
+	Authorize(r *http.Request, id *Identity, repo string, action Action) error
+}
+
+// Error is an authentication or authorization failure.
+type Error struct {
+	// Status is 401, 403 or 429.
+	Status int
+	// Challenge is the WWW-Authenticate value sent with a 401.
+	Challenge string
+	// RetryAfter is set on a 429.
+	RetryAfter time.Duration
+	Message    string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Header returns the response headers the error carries.
+func (e *Error) Header() http.Header {
+	h := http.Header{}
+	if e.Challenge != "" {
+		h.Set("WWW-Authenticate", e.Challenge)
+	}
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	return h
+}
+
+// AsError returns err as an *Error, if it is one.
+func AsError(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}

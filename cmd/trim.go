@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,9 @@ func (t *idleTrimmer) run(ctx context.Context) {
 		case now := <-tick.C:
 			if t.active.Load() == 0 && t.dirty.Load() && now.Sub(time.Unix(0, t.last.Load())) >= t.after {
 				t.dirty.Store(false)
+				// The first collection moves pooled upload buffers to
+				// sync.Pool's victim cache; the second frees them.
+				runtime.GC()
 				debug.FreeOSMemory()
 			}
 		}

@@ -34,6 +34,7 @@ bench: ## end-to-end benchmarks (build tag bench)
 fuzz: ## each registry parser fuzzer, FUZZTIME (30s) each
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePath$$' -fuzztime $(FUZZTIME) ./registry
 	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME) ./registry
+	$(GO) test -run '^$$' -fuzz '^FuzzValidName$$' -fuzztime $(FUZZTIME) ./registry
 
 fmt: ## gofmt every file in place
 	gofmt -w .

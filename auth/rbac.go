@@ -1,0 +1,113 @@
+package auth
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/gobwas/glob"
+)
+
+// repoGlobs compiles repository globs: `*` and `?` stay within one path
+// segment, `**` crosses segments, and `**/` also matches no segment at all.
+var repoGlobs = glob.Compiler{Separators: []rune{'/'}, Globstar: true}
+
+// rule is one compiled permission string.
+type rule struct {
+	deny   bool
+	action Action // ActionAll for every action
+	repo   *glob.Pattern
+	text   string
+}
+
+// Permissions is a compiled set of permission strings such as `pull:*`,
+// `push:team-a/**` or `!delete:prod/**`. The zero value allows nothing.
+//
+// Precedence: a request is allowed when at least one allow rule matches its
+// action and repository and no deny rule does. Deny always wins; order does
+// not matter.
+type Permissions struct {
+	rules []rule
+}
+
+// ParsePermissions compiles permission strings `[!]action:repo-glob`, with
+// actions pull, push, delete and `*`. An error names the bad string.
+func ParsePermissions(perms []string) (*Permissions, error) {
+	p := &Permissions{}
+	for _, s := range perms {
+		r, err := parseRule(s)
+		if err != nil {
+			return nil, err
+		}
+		p.rules = append(p.rules, r)
+	}
+	return p, nil
+}
+
+func parseRule(s string) (rule, error) {
+	r := rule{text: s}
+	body, deny := strings.CutPrefix(s, "!")
+	r.deny = deny
+	action, pattern, ok := strings.Cut(body, ":")
+	if !ok || pattern == "" {
+		return r, fmt.Errorf("permission %q: want action:repository-glob, e.g. pull:team/**", s)
+	}
+	switch a := Action(action); a {
+	case ActionPull, ActionPush, ActionDelete, ActionAll:
+		r.action = a
+	default:
+		return r, fmt.Errorf("permission %q: unknown action %q (want pull, push, delete or *)", s, action)
+	}
+	g, err := repoGlobs.Compile(pattern)
+	if err != nil {
+		return r, fmt.Errorf("permission %q: %w", s, err)
+	}
+	r.repo = g
+	return r, nil
+}
+
+// Allows reports whether the permissions allow action on repo. A nil
+// Permissions allows nothing.
+func (p *Permissions) Allows(repo string, action Action) bool {
+	if p == nil {
+		return false
+	}
+	allowed := false
+	for i := range p.rules {
+		r := &p.rules[i]
+		if r.action != ActionAll && r.action != action {
+			continue
+		}
+		if !r.repo.Match(repo) {
+			continue
+		}
+		if r.deny {
+			return false
+		}
+		allowed = true
+	}
+	return allowed
+}
+
+// Union returns the permissions of p and others together; a deny in any of
+// them still wins.
+func (p *Permissions) Union(others ...*Permissions) *Permissions {
+	u := &Permissions{}
+	for _, q := range append([]*Permissions{p}, others...) {
+		if q != nil {
+			u.rules = append(u.rules, q.rules...)
+		}
+	}
+	return u
+}
+
+// String lists the permission strings, for logs and `token list`.
+func (p *Permissions) String() string {
+	if p == nil {
+		return ""
+	}
+	texts := make([]string, len(p.rules))
+	for i, r := range p.rules {
+		texts[i] = r.text
+	}
+	return strings.Join(texts, ",")
+}

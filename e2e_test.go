@@ -116,6 +116,12 @@ type e2eServer struct {
 // test ends.
 func startServer(t *testing.T) *e2eServer {
 	t.Helper()
+	return startServerWith(t, "")
+}
+
+// startServerWith is startServer with extra TOML sections in the config.
+func startServerWith(t *testing.T, extra string) *e2eServer {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
@@ -134,7 +140,7 @@ root = %q
 [log]
 format = "json"
 level = "info"
-`, s.dataDir)
+`, s.dataDir) + extra
 	if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/rs/zerolog"
 
+	"github.com/nora-registry/nora/auth"
 	"github.com/nora-registry/nora/storage"
 )
 
@@ -23,6 +24,8 @@ type File struct {
 	Storage storage.Config `toml:"storage"`
 	Log     LogConfig      `toml:"log"`
 	Metrics MetricsConfig  `toml:"metrics"`
+	// Auth is nil without an [auth] section: the registry is then open.
+	Auth *auth.Config `toml:"auth"`
 }
 
 // ServerConfig is the [server] section: the HTTP listener.
@@ -104,6 +107,9 @@ func LoadFile(path string) (File, error) {
 		// outermost misspelling.
 		return f, fmt.Errorf("%s: unknown key %q", path, keys[0].String())
 	}
+	if f.Auth != nil {
+		*f.Auth = f.Auth.WithDefaults()
+	}
 	if err := expandEnv(reflect.ValueOf(&f).Elem(), ""); err != nil {
 		return f, fmt.Errorf("%s: %w", path, err)
 	}
@@ -123,6 +129,11 @@ func (f File) Validate() error {
 	}
 	if err := f.Log.validate(); err != nil {
 		return err
+	}
+	if f.Auth != nil {
+		if err := f.Auth.Validate(); err != nil {
+			return err
+		}
 	}
 	return f.Metrics.validate()
 }

@@ -21,6 +21,7 @@ file (see nora.toml.example).`,
 		newServeCmd(),
 		newConfigCmd(),
 		newVersionCmd(),
+		newUserCmd(),
 	)
 	return root
 }

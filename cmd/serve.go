@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/nora-registry/nora/auth"
 	"github.com/nora-registry/nora/registry"
 	"github.com/nora-registry/nora/storage"
 )
@@ -90,7 +91,19 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		)
 		opts = append(opts, registry.WithMetrics(reg))
 	}
+	var tokens http.Handler
+	if f.Auth != nil {
+		svc, err := auth.New(*f.Auth, f.Storage.Root, log)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, registry.WithAuthorizer(svc))
+		tokens = svc.TokenHandler()
+	}
 	handler := registry.New(store, opts...)
+	if tokens != nil {
+		handler = withTokenEndpoint(handler, tokens)
+	}
 	if reg != nil {
 		handler = withMetricsEndpoint(handler, f.Metrics.Path, reg)
 	}
@@ -155,6 +168,18 @@ func withMetricsEndpoint(next http.Handler, path string, reg *prometheus.Registr
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == path {
 			metrics.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// withTokenEndpoint serves the token service at /auth/token and everything
+// else with next.
+func withTokenEndpoint(next, tokens http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/auth/token" {
+			tokens.ServeHTTP(w, r)
 			return
 		}
 		next.ServeHTTP(w, r)

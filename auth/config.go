@@ -1,0 +1,95 @@
+package auth
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config is the [auth] section of nora.toml. Without it the registry is
+// open to everyone.
+type Config struct {
+	// Realm is the registry's public URL; the token endpoint is
+	// Realm + "/auth/token". Empty: derived from each request's Host.
+	Realm string `toml:"realm"`
+	// Service names the registry in tokens (their issuer and audience).
+	Service string `toml:"service"`
+	// TokenLifetime is how long issued tokens stay valid, e.g. "5m".
+	TokenLifetime string `toml:"token_lifetime"`
+	// RefreshLifetime is how long refresh tokens stay valid, e.g. "720h".
+	RefreshLifetime string `toml:"refresh_lifetime"`
+	// Users log in with a password checked against a bcrypt hash
+	// (`registry user hash` makes one).
+	Users []UserConfig `toml:"users"`
+	// Anonymous lists what callers without credentials may do, e.g.
+	// ["pull:public/**"]. Empty: nothing.
+	Anonymous []string `toml:"anonymous"`
+	// Rules bind permissions to users and groups.
+	Rules []RuleConfig `toml:"rules"`
+}
+
+// UserConfig is one [[auth.users]] entry.
+type UserConfig struct {
+	Name     string   `toml:"name"`
+	Password string   `toml:"password"` // bcrypt hash
+	Groups   []string `toml:"groups"`
+}
+
+// RuleConfig is one [[auth.rules]] entry: its permissions apply to every
+// listed user and every member of a listed group.
+type RuleConfig struct {
+	Users       []string `toml:"users"`
+	Groups      []string `toml:"groups"`
+	Permissions []string `toml:"permissions"`
+}
+
+// DefaultConfig returns the defaults of the keys an [auth] section leaves
+// out.
+func DefaultConfig() Config {
+	return Config{Service: "nora", TokenLifetime: "5m", RefreshLifetime: "720h"}
+}
+
+// WithDefaults returns c with the defaults in the keys it leaves empty.
+func (c Config) WithDefaults() Config {
+	d := DefaultConfig()
+	if c.Service == "" {
+		c.Service = d.Service
+	}
+	if c.TokenLifetime == "" {
+		c.TokenLifetime = d.TokenLifetime
+	}
+	if c.RefreshLifetime == "" {
+		c.RefreshLifetime = d.RefreshLifetime
+	}
+	return c
+}
+
+// Validate reports the first invalid value, naming its key.
+func (c Config) Validate() error {
+	if c.Service == "" {
+		return fmt.Errorf("auth.service: must be set")
+	}
+	for key, v := range map[string]string{"auth.token_lifetime": c.TokenLifetime, "auth.refresh_lifetime": c.RefreshLifetime} {
+		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+			return fmt.Errorf("%s: %q is not a positive duration", key, v)
+		}
+	}
+	seen := map[string]bool{}
+	for i, u := range c.Users {
+		if u.Name == "" || seen[u.Name] {
+			return fmt.Errorf("auth.users[%d].name: empty or repeated %q", i, u.Name)
+		}
+		seen[u.Name] = true
+		if len(u.Password) < 59 || u.Password[0] != '$' {
+			return fmt.Errorf("auth.users[%d].password: want a bcrypt hash (registry user hash)", i)
+		}
+	}
+	if _, err := ParsePermissions(c.Anonymous); err != nil {
+		return fmt.Errorf("auth.anonymous: %w", err)
+	}
+	for i, r := range c.Rules {
+		if _, err := ParsePermissions(r.Permissions); err != nil {
+			return fmt.Errorf("auth.rules[%d].permissions: %w", i, err)
+		}
+	}
+	return nil
+}

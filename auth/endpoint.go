@@ -1,0 +1,180 @@
+package auth
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// tokenResponse is the token endpoint's answer (distribution token spec).
+type tokenResponse struct {
+	Token        string `json:"token"`
+	AccessToken  string `json:"access_token"`
+	ExpiresIn    int    `json:"expires_in"`
+	IssuedAt     string `json:"issued_at"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+}
+
+// TokenHandler serves the token endpoint, /auth/token: GET with Basic
+// credentials (or none, for anonymous access) and repeated scope
+// parameters, and POST forms with grant_type password or refresh_token.
+// https://distribution.github.io/distribution/spec/auth/token/
+func (s *Service) TokenHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var (
+			id      *Identity
+			scopes  []string
+			offline bool
+			err     error
+		)
+		switch r.Method {
+		case http.MethodGet:
+			scopes = r.URL.Query()["scope"]
+			offline = r.URL.Query().Get("offline_token") == "true"
+			id, err = s.Authenticate(r)
+		case http.MethodPost:
+			id, scopes, offline, err = s.postGrant(r)
+		default:
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if err != nil {
+			writeTokenError(w, err)
+			return
+		}
+		if id.Kind == KindToken {
+			// A registry token is no credential for more tokens.
+			writeTokenError(w, &Error{Status: http.StatusUnauthorized, Message: "a registry token cannot request tokens"})
+			return
+		}
+		resp, err := s.issue(id, scopes, offline)
+		if err != nil {
+			writeTokenError(w, err)
+			return
+		}
+		s.log.Info().Str("identity", id.Name).Str("kind", string(id.Kind)).Str("remote", r.RemoteAddr).
+			Strs("scopes", scopes).Msg("token issued")
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		json.NewEncoder(w).Encode(resp)
+	})
+}
+
+// postGrant reads an OAuth2 form: grant_type password or refresh_token.
+func (s *Service) postGrant(r *http.Request) (*Identity, []string, bool, error) {
+	if err := r.ParseForm(); err != nil {
+		return nil, nil, false, &Error{Status: http.StatusBadRequest, Message: "malformed form"}
+	}
+	scopes := strings.Fields(r.PostForm.Get("scope"))
+	offline := r.PostForm.Get("access_type") == "offline"
+	switch r.PostForm.Get("grant_type") {
+	case "password":
+		id, ok := s.checkPassword(r.PostForm.Get("username"), r.PostForm.Get("password"))
+		if !ok {
+			return nil, nil, false, &Error{Status: http.StatusUnauthorized, Message: "invalid username or password"}
+		}
+		return id, scopes, offline, nil
+	case "refresh_token":
+		c, err := s.signer.verify(r.PostForm.Get("refresh_token"), s.cfg.Service, s.cfg.Service+"/refresh")
+		u := (*user)(nil)
+		if err == nil {
+			u = s.users[c.Subject]
+		}
+		if u == nil {
+			return nil, nil, false, &Error{Status: http.StatusUnauthorized, Message: "invalid refresh token"}
+		}
+		return &Identity{Name: u.name, Kind: KindUser, Groups: u.groups, Grants: u.perms}, scopes, false, nil
+	}
+	return nil, nil, false, &Error{Status: http.StatusBadRequest, Message: "unsupported grant_type"}
+}
+
+// issue signs a token granting the intersection of the scopes asked and
+// what id may do: a partial grant is not an error.
+func (s *Service) issue(id *Identity, scopes []string, offline bool) (tokenResponse, error) {
+	now := time.Now()
+	var granted []access
+	for _, sc := range scopes {
+		typ, name, actions, ok := parseScope(sc)
+		if !ok || typ != "repository" {
+			continue
+		}
+		var allowed []string
+		for _, a := range actions {
+			if a == "*" { // everything: grant each action allowed
+				for _, each := range []Action{ActionPull, ActionPush, ActionDelete} {
+					if id.Grants.Allows(name, each) && !slices.Contains(allowed, string(each)) {
+						allowed = append(allowed, string(each))
+					}
+				}
+				continue
+			}
+			if id.Grants != nil && id.Grants.Allows(name, Action(a)) && !slices.Contains(allowed, a) {
+				allowed = append(allowed, a)
+			}
+		}
+		granted = append(granted, access{Type: "repository", Name: name, Actions: nonNil(allowed)})
+	}
+	subject := id.Name
+	tok, err := s.signer.sign(claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: s.cfg.Service, Subject: subject, Audience: jwt.ClaimStrings{s.cfg.Service},
+			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(s.lifetime)), ID: randomID(),
+		},
+		Access: granted,
+	})
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	resp := tokenResponse{Token: tok, AccessToken: tok, ExpiresIn: int(s.lifetime / time.Second), IssuedAt: now.UTC().Format(time.RFC3339)}
+	if offline && id.Kind == KindUser {
+		resp.RefreshToken, err = s.signer.sign(claims{RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: s.cfg.Service, Subject: subject, Audience: jwt.ClaimStrings{s.cfg.Service + "/refresh"},
+			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(s.refresh)), ID: randomID(),
+		}})
+	}
+	return resp, err
+}
+
+// parseScope splits "repository:name:pull,push". The name may itself hold
+// a colon (a "host:port/" prefix), so type is cut at the first colon and
+// actions at the last.
+func parseScope(s string) (typ, name string, actions []string, ok bool) {
+	i, j := strings.IndexByte(s, ':'), strings.LastIndexByte(s, ':')
+	if i < 0 || j <= i+1 {
+		return "", "", nil, false
+	}
+	return s[:i], s[i+1 : j], strings.Split(s[j+1:], ","), true
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func randomID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func writeTokenError(w http.ResponseWriter, err error) {
+	status, msg := http.StatusInternalServerError, "internal error"
+	if e, ok := AsError(err); ok {
+		status, msg = e.Status, e.Message
+		for k, v := range e.Header() {
+			w.Header()[k] = v
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]string{{"code": "UNAUTHORIZED", "message": msg}}})
+}

@@ -25,6 +25,9 @@ type Config struct {
 	Anonymous []string `toml:"anonymous"`
 	// Rules bind permissions to users and groups.
 	Rules []RuleConfig `toml:"rules"`
+	// OIDC lists the issuers whose ID tokens CI jobs exchange for
+	// registry tokens.
+	OIDC []OIDCConfig `toml:"oidc"`
 }
 
 // UserConfig is one [[auth.users]] entry.
@@ -89,6 +92,11 @@ func (c Config) Validate() error {
 	for i, r := range c.Rules {
 		if _, err := ParsePermissions(r.Permissions); err != nil {
 			return fmt.Errorf("auth.rules[%d].permissions: %w", i, err)
+		}
+	}
+	for i, o := range c.OIDC {
+		if err := o.validate(fmt.Sprintf("auth.oidc[%d]", i)); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -12,6 +12,35 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
+// grantTokenExchange is RFC 8693's grant type.
+const grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+// OIDCHandler serves POST /auth/oidc/token: an OIDC ID token (form field
+// id_token, or "Authorization: Bearer") is exchanged for a registry token
+// with the scopes asked (form field scope, space separated).
+func (s *Service) OIDCHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := r.ParseForm(); err != nil {
+			writeTokenError(w, &Error{Status: http.StatusBadRequest, Message: "malformed form"})
+			return
+		}
+		raw := r.PostForm.Get("id_token")
+		if h := r.Header.Get("Authorization"); raw == "" && len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+			raw = strings.TrimSpace(h[7:])
+		}
+		id, err := s.verifyIDToken(r.Context(), raw)
+		if err != nil {
+			writeTokenError(w, &Error{Status: http.StatusUnauthorized, Message: "invalid ID token"})
+			return
+		}
+		s.respond(w, r, id, strings.Fields(r.PostForm.Get("scope")), false)
+	})
+}
+
 // tokenResponse is the token endpoint's answer (distribution token spec).
 type tokenResponse struct {
 	Token        string `json:"token"`
@@ -53,17 +82,22 @@ func (s *Service) TokenHandler() http.Handler {
 			writeTokenError(w, &Error{Status: http.StatusUnauthorized, Message: "a registry token cannot request tokens"})
 			return
 		}
-		resp, err := s.issue(id, scopes, offline)
-		if err != nil {
-			writeTokenError(w, err)
-			return
-		}
-		s.log.Info().Str("identity", id.Name).Str("kind", string(id.Kind)).Str("remote", r.RemoteAddr).
-			Strs("scopes", scopes).Msg("token issued")
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		json.NewEncoder(w).Encode(resp)
+		s.respond(w, r, id, scopes, offline)
 	})
+}
+
+// respond issues a token for id and writes it, with an audit log line.
+func (s *Service) respond(w http.ResponseWriter, r *http.Request, id *Identity, scopes []string, offline bool) {
+	resp, err := s.issue(id, scopes, offline)
+	if err != nil {
+		writeTokenError(w, err)
+		return
+	}
+	s.log.Info().Str("identity", id.Name).Str("kind", string(id.Kind)).Str("remote", r.RemoteAddr).
+		Strs("scopes", scopes).Msg("token issued")
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(resp)
 }
 
 // postGrant reads an OAuth2 form: grant_type password or refresh_token.
@@ -75,7 +109,7 @@ func (s *Service) postGrant(r *http.Request) (*Identity, []string, bool, error) 
 	offline := r.PostForm.Get("access_type") == "offline"
 	switch r.PostForm.Get("grant_type") {
 	case "password":
-		id, ok := s.checkPassword(r.PostForm.Get("username"), r.PostForm.Get("password"))
+		id, ok := s.checkPassword(r.Context(), r.PostForm.Get("username"), r.PostForm.Get("password"))
 		if !ok {
 			return nil, nil, false, &Error{Status: http.StatusUnauthorized, Message: "invalid username or password"}
 		}
@@ -90,6 +124,12 @@ func (s *Service) postGrant(r *http.Request) (*Identity, []string, bool, error) 
 			return nil, nil, false, &Error{Status: http.StatusUnauthorized, Message: "invalid refresh token"}
 		}
 		return &Identity{Name: u.name, Kind: KindUser, Groups: u.groups, Grants: u.perms}, scopes, false, nil
+	case grantTokenExchange: // RFC 8693, with an OIDC ID token as the subject
+		id, err := s.verifyIDToken(r.Context(), r.PostForm.Get("subject_token"))
+		if err != nil {
+			return nil, nil, false, &Error{Status: http.StatusUnauthorized, Message: "invalid subject_token"}
+		}
+		return id, scopes, false, nil
 	}
 	return nil, nil, false, &Error{Status: http.StatusBadRequest, Message: "unsupported grant_type"}
 }

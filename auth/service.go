@@ -1,7 +1,9 @@
 package auth
 
 import (
+	"context"
 	"crypto/sha256"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -26,6 +28,7 @@ type Service struct {
 	refresh   time.Duration
 	users     map[string]*user
 	anonymous *Permissions
+	oidc      *OIDC // nil without [[auth.oidc]]
 	log       zerolog.Logger
 
 	mu     sync.Mutex
@@ -58,6 +61,11 @@ func New(cfg Config, dataDir string, log zerolog.Logger) (*Service, error) {
 	s.lifetime, _ = time.ParseDuration(cfg.TokenLifetime)
 	s.refresh, _ = time.ParseDuration(cfg.RefreshLifetime)
 	s.anonymous, _ = ParsePermissions(cfg.Anonymous)
+	if len(cfg.OIDC) > 0 {
+		if s.oidc, err = NewOIDC(cfg.OIDC); err != nil {
+			return nil, err
+		}
+	}
 	for _, u := range cfg.Users {
 		var perms []*Permissions
 		for _, r := range cfg.Rules {
@@ -89,7 +97,7 @@ func (s *Service) Authenticate(r *http.Request) (*Identity, error) {
 	if !ok {
 		return nil, s.unauthorized(r, "", "", "unsupported Authorization scheme")
 	}
-	id, ok := s.checkPassword(name, password)
+	id, ok := s.checkPassword(r.Context(), name, password)
 	if !ok {
 		s.log.Warn().Str("remote", r.RemoteAddr).Str("user", name).Str("reason", "bad credentials").Msg("authentication failed")
 		return nil, s.unauthorized(r, "", "", "invalid username or password")
@@ -147,11 +155,17 @@ func (s *Service) realm(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
-// checkPassword checks name and password, reusing a recent success.
-func (s *Service) checkPassword(name, password string) (*Identity, bool) {
+// checkPassword checks name and password, reusing a recent success. The
+// password may be an OIDC ID token, whatever the name (docker login -u oidc
+// -p $ID_TOKEN).
+func (s *Service) checkPassword(ctx context.Context, name, password string) (*Identity, bool) {
 	key := sha256.Sum256([]byte("basic\x00" + name + "\x00" + password))
 	if id := s.cached(key); id != nil {
 		return id, true
+	}
+	if s.oidc != nil && looksLikeJWT(password) {
+		id, err := s.verifyIDToken(ctx, password)
+		return id, err == nil
 	}
 	u := s.users[name]
 	if u == nil {
@@ -169,6 +183,25 @@ func (s *Service) checkPassword(name, password string) (*Identity, bool) {
 }
 
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("nora"), bcrypt.DefaultCost)
+
+// verifyIDToken checks an OIDC ID token, reusing a recent check until the
+// token expires.
+func (s *Service) verifyIDToken(ctx context.Context, raw string) (*Identity, error) {
+	if s.oidc == nil {
+		return nil, errors.New("no OIDC issuer is configured")
+	}
+	key := sha256.Sum256([]byte("oidc\x00" + raw))
+	if id := s.cached(key); id != nil {
+		return id, nil
+	}
+	id, expires, err := s.oidc.Verify(ctx, raw)
+	if err != nil {
+		s.log.Warn().Err(err).Str("reason", "invalid ID token").Msg("authentication failed")
+		return nil, err
+	}
+	s.remember(key, id, expires)
+	return id, nil
+}
 
 // verifyToken checks a registry access token, reusing a recent check.
 func (s *Service) verifyToken(raw string) (*Identity, error) {

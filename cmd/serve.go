@@ -98,7 +98,10 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 			return err
 		}
 		opts = append(opts, registry.WithAuthorizer(svc))
-		tokens = svc.TokenHandler()
+		mux := http.NewServeMux()
+		mux.Handle("/auth/token", svc.TokenHandler())
+		mux.Handle("/auth/oidc/token", svc.OIDCHandler())
+		tokens = mux
 	}
 	handler := registry.New(store, opts...)
 	if tokens != nil {
@@ -174,11 +177,11 @@ func withMetricsEndpoint(next http.Handler, path string, reg *prometheus.Registr
 	})
 }
 
-// withTokenEndpoint serves the token service at /auth/token and everything
+// withTokenEndpoint serves the token service under /auth/ and everything
 // else with next.
 func withTokenEndpoint(next, tokens http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/auth/token" {
+		if strings.HasPrefix(r.URL.Path, "/auth/") {
 			tokens.ServeHTTP(w, r)
 			return
 		}

@@ -4,12 +4,16 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -133,4 +137,37 @@ func TestE2EAuthClients(t *testing.T) {
 
 func basic(user, pw string) string {
 	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pw))
+}
+
+// TestE2EAuthContainerd pulls with ctr --user through the token flow.
+func TestE2EAuthContainerd(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if inCI() {
+			t.Fatalf("os.Geteuid() = %d, want 0: containerd needs root in CI", os.Geteuid())
+		}
+		t.Skip("containerd needs root; run as root to include it")
+	}
+	containerd := needTool(t, "containerd", installHint)
+	ctr := needTool(t, "ctr", installHint)
+	s := startAuthServer(t)
+	img, err := random.Image(256<<10, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	ref := s.ref(t, "team/ctr:v1")
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "alice", Password: "alice-secret"})); err != nil {
+		t.Fatalf("remote.Write(%s) = %v", ref, err)
+	}
+	sock := startContainerd(t, containerd)
+	runTool(t, nil, ctr, "--address", sock, "--namespace", "test", "image", "pull", "--plain-http", "--snapshotter", "native",
+		"--user", "bob:bob-secret", ref.String())
+	if out := runTool(t, nil, ctr, "--address", sock, "--namespace", "test", "image", "ls", "-q"); !strings.Contains(out, ref.String()) {
+		t.Errorf("ctr image ls -q = %q, want %s", out, ref)
+	}
 }

@@ -328,10 +328,12 @@ func copyHashed(w io.Writer, h hash.Hash, r io.Reader) (int64, error) {
 			k += m
 		}
 		if k > 0 {
-			h.Write(buf[:k])
+			// Hash only what was stored: a failed write must not leave
+			// the hash ahead of the count (and of a resumed upload).
 			if _, err := w.Write(buf[:k]); err != nil {
 				return n, err
 			}
+			h.Write(buf[:k])
 			n += int64(k)
 		}
 		if rerr == io.EOF {

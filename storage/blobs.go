@@ -35,6 +35,9 @@ func (s *Store) StatBlob(ctx context.Context, repo string, d digest.Digest) (Blo
 	if err := checkDigest(d); err != nil {
 		return BlobInfo{}, err
 	}
+	// Noted before the lookup: a GC transaction either sees the check or
+	// commits before it, and then the lookup misses (see gc.go).
+	s.checks.note(repo, d)
 	var info BlobInfo
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error

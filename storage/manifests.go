@@ -180,6 +180,11 @@ func (s *Store) StatManifest(ctx context.Context, repo, reference string) (Manif
 }
 
 func (s *Store) manifest(repo, reference string, withContent bool) (Manifest, error) {
+	if !withContent && isDigest(reference) {
+		// A HEAD by digest precedes pushing an index that names it; GC
+		// leaves recently checked manifests alone (see gc.go).
+		s.checks.note(repo, digest.Digest(reference))
+	}
 	var m Manifest
 	err := s.db.View(func(tx *bolt.Tx) error {
 		rb := repoBucket(tx, repo)

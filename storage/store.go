@@ -18,6 +18,7 @@ type Store struct {
 	commit *committer
 	blobs  Driver
 	pulls  *pullRecorder
+	checks *checkRecorder
 }
 
 // Open opens (creating if needed) the store described by cfg. It fails if
@@ -51,7 +52,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, commit: &committer{db: db}, blobs: drv}
+	s := &Store{db: db, commit: &committer{db: db}, blobs: drv, checks: newCheckRecorder()}
 	s.pulls = newPullRecorder(s)
 	return s, nil
 }

@@ -212,6 +212,9 @@ func (s *Store) uploadDigest(ctx context.Context, id string, rec uploadRecord, a
 // to repo. A crash between the move and the metadata update leaves an
 // unreferenced blob file that garbage collection removes.
 func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest, size int64) (BlobInfo, error) {
+	// GC deletes a blob's record and file under the same lock, so the
+	// existence check below stays true until the link commits.
+	defer lockBlob(d)()
 	var exists bool
 	s.db.View(func(tx *bolt.Tx) error {
 		exists = tx.Bucket(bucketBlobs).Get([]byte(d)) != nil

@@ -23,7 +23,13 @@ type Config struct {
 	// Anonymous lists what callers without credentials may do, e.g.
 	// ["pull:public/**"]. Empty: nothing.
 	Anonymous []string `toml:"anonymous"`
-	// Rules bind permissions to users and groups.
+	// Htpasswd is an htpasswd file of more users, "name:bcrypt-hash" per
+	// line (htpasswd -B makes them), read at start.
+	Htpasswd string `toml:"htpasswd"`
+	// Groups lists the members of each group, e.g. team-a = ["alice"],
+	// in addition to the groups named on [[auth.users]] entries.
+	Groups map[string][]string `toml:"groups"`
+	// Rules bind permissions to users, groups and robot tokens.
 	Rules []RuleConfig `toml:"rules"`
 	// OIDC lists the issuers whose ID tokens CI jobs exchange for
 	// registry tokens.
@@ -38,10 +44,12 @@ type UserConfig struct {
 }
 
 // RuleConfig is one [[auth.rules]] entry: its permissions apply to every
-// listed user and every member of a listed group.
+// listed user, every member of a listed group and every listed robot token
+// (in addition to the permissions the robot was created with).
 type RuleConfig struct {
 	Users       []string `toml:"users"`
 	Groups      []string `toml:"groups"`
+	Robots      []string `toml:"robots"`
 	Permissions []string `toml:"permissions"`
 }
 
@@ -85,6 +93,9 @@ func (c Config) Validate() error {
 		if len(u.Password) < 59 || u.Password[0] != '$' {
 			return fmt.Errorf("auth.users[%d].password: want a bcrypt hash (registry user hash)", i)
 		}
+	}
+	if _, err := c.allUsers(); err != nil {
+		return err
 	}
 	if _, err := ParsePermissions(c.Anonymous); err != nil {
 		return fmt.Errorf("auth.anonymous: %w", err)

@@ -93,8 +93,9 @@ func (s *Service) respond(w http.ResponseWriter, r *http.Request, id *Identity, 
 		writeTokenError(w, err)
 		return
 	}
+	s.metrics.issued.WithLabelValues(string(id.Kind)).Inc()
 	s.log.Info().Str("identity", id.Name).Str("kind", string(id.Kind)).Str("remote", r.RemoteAddr).
-		Strs("scopes", scopes).Msg("token issued")
+		Strs("scopes", scopes).Bool("refresh_token", resp.RefreshToken != "").Msg("token issued")
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(w).Encode(resp)
@@ -111,6 +112,7 @@ func (s *Service) postGrant(r *http.Request) (*Identity, []string, bool, error) 
 	case "password":
 		id, ok := s.checkPassword(r.Context(), r.PostForm.Get("username"), r.PostForm.Get("password"))
 		if !ok {
+			s.failed(r, "bad_credentials", r.PostForm.Get("username"))
 			return nil, nil, false, &Error{Status: http.StatusUnauthorized, Message: "invalid username or password"}
 		}
 		return id, scopes, offline, nil
@@ -121,6 +123,7 @@ func (s *Service) postGrant(r *http.Request) (*Identity, []string, bool, error) 
 			u = s.users[c.Subject]
 		}
 		if u == nil {
+			s.failed(r, "invalid_refresh_token", "")
 			return nil, nil, false, &Error{Status: http.StatusUnauthorized, Message: "invalid refresh token"}
 		}
 		return &Identity{Name: u.name, Kind: KindUser, Groups: u.groups, Grants: u.perms}, scopes, false, nil

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,7 +27,9 @@ type Service struct {
 	refresh   time.Duration
 	users     map[string]*user
 	anonymous *Permissions
-	oidc      *OIDC // nil without [[auth.oidc]]
+	oidc      *OIDC   // nil without [[auth.oidc]]
+	robots    *Robots // nil: robot tokens are not accepted
+	metrics   *metrics
 	log       zerolog.Logger
 
 	mu     sync.Mutex
@@ -36,20 +37,25 @@ type Service struct {
 	sweeps int
 }
 
-type user struct {
-	name   string
-	hash   []byte
-	groups []string
-	perms  *Permissions
-}
-
 type cached struct {
 	id      *Identity
 	expires time.Time
 }
 
+// Option configures a Service.
+type Option func(*Service)
+
+// WithRobots accepts the robot tokens of r as passwords, and forgets
+// cached checks of revoked ones at once.
+func WithRobots(r *Robots) Option {
+	return func(s *Service) {
+		s.robots = r
+		r.OnRevoke(s.forget)
+	}
+}
+
 // New builds the service from cfg, with its signing key in dataDir.
-func New(cfg Config, dataDir string, log zerolog.Logger) (*Service, error) {
+func New(cfg Config, dataDir string, log zerolog.Logger, opts ...Option) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -57,7 +63,10 @@ func New(cfg Config, dataDir string, log zerolog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, signer: sg, users: map[string]*user{}, log: log, cache: map[[32]byte]cached{}}
+	s := &Service{cfg: cfg, signer: sg, log: log, cache: map[[32]byte]cached{}}
+	if s.users, err = cfg.buildUsers(); err != nil {
+		return nil, err
+	}
 	s.lifetime, _ = time.ParseDuration(cfg.TokenLifetime)
 	s.refresh, _ = time.ParseDuration(cfg.RefreshLifetime)
 	s.anonymous, _ = ParsePermissions(cfg.Anonymous)
@@ -66,15 +75,11 @@ func New(cfg Config, dataDir string, log zerolog.Logger) (*Service, error) {
 			return nil, err
 		}
 	}
-	for _, u := range cfg.Users {
-		var perms []*Permissions
-		for _, r := range cfg.Rules {
-			if slices.Contains(r.Users, u.Name) || slices.ContainsFunc(r.Groups, func(g string) bool { return slices.Contains(u.Groups, g) }) {
-				p, _ := ParsePermissions(r.Permissions)
-				perms = append(perms, p)
-			}
-		}
-		s.users[u.Name] = &user{name: u.Name, hash: []byte(u.Password), groups: u.Groups, perms: (&Permissions{}).Union(perms...)}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.metrics == nil {
+		s.metrics = newMetrics(nil)
 	}
 	return s, nil
 }
@@ -88,21 +93,33 @@ func (s *Service) Authenticate(r *http.Request) (*Identity, error) {
 	case len(h) > 7 && strings.EqualFold(h[:7], "Bearer "):
 		id, err := s.verifyToken(strings.TrimSpace(h[7:]))
 		if err != nil {
-			s.log.Warn().Str("remote", r.RemoteAddr).Str("reason", "invalid token").Msg("authentication failed")
+			s.failed(r, "invalid_token", "")
 			return nil, s.unauthorized(r, "", "", "invalid or expired token")
 		}
 		return id, nil
 	}
 	name, password, ok := r.BasicAuth()
 	if !ok {
+		s.failed(r, "unsupported_scheme", "")
 		return nil, s.unauthorized(r, "", "", "unsupported Authorization scheme")
 	}
 	id, ok := s.checkPassword(r.Context(), name, password)
 	if !ok {
-		s.log.Warn().Str("remote", r.RemoteAddr).Str("user", name).Str("reason", "bad credentials").Msg("authentication failed")
+		s.failed(r, "bad_credentials", name)
 		return nil, s.unauthorized(r, "", "", "invalid username or password")
 	}
 	return id, nil
+}
+
+// failed counts and logs an authentication failure. The user name is
+// logged, the credential never.
+func (s *Service) failed(r *http.Request, reason, name string) {
+	s.metrics.failures.WithLabelValues(reason).Inc()
+	e := s.log.Warn().Str("remote", r.RemoteAddr).Str("reason", reason).Str("method", r.Method).Str("path", r.URL.Path)
+	if name != "" {
+		e = e.Str("user", name)
+	}
+	e.Msg("authentication failed")
 }
 
 // Authorize implements Authorizer.
@@ -124,8 +141,9 @@ func (s *Service) Authorize(r *http.Request, id *Identity, repo string, action A
 	if id.Kind == KindAnonymous || (id.Kind == KindToken && s.userAllows(id.Name, repo, action)) {
 		return s.unauthorized(r, repo, action, "authentication required")
 	}
-	s.log.Warn().Str("remote", r.RemoteAddr).Str("identity", id.Name).Str("repository", repo).
-		Str("action", string(action)).Msg("access denied")
+	s.metrics.failures.WithLabelValues("denied").Inc()
+	s.log.Warn().Str("remote", r.RemoteAddr).Str("identity", id.Name).Str("kind", string(id.Kind)).
+		Str("repository", repo).Str("action", string(action)).Msg("access denied")
 	return &Error{Status: http.StatusForbidden, Message: "requested access to the resource is denied"}
 }
 
@@ -163,6 +181,10 @@ func (s *Service) checkPassword(ctx context.Context, name, password string) (*Id
 	if id := s.cached(key); id != nil {
 		return id, true
 	}
+	if s.robots != nil && strings.HasPrefix(password, robotTokenPrefix) {
+		// A robot token works whatever the user name, like an ID token.
+		return s.checkRobot(ctx, key, password)
+	}
 	if s.oidc != nil && looksLikeJWT(password) {
 		id, err := s.verifyIDToken(ctx, password)
 		return id, err == nil
@@ -182,6 +204,27 @@ func (s *Service) checkPassword(ctx context.Context, name, password string) (*Id
 	return id, true
 }
 
+// checkRobot checks a robot token and caches the identity under key until
+// the token expires, at most basicCacheTTL.
+func (s *Service) checkRobot(ctx context.Context, key [32]byte, token string) (*Identity, bool) {
+	rb, ok := s.robots.lookup(ctx, token)
+	if !ok {
+		return nil, false
+	}
+	perms, err := s.cfg.robotPermissions(rb.Name, rb.Permissions)
+	if err != nil {
+		s.log.Error().Err(err).Str("robot", rb.Name).Msg("robot token permissions")
+		return nil, false
+	}
+	id := &Identity{Name: rb.Name, Kind: KindRobot, Grants: perms}
+	expires := time.Now().Add(basicCacheTTL)
+	if !rb.Expires.IsZero() && rb.Expires.Before(expires) {
+		expires = rb.Expires
+	}
+	s.remember(key, id, expires)
+	return id, true
+}
+
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("nora"), bcrypt.DefaultCost)
 
 // verifyIDToken checks an OIDC ID token, reusing a recent check until the
@@ -196,7 +239,8 @@ func (s *Service) verifyIDToken(ctx context.Context, raw string) (*Identity, err
 	}
 	id, expires, err := s.oidc.Verify(ctx, raw)
 	if err != nil {
-		s.log.Warn().Err(err).Str("reason", "invalid ID token").Msg("authentication failed")
+		s.metrics.failures.WithLabelValues("invalid_id_token").Inc()
+		s.log.Warn().Err(err).Str("reason", "invalid_id_token").Msg("authentication failed")
 		return nil, err
 	}
 	s.remember(key, id, expires)
@@ -216,6 +260,14 @@ func (s *Service) verifyToken(raw string) (*Identity, error) {
 	id := &Identity{Name: c.Subject, Kind: KindToken, Grants: tokenGrants(c.Access)}
 	s.remember(key, id, c.ExpiresAt.Time)
 	return id, nil
+}
+
+// forget drops every cached check, so a revoked credential stops working
+// at once.
+func (s *Service) forget() {
+	s.mu.Lock()
+	clear(s.cache)
+	s.mu.Unlock()
 }
 
 func (s *Service) cached(key [32]byte) *Identity {

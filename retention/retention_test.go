@@ -1,0 +1,270 @@
+package retention
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/nora-registry/nora/storage"
+)
+
+var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func ago(d time.Duration) time.Time { return now.Add(-d) }
+
+const day = 24 * time.Hour
+
+// tag builds a tag pushed age ago and pulled pulledAgo ago (never if 0).
+func tag(repo, name string, age, pulledAgo time.Duration) Tag {
+	t := Tag{Repo: repo, Tag: name, Digest: digest.FromString(repo + ":" + name), Pushed: ago(age)}
+	if pulledAgo > 0 {
+		t.Pulled = ago(pulledAgo)
+	}
+	return t
+}
+
+func deleted(ds []Decision) []string {
+	var out []string
+	for _, d := range ds {
+		if d.Delete {
+			out = append(out, d.Repo+":"+d.Tag.Tag)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Each case is one sentence of the README's retention section.
+func TestPlanSemantics(t *testing.T) {
+	tests := []struct {
+		sentence string
+		cfg      Config
+		tags     []Tag
+		want     []string
+	}{
+		{
+			sentence: "A rule applies to a tag when the tag's repository matches one of its repositories globs",
+			cfg:      Config{Rules: []Rule{{Repositories: []string{"team/*"}, OlderThan: "1d"}}},
+			tags:     []Tag{tag("team/app", "a", 2*day, 0), tag("other/app", "a", 2*day, 0), tag("team/x/app", "a", 2*day, 0)},
+			want:     []string{"team/app:a"},
+		},
+		{
+			sentence: "and `**` crosses segments",
+			cfg:      Config{Rules: []Rule{{Repositories: []string{"**/dev-*"}, OlderThan: "1d"}}},
+			tags:     []Tag{tag("dev-a", "a", 2*day, 0), tag("x/y/dev-b", "b", 2*day, 0), tag("x/prod", "c", 2*day, 0)},
+			want:     []string{"dev-a:a", "x/y/dev-b:b"},
+		},
+		{
+			sentence: "and the tag matches one of its tags globs",
+			cfg:      Config{Rules: []Rule{{Repositories: []string{"**"}, Tags: []string{"pr-*", "tmp"}, OlderThan: "7d"}}},
+			tags:     []Tag{tag("app", "pr-1", 8*day, 0), tag("app", "tmp", 8*day, 0), tag("app", "v1", 8*day, 0)},
+			want:     []string{"app:pr-1", "app:tmp"},
+		},
+		{
+			sentence: "(every tag when tags is empty)",
+			cfg:      Config{Rules: []Rule{{Repositories: []string{"app"}, OlderThan: "7d"}}},
+			tags:     []Tag{tag("app", "pr-1", 8*day, 0), tag("app", "v1", 8*day, 0)},
+			want:     []string{"app:pr-1", "app:v1"},
+		},
+		{
+			sentence: "keep_last keeps the most recently pushed tags the rule applies to, per repository",
+			cfg:      Config{Rules: []Rule{{Repositories: []string{"**"}, KeepLast: 2}}},
+			tags: []Tag{
+				tag("a", "1", 4*day, 0), tag("a", "2", 3*day, 0), tag("a", "3", 2*day, 0), tag("a", "4", day, 0),
+				tag("b", "1", 9*day, 0), tag("b", "2", 8*day, 0),
+			},
+			want: []string{"a:1", "a:2"},
+		},
+		{
+			sentence: "older_than deletes only tags pushed longer ago",
+			cfg:      Config{Rules: []Rule{{Repositories: []string{"**"}, OlderThan: "36h"}}},
+			tags:     []Tag{tag("a", "old", 2*day, 0), tag("a", "new", day, 0)},
+			want:     []string{"a:old"},
+		},
+		{
+			sentence: "pulled_within keeps tags pulled recently",
+			cfg:      Config{Rules: []Rule{{Repositories: []string{"**"}, PulledWithin: "30d"}}},
+			tags:     []Tag{tag("a", "used", 90*day, 2*day), tag("a", "stale", 90*day, 40*day), tag("a", "never", 90*day, 0)},
+			want:     []string{"a:never", "a:stale"},
+		},
+		{
+			sentence: "A rule deletes a tag only if every condition it sets holds",
+			cfg:      Config{Rules: []Rule{{Repositories: []string{"**"}, KeepLast: 1, OlderThan: "7d", PulledWithin: "30d"}}},
+			tags: []Tag{
+				tag("a", "newest", 20*day, 0),           // keep_last keeps it
+				tag("a", "young", 3*day-time.Hour, 0),   // newest actually: pushed 3 days ago
+				tag("a", "recent-pull", 10*day, day),    // pulled within 30d
+				tag("a", "gone", 10*day, 0),             // all conditions hold
+				tag("a", "old-pull", 11*day, 31*day),    // all conditions hold
+				tag("a", "fresh", 6*day, 0),             // pushed within 7d
+				tag("a", "unused-old", 12*day, 100*day), // all conditions hold
+			},
+			want: []string{"a:gone", "a:old-pull", "a:oldest", "a:unused-old"},
+		},
+		{
+			sentence: "A tag is deleted when every rule that applies to it deletes it: keeping wins",
+			cfg: Config{Rules: []Rule{
+				{Repositories: []string{"**/dev-*"}, KeepLast: 1},
+				{Repositories: []string{"**"}, Tags: []string{"pr-*"}, OlderThan: "7d"},
+			}},
+			tags: []Tag{
+				tag("x/dev-a", "pr-1", 10*day, 0), // rule 0 deletes, rule 1 deletes
+				tag("x/dev-a", "pr-2", 3*day, 0),  // rule 0 deletes, rule 1 keeps: young
+				tag("x/dev-a", "main", day, 0),    // rule 0 keeps: newest
+				tag("prod", "pr-3", 10*day, 0),    // only rule 1 applies
+			},
+			want: []string{"prod:pr-3", "x/dev-a:pr-1"},
+		},
+		{
+			sentence: "A tag no rule applies to is kept",
+			cfg:      Config{Rules: []Rule{{Repositories: []string{"dev/**"}, OlderThan: "1d"}}},
+			tags:     []Tag{tag("prod/app", "v1", 100*day, 0)},
+			want:     nil,
+		},
+		{
+			sentence: "A tag matching a protected pattern is never deleted",
+			cfg:      Config{Protected: []string{"latest", "v*"}, Rules: []Rule{{Repositories: []string{"**"}, OlderThan: "1d"}}},
+			tags:     []Tag{tag("a", "latest", 9*day, 0), tag("a", "v1.2", 9*day, 0), tag("a", "pr-1", 9*day, 0)},
+			want:     []string{"a:pr-1"},
+		},
+		{
+			sentence: "A rule with untagged = true also applies to untagged manifests",
+			cfg: Config{Rules: []Rule{
+				{Repositories: []string{"a"}, OlderThan: "1d", Untagged: true},
+				{Repositories: []string{"b"}, OlderThan: "1d"},
+			}},
+			tags: []Tag{tag("a", "", 2*day, 0), tag("b", "", 2*day, 0)},
+			want: []string{"a:"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.sentence, func(t *testing.T) {
+			rules, err := Compile(tt.cfg)
+			if err != nil {
+				t.Fatalf("Compile = %v", err)
+			}
+			got := deleted(Plan(now, tt.tags, rules))
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("Plan deletes %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPlanNamesTheDecidingRule(t *testing.T) {
+	rules, _ := Compile(Config{Rules: []Rule{
+		{Repositories: []string{"**"}, OlderThan: "1d"},
+		{Repositories: []string{"**"}, KeepLast: 1},
+	}})
+	ds := Plan(now, []Tag{tag("a", "old", 9*day, 0), tag("a", "new", 2*day, 0)}, rules)
+	for _, d := range ds {
+		switch d.Tag.Tag {
+		case "old":
+			if !d.Delete || d.Rule != 0 {
+				t.Errorf("Plan(old) = %+v, want delete by rule 0", d)
+			}
+		case "new":
+			if d.Delete || d.Rule != 1 || !strings.Contains(d.Why, "most recently pushed") {
+				t.Errorf("Plan(new) = %+v, want kept by rule 1's keep_last", d)
+			}
+		}
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	tests := []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Rules: []Rule{{OlderThan: "1d"}}}, "retention.rules[0].repositories"},
+		{Config{Rules: []Rule{{Repositories: []string{"**"}}}}, "set at least one"},
+		{Config{Rules: []Rule{{Repositories: []string{"**"}, OlderThan: "7 days"}}}, "retention.rules[0].older_than"},
+		{Config{Rules: []Rule{{Repositories: []string{"**"}, KeepLast: -1}}}, "keep_last"},
+		{Config{Rules: []Rule{{Repositories: []string{"[a"}, KeepLast: 1}}}, "invalid glob"},
+		{Config{Protected: []string{"[x"}}, "retention.protected"},
+	}
+	for _, tt := range tests {
+		_, err := Compile(tt.cfg)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Compile(%+v) = %v, want an error naming %q", tt.cfg, err, tt.want)
+		}
+	}
+	for _, s := range []string{"7d", "36h", "90m", "45s", "1h30m"} {
+		if _, err := ParseDuration(s); err != nil {
+			t.Errorf("ParseDuration(%q) = %v, want nil", s, err)
+		}
+	}
+}
+
+func putImage(t *testing.T, s *storage.Store, repo, name string, tags ...string) digest.Digest {
+	t.Helper()
+	layer := []byte("layer of " + repo + name)
+	ld := digest.FromBytes(layer)
+	if _, err := s.PutBlob(t.Context(), repo, ld, int64(len(layer)), bytes.NewReader(layer)); err != nil {
+		t.Fatal(err)
+	}
+	content := []byte(fmt.Sprintf(`{"schemaVersion":2,"name":%q}`, name))
+	m := storage.Manifest{Digest: digest.FromBytes(content), MediaType: ocispec.MediaTypeImageManifest, Content: content, Blobs: []digest.Digest{ld}}
+	if err := s.PutManifest(t.Context(), repo, m, tags); err != nil {
+		t.Fatal(err)
+	}
+	return m.Digest
+}
+
+// TestDryRunEqualsApply checks Apply deletes exactly what the plan lists,
+// and that removing a tag never removes another tag of the same manifest.
+func TestDryRunEqualsApply(t *testing.T) {
+	s, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	putImage(t, s, "dev/app", "a", "pr-1", "v1")
+	putImage(t, s, "dev/app", "b", "pr-2")
+	putImage(t, s, "dev/app", "c", "pr-3", "latest")
+	putImage(t, s, "prod/app", "d", "pr-9")
+	untagged := putImage(t, s, "dev/app", "e")
+	rules, err := Compile(Config{Protected: []string{"latest"}, Rules: []Rule{
+		{Repositories: []string{"dev/**"}, Tags: []string{"pr-*", "latest"}, OlderThan: "0s", Untagged: true},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	when := time.Now().Add(time.Second)
+	tags, err := Collect(t.Context(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := Plan(when, tags, rules)
+	var buf bytes.Buffer
+	Print(&buf, plan, false)
+	want := deleted(plan)
+	if !slices.Equal(want, []string{"dev/app:", "dev/app:pr-1", "dev/app:pr-2", "dev/app:pr-3"}) {
+		t.Fatalf("Plan deletes %v\n%s", want, buf.String())
+	}
+	res, err := Apply(t.Context(), s, when, plan)
+	if err != nil || res.Tags != 3 || res.Manifests != 1 || res.Skipped != 0 {
+		t.Fatalf("Apply = %+v, %v, want 3 tags and 1 manifest", res, err)
+	}
+	after, _ := Collect(t.Context(), s)
+	var left []string
+	for _, tg := range after {
+		left = append(left, tg.Repo+":"+tg.Tag)
+	}
+	slices.Sort(left)
+	// dev/app's manifests b now has no tag and shows up untagged; v1 and
+	// latest stay though their manifests lost a tag.
+	wantLeft := []string{"dev/app:", "dev/app:latest", "dev/app:v1", "prod/app:pr-9"}
+	if !slices.Equal(left, wantLeft) {
+		t.Errorf("tags after Apply = %v, want %v", left, wantLeft)
+	}
+	if _, err := s.StatManifest(t.Context(), "dev/app", string(untagged)); err == nil {
+		t.Errorf("untagged manifest %s still there after Apply", untagged)
+	}
+}

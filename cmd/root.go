@@ -22,6 +22,7 @@ file (see nora.toml.example).`,
 		newConfigCmd(),
 		newVersionCmd(),
 		newUserCmd(),
+		newTokenCmd(),
 	)
 	return root
 }

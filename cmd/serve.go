@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -92,8 +93,13 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		opts = append(opts, registry.WithMetrics(reg))
 	}
 	var tokens http.Handler
+	robots := auth.NewRobots(store)
 	if f.Auth != nil {
-		svc, err := auth.New(*f.Auth, f.Storage.Root, log)
+		authOpts := []auth.Option{auth.WithRobots(robots)}
+		if reg != nil {
+			authOpts = append(authOpts, auth.WithMetrics(reg))
+		}
+		svc, err := auth.New(*f.Auth, f.Storage.Root, log, authOpts...)
 		if err != nil {
 			return err
 		}
@@ -115,6 +121,14 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	trimCtx, stopTrim := context.WithCancel(ctx)
 	defer stopTrim()
 	go trim.run(trimCtx)
+
+	// `registry token` commands reach the store through the server while
+	// it holds the store.
+	if stop, err := serveAdmin(f.Storage.Root, robots); err != nil {
+		log.Warn().Err(err).Msg("admin socket: registry token commands need the server stopped")
+	} else {
+		defer stop()
+	}
 
 	ln, err := net.Listen("tcp", f.Server.Listen)
 	if err != nil {
@@ -187,6 +201,22 @@ func withTokenEndpoint(next, tokens http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// serveAdmin serves robot token commands on the admin socket in root
+// until stop is called.
+func serveAdmin(root string, robots *auth.Robots) (stop func(), err error) {
+	path := filepath.Join(root, auth.AdminSocket)
+	ln, err := auth.ListenAdmin(path)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: robots.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return func() {
+		srv.Close()
+		os.Remove(path)
+	}, nil
 }
 
 // newLogger returns the process logger writing to w in the configured

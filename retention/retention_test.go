@@ -97,8 +97,8 @@ func TestPlanSemantics(t *testing.T) {
 			sentence: "A rule deletes a tag only if every condition it sets holds",
 			cfg:      Config{Rules: []Rule{{Repositories: []string{"**"}, KeepLast: 1, OlderThan: "7d", PulledWithin: "30d"}}},
 			tags: []Tag{
-				tag("a", "newest", 20*day, 0),           // keep_last keeps it
-				tag("a", "young", 3*day-time.Hour, 0),   // newest actually: pushed 3 days ago
+				tag("a", "oldest", 20*day, 0),           // all conditions hold
+				tag("a", "newest", 3*day-time.Hour, 0),  // keep_last 1 keeps it
 				tag("a", "recent-pull", 10*day, day),    // pulled within 30d
 				tag("a", "gone", 10*day, 0),             // all conditions hold
 				tag("a", "old-pull", 11*day, 31*day),    // all conditions hold

@@ -13,6 +13,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nora-registry/nora/auth"
+	"github.com/nora-registry/nora/gc"
+	"github.com/nora-registry/nora/retention"
 	"github.com/nora-registry/nora/storage"
 )
 
@@ -26,6 +28,9 @@ type File struct {
 	Metrics MetricsConfig  `toml:"metrics"`
 	// Auth is nil without an [auth] section: the registry is then open.
 	Auth *auth.Config `toml:"auth"`
+	GC   gc.Config    `toml:"gc"`
+	// Retention is nil without a [retention] section: no tag is deleted.
+	Retention *retention.Config `toml:"retention"`
 }
 
 // ServerConfig is the [server] section: the HTTP listener.
@@ -86,6 +91,7 @@ func DefaultFile() File {
 		Storage: storage.DefaultConfig(),
 		Log:     LogConfig{Level: "info", Format: "auto"},
 		Metrics: MetricsConfig{Enabled: true, Path: "/metrics"},
+		GC:      gc.DefaultConfig(),
 	}
 }
 
@@ -132,6 +138,14 @@ func (f File) Validate() error {
 	}
 	if f.Auth != nil {
 		if err := f.Auth.Validate(); err != nil {
+			return err
+		}
+	}
+	if err := f.GC.Validate(); err != nil {
+		return err
+	}
+	if f.Retention != nil {
+		if err := f.Retention.Validate(); err != nil {
 			return err
 		}
 	}

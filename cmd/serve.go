@@ -109,6 +109,11 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		mux.Handle("/auth/oidc/token", svc.OIDCHandler())
 		tokens = mux
 	}
+	maint, stopMaintenance, err := startMaintenance(ctx, f, store, reg, log)
+	if err != nil {
+		return err
+	}
+	defer stopMaintenance()
 	handler := registry.New(store, opts...)
 	if tokens != nil {
 		handler = withTokenEndpoint(handler, tokens)
@@ -124,7 +129,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 
 	// `registry token` commands reach the store through the server while
 	// it holds the store.
-	if stop, err := serveAdmin(f.Storage.Root, robots); err != nil {
+	if stop, err := serveAdmin(f.Storage.Root, withMaintenanceRoutes(robots.AdminHandler(), maint)); err != nil {
 		log.Warn().Err(err).Msg("admin socket: registry token commands need the server stopped")
 	} else {
 		defer stop()
@@ -203,15 +208,16 @@ func withTokenEndpoint(next, tokens http.Handler) http.Handler {
 	})
 }
 
-// serveAdmin serves robot token commands on the admin socket in root
+// serveAdmin serves admin (robot token, gc, retention) commands on the
+// admin socket in root
 // until stop is called.
-func serveAdmin(root string, robots *auth.Robots) (stop func(), err error) {
+func serveAdmin(root string, admin http.Handler) (stop func(), err error) {
 	path := filepath.Join(root, auth.AdminSocket)
 	ln, err := auth.ListenAdmin(path)
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: robots.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	return func() {
 		srv.Close()

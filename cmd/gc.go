@@ -1,0 +1,267 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/nora-registry/nora/auth"
+	"github.com/nora-registry/nora/gc"
+	"github.com/nora-registry/nora/retention"
+	"github.com/nora-registry/nora/storage"
+)
+
+func newGCCmd() *cobra.Command {
+	var configPath string
+	var dryRun, deleteUntagged bool
+	c := &cobra.Command{
+		Use:   "gc",
+		Short: "Delete blobs, manifests, uploads and files nothing references",
+		Long: `Run one garbage collection pass (see [gc] in nora.toml.example).
+
+With --dry-run it prints what it would delete (kind, repository, digest or
+key, size, reason) and the bytes it would free, and deletes nothing.
+Otherwise it deletes and prints a summary.
+
+It works whether or not the server runs: when a server holds the data
+directory, the pass runs inside it, through the admin socket in the data
+directory.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := loadConfig(configPath)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("delete-untagged") {
+				f.GC.DeleteUntagged = deleteUntagged
+			}
+			q := fmt.Sprintf("/gc?dry_run=%t&delete_untagged=%t", dryRun, f.GC.DeleteUntagged)
+			return withMaintenance(cmd.Context(), f, q, cmd.OutOrStdout(), func(m *maintenance) error {
+				return m.gc(cmd.Context(), dryRun, f.GC.DeleteUntagged, cmd.OutOrStdout())
+			})
+		},
+	}
+	c.Flags().StringVarP(&configPath, "config", "c", os.Getenv("NORA_CONFIG"), "configuration `file` (default: $NORA_CONFIG, else built-in defaults)")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be deleted, delete nothing")
+	c.Flags().BoolVar(&deleteUntagged, "delete-untagged", false, "also delete manifests no tag, index or subject keeps (default: gc.delete_untagged)")
+	return c
+}
+
+// maintenance runs retention and GC one at a time, whether started by the
+// scheduler, the CLI or the admin socket.
+type maintenance struct {
+	mu      sync.Mutex
+	store   *storage.Store
+	gcCfg   gc.Config
+	rules   *retention.Rules
+	metrics *gc.Metrics
+	log     zerolog.Logger
+}
+
+func newMaintenance(f File, store *storage.Store, reg prometheus.Registerer, log zerolog.Logger) (*maintenance, error) {
+	var cfg retention.Config
+	if f.Retention != nil {
+		cfg = *f.Retention
+	}
+	rules, err := retention.Compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &maintenance{store: store, gcCfg: f.GC, rules: rules, metrics: gc.NewMetrics(reg), log: log}, nil
+}
+
+func (m *maintenance) gc(ctx context.Context, dryRun, deleteUntagged bool, out io.Writer) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	opts := m.gcCfg.Options()
+	opts.DeleteUntagged = deleteUntagged
+	if !dryRun {
+		res, err := gc.Run(ctx, m.store, opts, m.metrics, m.log)
+		fmt.Fprintf(out, "deleted %d manifests, %d blob links, %d blobs, %d uploads, %d unknown files; freed %d bytes; %d planned items no longer qualified\n",
+			res.Manifests, res.Links, res.Blobs, res.Uploads, res.Files, res.Bytes, res.Skipped)
+		return err
+	}
+	p, err := gc.Plan(ctx, m.store, opts)
+	if err != nil {
+		return err
+	}
+	return p.Print(out)
+}
+
+func (m *maintenance) retention(ctx context.Context, dryRun bool, out io.Writer) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	tags, err := retention.Collect(ctx, m.store)
+	if err != nil {
+		return err
+	}
+	plan := retention.Plan(now, tags, m.rules)
+	if dryRun {
+		return retention.Print(out, plan, false)
+	}
+	res, err := retention.Apply(ctx, m.store, now, plan)
+	m.log.Info().Int("tags", res.Tags).Int("manifests", res.Manifests).Int("skipped", res.Skipped).Err(err).Msg("retention: applied")
+	fmt.Fprintf(out, "deleted %d tags and %d untagged manifests; %d planned deletions no longer held\n", res.Tags, res.Manifests, res.Skipped)
+	return err
+}
+
+// schedule runs retention then GC every interval until ctx is done. One
+// pass at a time: neither starves the other.
+func (m *maintenance) schedule(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		return
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := m.retention(ctx, false, io.Discard); err != nil {
+			m.log.Error().Err(err).Msg("retention: failed")
+		}
+		if err := m.gc(ctx, false, m.gcCfg.DeleteUntagged, io.Discard); err != nil && ctx.Err() == nil {
+			m.log.Error().Err(err).Msg("gc: failed")
+		}
+	}
+}
+
+// withMaintenanceRoutes adds to the admin socket's handler next the
+// routes `registry gc` and `registry retention` use while a server holds
+// the store: POST /gc and POST /retention, streaming their output.
+func withMaintenanceRoutes(next http.Handler, m *maintenance) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /gc", func(w http.ResponseWriter, r *http.Request) {
+		dry, _ := strconv.ParseBool(r.URL.Query().Get("dry_run"))
+		untagged, _ := strconv.ParseBool(r.URL.Query().Get("delete_untagged"))
+		adminReply(w, m.gc(r.Context(), dry, untagged, w))
+	})
+	mux.HandleFunc("POST /retention", func(w http.ResponseWriter, r *http.Request) {
+		dry, _ := strconv.ParseBool(r.URL.Query().Get("dry_run"))
+		adminReply(w, m.retention(r.Context(), dry, w))
+	})
+	mux.Handle("/", next)
+	return mux
+}
+
+// adminReply ends a reply with a trailer line the CLI turns into its exit
+// status: the output was already streamed.
+func adminReply(w io.Writer, err error) {
+	if err != nil {
+		fmt.Fprintf(w, "\nerror: %v\n", err)
+	}
+}
+
+// withMaintenance runs fn on the store of f, opened here, or, when a
+// server holds it, asks that server over its admin socket with query; the
+// server then uses its own configuration.
+func withMaintenance(ctx context.Context, f File, query string, out io.Writer, fn func(*maintenance) error) error {
+	if err := askServer(ctx, f.Storage.Root, query, out); !errors.Is(err, errNoServer) {
+		return err
+	}
+	store, err := storage.Open(ctx, f.Storage)
+	if err != nil {
+		return fmt.Errorf("%w; if a registry server uses %s, stop it or wait for its scheduler ([gc] interval)", err, f.Storage.Root)
+	}
+	defer store.Close()
+	m, err := newMaintenance(f, store, nil, zerolog.Nop())
+	if err != nil {
+		return err
+	}
+	return fn(m)
+}
+
+var errNoServer = errors.New("no server on the admin socket")
+
+func askServer(ctx context.Context, root, query string, out io.Writer) error {
+	path := filepath.Join(root, auth.AdminSocket)
+	if _, err := os.Stat(path); err != nil {
+		return errNoServer
+	}
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		},
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://nora"+query, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return errNoServer // a stale socket: nobody listens
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("server admin socket: %s", resp.Status)
+	}
+	ew := &errorTail{w: out}
+	if _, err := io.Copy(ew, resp.Body); err != nil {
+		return err
+	}
+	return ew.err()
+}
+
+// errorTail passes output through and remembers whether it ended with the
+// server's error line.
+type errorTail struct {
+	w    io.Writer
+	tail []byte
+}
+
+func (e *errorTail) Write(p []byte) (int, error) {
+	e.tail = append(e.tail, p...)
+	if len(e.tail) > 4096 {
+		e.tail = e.tail[len(e.tail)-4096:]
+	}
+	return e.w.Write(p)
+}
+
+func (e *errorTail) err() error {
+	s := string(e.tail)
+	if i := strings.LastIndex(s, "\nerror: "); i >= 0 {
+		return errors.New(strings.TrimRight(s[i+len("\nerror: "):], "\n"))
+	}
+	return nil
+}
+
+// startMaintenance starts the retention-then-GC scheduler of a serving
+// registry. The returned stop waits for a running pass to end, so call it
+// before closing the store.
+func startMaintenance(ctx context.Context, f File, store *storage.Store, reg *prometheus.Registry, log zerolog.Logger) (m *maintenance, stop func(), err error) {
+	var r prometheus.Registerer
+	if reg != nil {
+		r = reg
+	}
+	if m, err = newMaintenance(f, store, r, log); err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.schedule(ctx, f.GC.IntervalDuration())
+	}()
+	return m, func() {
+		cancel()
+		<-done
+		m.mu.Lock() // a pass started from the admin socket
+		m.mu.Unlock()
+	}, nil
+}

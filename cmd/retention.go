@@ -1,0 +1,49 @@
+package cmd
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func newRetentionCmd() *cobra.Command {
+	var configPath string
+	var dryRun bool
+	c := &cobra.Command{
+		Use:   "retention",
+		Short: "Delete tags by the [[retention.rules]] of nora.toml",
+		Long: `Plan the [[retention.rules]] of nora.toml against every tag, then delete
+the tags the plan marks (see README, "Retention").
+
+With --dry-run it prints the plan (repository, tag, digest, pushed, last
+pulled, decision and the rule that decided) and deletes nothing. Deleted
+tags free space at the next GC pass.
+
+Like gc, it works whether or not the server runs.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := loadConfig(configPath)
+			if err != nil {
+				return err
+			}
+			if f.Retention == nil || len(f.Retention.Rules) == 0 {
+				return fmt.Errorf("no [[retention.rules]] in %s: nothing to do", orDefault(configPath))
+			}
+			q := fmt.Sprintf("/retention?dry_run=%t", dryRun)
+			return withMaintenance(cmd.Context(), f, q, cmd.OutOrStdout(), func(m *maintenance) error {
+				return m.retention(cmd.Context(), dryRun, cmd.OutOrStdout())
+			})
+		},
+	}
+	c.Flags().StringVarP(&configPath, "config", "c", os.Getenv("NORA_CONFIG"), "configuration `file` (default: $NORA_CONFIG, else built-in defaults)")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan, delete nothing")
+	return c
+}
+
+func orDefault(path string) string {
+	if path == "" {
+		return "the built-in configuration"
+	}
+	return path
+}

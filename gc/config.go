@@ -1,0 +1,75 @@
+package gc
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the [gc] section of nora.toml.
+type Config struct {
+	// Interval is how often `registry serve` runs retention then GC; "0"
+	// turns the scheduler off.
+	Interval string `toml:"interval"`
+	// Grace protects anything pushed, uploaded, linked, pulled or checked
+	// more recently than this.
+	Grace string `toml:"grace"`
+	// DeleteUntagged deletes manifests that no tag, index or kept subject
+	// keeps.
+	DeleteUntagged bool `toml:"delete_untagged"`
+	// DeleteOrphanReferrers deletes referrers whose subject is gone.
+	DeleteOrphanReferrers bool `toml:"delete_orphan_referrers"`
+	// UploadMaxAge is how long an upload session may stay open.
+	UploadMaxAge string `toml:"upload_max_age"`
+}
+
+// DefaultConfig returns the defaults: a pass every 6h, 1h of grace,
+// untagged manifests kept, orphan referrers deleted, uploads expiring
+// after 24h.
+func DefaultConfig() Config {
+	return Config{Interval: "6h", Grace: "1h", DeleteOrphanReferrers: true, UploadMaxAge: "24h"}
+}
+
+// Validate reports the first invalid value, naming its key.
+func (c Config) Validate() error {
+	for _, d := range []struct{ key, v string }{
+		{"gc.interval", c.Interval}, {"gc.grace", c.Grace}, {"gc.upload_max_age", c.UploadMaxAge},
+	} {
+		if _, err := ParseDuration(d.v); err != nil {
+			return fmt.Errorf("%s: %v", d.key, err)
+		}
+	}
+	return nil
+}
+
+// Options turns a validated Config into Plan options.
+func (c Config) Options() Options {
+	grace, _ := ParseDuration(c.Grace)
+	maxAge, _ := ParseDuration(c.UploadMaxAge)
+	return Options{Grace: grace, DeleteUntagged: c.DeleteUntagged, DeleteOrphanReferrers: c.DeleteOrphanReferrers, UploadMaxAge: maxAge}
+}
+
+// IntervalDuration is Interval parsed; zero means no scheduler.
+func (c Config) IntervalDuration() time.Duration {
+	d, _ := ParseDuration(c.Interval)
+	return d
+}
+
+// ParseDuration parses Go durations ("90m", "1h30m") and whole days
+// ("7d"). Negative durations are rejected.
+func ParseDuration(s string) (time.Duration, error) {
+	var d time.Duration
+	var err error
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		n, err = strconv.Atoi(days)
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		d, err = time.ParseDuration(s)
+	}
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("invalid duration %q (want e.g. \"1h\", \"30m\", \"7d\")", s)
+	}
+	return d, nil
+}

@@ -1,0 +1,344 @@
+package gc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/nora-registry/nora/storage"
+)
+
+// Options tunes one pass.
+type Options struct {
+	Grace                 time.Duration
+	DeleteUntagged        bool
+	DeleteOrphanReferrers bool
+	UploadMaxAge          time.Duration
+	// Now is the pass's clock; zero means time.Now().
+	Now time.Time
+}
+
+// Kind is what a plan item deletes.
+type Kind string
+
+// The kinds of item, in the order Apply deletes them.
+const (
+	KindManifest Kind = "manifest"
+	KindLink     Kind = "link"
+	KindBlob     Kind = "blob"
+	KindUpload   Kind = "upload"
+	KindFile     Kind = "file"
+)
+
+// Reasons an item is deleted.
+const (
+	ReasonUntagged      = "untagged, nothing refers to it"
+	ReasonSubjectGone   = "referrer whose subject is gone"
+	ReasonUnreferenced  = "no manifest in the repository references it"
+	ReasonUnlinked      = "no repository links it"
+	ReasonUploadExpired = "upload session expired"
+	ReasonUnknownFile   = "file unknown to metadata"
+)
+
+// Item is one thing a pass deletes. Repo is empty for blobs and files;
+// Key names an upload session or file.
+type Item struct {
+	Kind   Kind
+	Repo   string
+	Digest digest.Digest
+	Key    string
+	Size   int64
+	Reason string
+}
+
+// PassPlan is what a pass would delete, and why.
+type PassPlan struct {
+	Now, Cutoff, UploadCutoff time.Time
+	Items                     []Item
+	// Bytes is what deleting the blobs, uploads and files would free.
+	Bytes int64
+	// Waiting are unknown files noted but still within the grace period.
+	Waiting int
+
+	known   map[string]map[digest.Digest]bool // repos with items only
+	orphans []storage.GCFile
+}
+
+// Plan computes what a pass would delete from store, reading metadata in
+// short transactions. It changes nothing.
+func Plan(ctx context.Context, store *storage.Store, opts Options) (*PassPlan, error) {
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	p := &PassPlan{Now: now, Cutoff: now.Add(-opts.Grace), UploadCutoff: now.Add(-opts.UploadMaxAge), known: map[string]map[digest.Digest]bool{}}
+	linked := map[digest.Digest]bool{}
+	err := store.ScanRepos(ctx, func(r *storage.GCRepo) error {
+		p.planRepo(r, opts, linked)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var blobs []Item
+	err = store.ScanBlobs(ctx, func(b storage.GCBlob) error {
+		if !linked[b.Digest] && b.Created.Before(p.Cutoff) {
+			blobs = append(blobs, Item{Kind: KindBlob, Digest: b.Digest, Size: b.Size, Reason: ReasonUnlinked})
+			p.Bytes += b.Size
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.Items = append(p.Items, blobs...)
+	err = store.ScanUploads(ctx, func(u storage.Upload) error {
+		if u.Started.Before(p.UploadCutoff) {
+			p.Items = append(p.Items, Item{Kind: KindUpload, Repo: u.Repo, Key: u.ID, Size: u.Offset, Reason: ReasonUploadExpired})
+			p.Bytes += u.Offset
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = store.ScanOrphanFiles(ctx, func(f storage.GCFile) error {
+		p.orphans = append(p.orphans, f)
+		if f.FirstSeen.IsZero() || !f.FirstSeen.Before(p.Cutoff) {
+			p.Waiting++
+			return nil
+		}
+		p.Items = append(p.Items, Item{Kind: KindFile, Key: f.Key, Size: f.Size, Reason: ReasonUnknownFile})
+		p.Bytes += f.Size
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// planRepo adds r's manifests and links to p, and the blobs r keeps linked
+// to linked.
+func (p *PassPlan) planRepo(r *storage.GCRepo, opts Options, linked map[digest.Digest]bool) {
+	byDigest := make(map[digest.Digest]*storage.GCManifest, len(r.Manifests))
+	referrers := map[digest.Digest][]digest.Digest{}
+	for i := range r.Manifests {
+		m := &r.Manifests[i]
+		byDigest[m.Digest] = m
+		if m.Subject != "" {
+			referrers[m.Subject] = append(referrers[m.Subject], m.Digest)
+		}
+	}
+	keep := make(map[digest.Digest]bool, len(r.Manifests))
+	var queue []digest.Digest
+	root := func(d digest.Digest) {
+		if _, ok := byDigest[d]; ok && !keep[d] {
+			keep[d] = true
+			queue = append(queue, d)
+		}
+	}
+	for _, t := range r.Tags {
+		root(t.Digest)
+	}
+	for _, m := range r.Manifests {
+		recent := !m.Pushed.Before(p.Cutoff) || !m.Used.Before(p.Cutoff)
+		switch {
+		case recent,
+			!opts.DeleteUntagged && m.Subject == "",
+			!opts.DeleteUntagged && !opts.DeleteOrphanReferrers:
+			root(m.Digest)
+		}
+	}
+	for len(queue) > 0 {
+		m := byDigest[queue[len(queue)-1]]
+		queue = queue[:len(queue)-1]
+		for _, c := range m.Manifests {
+			root(c)
+		}
+		for _, ref := range referrers[m.Digest] {
+			root(ref)
+		}
+	}
+	referenced := map[digest.Digest]bool{}
+	var items []Item
+	for _, m := range r.Manifests {
+		if keep[m.Digest] {
+			for _, b := range m.Blobs {
+				referenced[b] = true
+			}
+			continue
+		}
+		reason := ReasonUntagged
+		if m.Subject != "" && !keep[m.Subject] {
+			reason = ReasonSubjectGone
+		}
+		items = append(items, Item{Kind: KindManifest, Repo: r.Name, Digest: m.Digest, Size: m.Size, Reason: reason})
+	}
+	for _, l := range r.Links {
+		if referenced[l.Digest] || !l.Linked.Before(p.Cutoff) || !l.Checked.Before(p.Cutoff) {
+			linked[l.Digest] = true
+			continue
+		}
+		items = append(items, Item{Kind: KindLink, Repo: r.Name, Digest: l.Digest, Reason: ReasonUnreferenced})
+	}
+	if len(items) > 0 {
+		known := make(map[digest.Digest]bool, len(r.Manifests))
+		for _, m := range r.Manifests {
+			known[m.Digest] = true
+		}
+		p.known[r.Name] = known
+		p.Items = append(p.Items, items...)
+	}
+}
+
+// Result is what Apply deleted.
+type Result struct {
+	Manifests, Links, Blobs, Uploads, Files int
+	// Bytes freed by deleting blobs, uploads and files.
+	Bytes int64
+	// Skipped counts planned items that no longer qualified.
+	Skipped int
+	// Deleted lists every item deleted.
+	Deleted []Item
+}
+
+// blobBatch bounds the blobs deleted per write transaction, and so how
+// long pushes of the same blobs wait on their locks.
+const blobBatch = 128
+
+// Apply deletes the items of p that still qualify, re-checked in the
+// store's write transactions, and records the orphan files p saw so a
+// later pass can delete them once past the grace period. Errors deleting
+// files are returned after everything else was tried: those files become
+// orphans for the next pass.
+func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, error) {
+	var res Result
+	var errs []error
+	byRepo := map[string]*storage.GCRepoPlan{}
+	var repos []string
+	var blobs []Item
+	var uploads []string
+	var files []storage.GCFile
+	for _, it := range p.Items {
+		switch it.Kind {
+		case KindManifest, KindLink:
+			rp := byRepo[it.Repo]
+			if rp == nil {
+				rp = &storage.GCRepoPlan{Repo: it.Repo, Known: p.known[it.Repo], Cutoff: p.Cutoff}
+				byRepo[it.Repo] = rp
+				repos = append(repos, it.Repo)
+			}
+			if it.Kind == KindManifest {
+				rp.Manifests = append(rp.Manifests, it.Digest)
+			} else {
+				rp.Links = append(rp.Links, it.Digest)
+			}
+		case KindBlob:
+			blobs = append(blobs, it)
+		case KindUpload:
+			uploads = append(uploads, it.Key)
+		case KindFile:
+			files = append(files, storage.GCFile{Key: it.Key, Size: it.Size})
+		}
+	}
+	planned := len(p.Items)
+	for _, name := range repos {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		rp := byRepo[name]
+		ms, ls, err := store.CollectRepo(ctx, *rp)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("repository %s: %w", name, err))
+			continue
+		}
+		res.Manifests += len(ms)
+		res.Links += len(ls)
+		for _, d := range ms {
+			res.Deleted = append(res.Deleted, Item{Kind: KindManifest, Repo: name, Digest: d})
+		}
+		for _, d := range ls {
+			res.Deleted = append(res.Deleted, Item{Kind: KindLink, Repo: name, Digest: d})
+		}
+	}
+	for i := 0; i < len(blobs); i += blobBatch {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		batch := blobs[i:min(i+blobBatch, len(blobs))]
+		ds := make([]digest.Digest, len(batch))
+		for j, b := range batch {
+			ds[j] = b.Digest
+		}
+		deleted, err := store.CollectBlobs(ctx, ds, p.Cutoff)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, b := range deleted {
+			res.Blobs++
+			res.Bytes += b.Size
+			res.Deleted = append(res.Deleted, Item{Kind: KindBlob, Digest: b.Digest, Size: b.Size})
+		}
+	}
+	ups, err := store.ExpireUploads(ctx, uploads, p.UploadCutoff)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, u := range ups {
+		res.Uploads++
+		res.Bytes += u.Offset
+		res.Deleted = append(res.Deleted, Item{Kind: KindUpload, Repo: u.Repo, Key: u.ID, Size: u.Offset})
+	}
+	deletedFiles, err := store.DeleteOrphanFiles(ctx, files, p.Cutoff)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	gone := map[string]bool{}
+	for _, f := range deletedFiles {
+		gone[f.Key] = true
+		res.Files++
+		res.Bytes += f.Size
+		res.Deleted = append(res.Deleted, Item{Kind: KindFile, Key: f.Key, Size: f.Size})
+	}
+	var remaining []storage.GCFile
+	for _, f := range p.orphans {
+		if !gone[f.Key] {
+			remaining = append(remaining, f)
+		}
+	}
+	if err := store.NoteOrphans(ctx, remaining, p.Now); err != nil {
+		errs = append(errs, err)
+	}
+	store.PruneChecks(p.Cutoff)
+	res.Skipped = planned - len(res.Deleted)
+	return res, errors.Join(errs...)
+}
+
+// Print writes p as a table: kind, repository, digest or key, size and
+// reason, then the bytes it would free.
+func (p *PassPlan) Print(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tREPOSITORY\tDIGEST/KEY\tSIZE\tREASON")
+	for _, it := range p.Items {
+		name := string(it.Digest)
+		if name == "" {
+			name = it.Key
+		}
+		repo := it.Repo
+		if repo == "" {
+			repo = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", it.Kind, repo, name, it.Size, it.Reason)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d items, %d bytes to free; %d unknown files within the grace period\n", len(p.Items), p.Bytes, p.Waiting)
+	return err
+}

@@ -23,6 +23,8 @@ file (see nora.toml.example).`,
 		newVersionCmd(),
 		newUserCmd(),
 		newTokenCmd(),
+		newGCCmd(),
+		newRetentionCmd(),
 	)
 	return root
 }

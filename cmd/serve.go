@@ -208,9 +208,8 @@ func withTokenEndpoint(next, tokens http.Handler) http.Handler {
 	})
 }
 
-// serveAdmin serves admin (robot token, gc, retention) commands on the
-// admin socket in root
-// until stop is called.
+// serveAdmin serves robot token, gc and retention commands on the admin
+// socket in root until stop is called.
 func serveAdmin(root string, admin http.Handler) (stop func(), err error) {
 	path := filepath.Join(root, auth.AdminSocket)
 	ln, err := auth.ListenAdmin(path)

@@ -48,6 +48,9 @@ type tokenResponse struct {
 	ExpiresIn    int    `json:"expires_in"`
 	IssuedAt     string `json:"issued_at"`
 	RefreshToken string `json:"refresh_token,omitempty"`
+	// TokenType and IssuedTokenType are OAuth 2.0's and RFC 8693's.
+	TokenType       string `json:"token_type"`
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
 // TokenHandler serves the token endpoint, /auth/token: GET with Basic
@@ -92,6 +95,9 @@ func (s *Service) respond(w http.ResponseWriter, r *http.Request, id *Identity, 
 	if err != nil {
 		writeTokenError(w, err)
 		return
+	}
+	if r.PostForm.Get("grant_type") == grantTokenExchange {
+		resp.IssuedTokenType = "urn:ietf:params:oauth:token-type:access_token"
 	}
 	s.metrics.issued.WithLabelValues(string(id.Kind)).Inc()
 	s.log.Info().Str("identity", id.Name).Str("kind", string(id.Kind)).Str("remote", r.RemoteAddr).
@@ -171,11 +177,12 @@ func (s *Service) issue(id *Identity, scopes []string, offline bool) (tokenRespo
 			ExpiresAt: jwt.NewNumericDate(now.Add(s.lifetime)), ID: randomID(),
 		},
 		Access: granted,
+		Kind:   id.Kind,
 	})
 	if err != nil {
 		return tokenResponse{}, err
 	}
-	resp := tokenResponse{Token: tok, AccessToken: tok, ExpiresIn: int(s.lifetime / time.Second), IssuedAt: now.UTC().Format(time.RFC3339)}
+	resp := tokenResponse{Token: tok, AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(s.lifetime / time.Second), IssuedAt: now.UTC().Format(time.RFC3339)}
 	if offline && id.Kind == KindUser {
 		resp.RefreshToken, err = s.signer.sign(claims{RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: s.cfg.Service, Subject: subject, Audience: jwt.ClaimStrings{s.cfg.Service + "/refresh"},

@@ -147,6 +147,20 @@ func (r *Robots) lookup(ctx context.Context, token string) (storage.Robot, bool)
 	return rb, true
 }
 
+// byName returns the live robot token name.
+func (r *Robots) byName(ctx context.Context, name string) (storage.Robot, bool) {
+	robots, err := r.store.Robots(ctx)
+	if err != nil {
+		return storage.Robot{}, false
+	}
+	for _, rb := range robots {
+		if rb.Name == name {
+			return rb, rb.Expires.IsZero() || r.timeNow().Before(rb.Expires)
+		}
+	}
+	return storage.Robot{}, false
+}
+
 // AdminSocket is the name of the unix socket, in the data directory, on
 // which serve answers robot token commands: bbolt lets one process open
 // the store, so the CLI asks the server while it runs.

@@ -189,3 +189,37 @@ func TestAdminSocket(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenOutsideItsAccess: a call outside a token's access is sent back
+// to the token endpoint (401) when its holder could get the right, and
+// denied (403) when not, whoever the token was issued to.
+func TestTokenOutsideItsAccess(t *testing.T) {
+	s, robots := newRobotService(t)
+	robot, err := robots.Create(t.Context(), "ci-bot", []string{"push:team-a/**"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/v2/", nil)
+	for _, c := range []struct {
+		who, user, pw, repo string
+		action              Action
+		want                int
+	}{
+		{"anonymous", "", "", "team/app", ActionPull, 401},
+		{"anonymous", "", "", "public/x", ActionPush, 401},
+		{"robot", "x", robot, "team-a/other", ActionPush, 401},
+		{"robot", "x", robot, "shared/base", ActionPull, 401}, // from a rule naming it
+		{"robot", "x", robot, "team-b/app", ActionPush, 403},
+		{"user", "bob", "bob-pw", "team/app", ActionPull, 401},
+		{"user", "bob", "bob-pw", "team/app", ActionPush, 403},
+	} {
+		code, resp := getToken(t, s, c.user, c.pw, "repository:unrelated/x:pull")
+		id, err := s.Authenticate(bearer(resp.Token))
+		if code != 200 || err != nil {
+			t.Fatalf("token for %s = %d, %v", c.who, code, err)
+		}
+		if got := statusOf(s.Authorize(r, id, c.repo, c.action)); got != c.want {
+			t.Errorf("%s's token: %s %s = %d, want %d", c.who, c.action, c.repo, got, c.want)
+		}
+	}
+}

@@ -138,7 +138,7 @@ func (s *Service) Authorize(r *http.Request, id *Identity, repo string, action A
 	}
 	// A caller who could get the right from the token endpoint is sent
 	// there; one who could not is denied.
-	if id.Kind == KindAnonymous || (id.Kind == KindToken && s.userAllows(id.Name, repo, action)) {
+	if id.Kind == KindAnonymous || (id.Kind == KindToken && s.couldGet(r.Context(), id, repo, action)) {
 		return s.unauthorized(r, repo, action, "authentication required")
 	}
 	s.metrics.failures.WithLabelValues("denied").Inc()
@@ -147,8 +147,28 @@ func (s *Service) Authorize(r *http.Request, id *Identity, repo string, action A
 	return &Error{Status: http.StatusForbidden, Message: "requested access to the resource is denied"}
 }
 
-func (s *Service) userAllows(name, repo string, action Action) bool {
-	u := s.users[name]
+// couldGet reports whether the holder of token identity id could get a
+// token for action on repo: if so, a 401 sends it back to the token
+// endpoint; if not, it is denied.
+func (s *Service) couldGet(ctx context.Context, id *Identity, repo string, action Action) bool {
+	g, _ := id.Grants.(tokenGrants)
+	switch g.kind {
+	case KindAnonymous:
+		return true // logging in may help
+	case KindOIDC:
+		return true // the next ID token's claims decide
+	case KindRobot:
+		if s.robots == nil {
+			return false
+		}
+		rb, ok := s.robots.byName(ctx, id.Name)
+		if !ok {
+			return false
+		}
+		p, err := s.cfg.robotPermissions(rb.Name, rb.Permissions)
+		return err == nil && p.Allows(repo, action)
+	}
+	u := s.users[id.Name]
 	return u != nil && u.perms.Allows(repo, action)
 }
 
@@ -257,7 +277,7 @@ func (s *Service) verifyToken(raw string) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := &Identity{Name: c.Subject, Kind: KindToken, Grants: tokenGrants(c.Access)}
+	id := &Identity{Name: c.Subject, Kind: KindToken, Grants: tokenGrants{access: c.Access, kind: c.Kind}}
 	s.remember(key, id, c.ExpiresAt.Time)
 	return id, nil
 }

@@ -30,14 +30,21 @@ type access struct {
 type claims struct {
 	jwt.RegisteredClaims
 	Access []access `json:"access,omitempty"`
+	// Kind is the kind of identity the token was issued to, so a call
+	// outside its access can be told "get another token" (401) or "you
+	// may not" (403).
+	Kind Kind `json:"kind,omitempty"`
 }
 
 // tokenGrants is what a bearer token allows: its access claim, never more.
-type tokenGrants []access
+type tokenGrants struct {
+	access []access
+	kind   Kind // of the identity the token was issued to
+}
 
 // Allows implements Grants.
 func (g tokenGrants) Allows(repo string, action Action) bool {
-	for _, a := range g {
+	for _, a := range g.access {
 		if a.Type == "repository" && a.Name == repo && (slices.Contains(a.Actions, string(action)) || slices.Contains(a.Actions, "*")) {
 			return true
 		}

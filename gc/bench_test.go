@@ -1,0 +1,97 @@
+package gc
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/nora-registry/nora/storage"
+)
+
+// BenchmarkPass measures one GC pass, plan and apply, over a store of
+// NORA_GC_BENCH_MANIFESTS manifests (default 2,000) with two blobs each in
+// 100 repositories, half of them untagged, so the pass deletes half. It
+// reports the pass's duration and the process's peak RSS during it.
+func BenchmarkPass(b *testing.B) {
+	n := 2000
+	if v, err := strconv.Atoi(os.Getenv("NORA_GC_BENCH_MANIFESTS")); err == nil && v > 0 {
+		n = v
+	}
+	for b.Loop() {
+		b.StopTimer()
+		s := openStore(b)
+		fill(b, s, n)
+		resetPeakRSS()
+		b.StartTimer()
+		start := time.Now()
+		res, err := Apply(b.Context(), s, mustPlan(b, s))
+		b.StopTimer()
+		if err != nil || res.Manifests != n/2 || res.Blobs != n {
+			b.Fatalf("Apply = %+v, %v, want %d manifests and %d blobs", res, err, n/2, n)
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "s/pass")
+		b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+		b.StartTimer()
+	}
+}
+
+func mustPlan(b *testing.B, s *storage.Store) *PassPlan {
+	p, err := Plan(b.Context(), s, Options{DeleteUntagged: true, Now: time.Now().Add(time.Hour)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// fill pushes n manifests of two small blobs each, from 16 goroutines so
+// metadata commits share disk syncs.
+func fill(b *testing.B, s *storage.Store, n int) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 16 {
+		wg.Go(func() {
+			for i := range next {
+				repo := fmt.Sprintf("team/app%03d", i%100)
+				d1 := putBlob(b, s, repo, []byte(fmt.Sprintf("config %d", i)))
+				d2 := putBlob(b, s, repo, []byte(fmt.Sprintf("layer %d", i)))
+				var tags []string
+				if i%2 == 0 {
+					tags = []string{fmt.Sprintf("v%d", i)}
+				}
+				putManifest(b, s, repo, fmt.Sprint(i), storage.Manifest{Blobs: []digest.Digest{d1, d2}}, tags...)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+// resetPeakRSS resets the kernel's high-water mark of this process's RSS.
+func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSS returns VmHWM in bytes, or 0 off Linux.
+func peakRSS() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

@@ -268,3 +268,53 @@ func TestDryRunEqualsApply(t *testing.T) {
 		t.Errorf("untagged manifest %s still there after Apply", untagged)
 	}
 }
+
+// TestReadmeExample runs the README's example configuration.
+func TestReadmeExample(t *testing.T) {
+	rules, err := Compile(Config{Protected: []string{"latest", "v*"}, Rules: []Rule{
+		{Repositories: []string{"**/dev-*"}, Tags: []string{"*"}, KeepLast: 5},
+		{Repositories: []string{"**"}, Tags: []string{"pr-*"}, OlderThan: "7d", PulledWithin: "30d"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := []Tag{
+		tag("x/dev-a", "pr-3", 10*day, 0), // among the 5 newest: rule 0 keeps
+		tag("x/dev-a", "a", 11*day, 0),
+		tag("x/dev-a", "b", 12*day, 0),
+		tag("x/dev-a", "c", 13*day, 0),
+		tag("x/dev-a", "d", 14*day, 0),
+		tag("x/dev-a", "e", 15*day, 0),      // 6th: deleted
+		tag("x/dev-a", "latest", 16*day, 0), // protected
+		tag("prod", "pr-1", 10*day, 0),      // deleted
+		tag("prod", "pr-2", 10*day, 2*day),  // pulled within 30d
+		tag("prod", "v1", 100*day, 0),       // no rule applies
+	}
+	got := deleted(Plan(now, tags, rules))
+	if want := []string{"prod:pr-1", "x/dev-a:e"}; !slices.Equal(got, want) {
+		t.Errorf("Plan deletes %v, want %v", got, want)
+	}
+}
+
+// TestApplySkipsRepushedTag: a tag pushed again between the plan and its
+// application is not deleted.
+func TestApplySkipsRepushedTag(t *testing.T) {
+	s, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	putImage(t, s, "app", "old", "pr-1")
+	rules, _ := Compile(Config{Rules: []Rule{{Repositories: []string{"**"}, OlderThan: "0s"}}})
+	tags, _ := Collect(t.Context(), s)
+	when := time.Now().Add(time.Second)
+	plan := Plan(when, tags, rules)
+	putImage(t, s, "app", "new", "pr-1")
+	res, err := Apply(t.Context(), s, when, plan)
+	if err != nil || res.Tags != 0 || res.Skipped != 1 {
+		t.Errorf("Apply after a re-push = %+v, %v, want 1 skipped", res, err)
+	}
+	if got, _, _ := s.Tags(t.Context(), "app", "", -1); !slices.Equal(got, []string{"pr-1"}) {
+		t.Errorf("Tags = %v, want [pr-1]", got)
+	}
+}

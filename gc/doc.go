@@ -20,6 +20,6 @@
 //
 // Invariant (DESIGN.md): a blob is deleted only if, inside the same write
 // transaction, no repository links it and it is older than the grace
-// period; a manifest PUT needs its blobs linked in that transaction's
-// successor, so the two cannot both succeed.
+// period. A manifest PUT needs its blobs linked inside its own write
+// transaction, so of the two, whichever commits second fails or skips.
 package gc

@@ -31,6 +31,8 @@ type File struct {
 	GC   gc.Config    `toml:"gc"`
 	// Retention is nil without a [retention] section: no tag is deleted.
 	Retention *retention.Config `toml:"retention"`
+	// RateLimit limits requests per client address and identity.
+	RateLimit auth.RateLimitConfig `toml:"rate_limit"`
 }
 
 // ServerConfig is the [server] section: the HTTP listener.
@@ -88,10 +90,11 @@ func DefaultFile() File {
 			IdleTimeout:       "2m",
 			ShutdownTimeout:   "30s",
 		},
-		Storage: storage.DefaultConfig(),
-		Log:     LogConfig{Level: "info", Format: "auto"},
-		Metrics: MetricsConfig{Enabled: true, Path: "/metrics"},
-		GC:      gc.DefaultConfig(),
+		Storage:   storage.DefaultConfig(),
+		Log:       LogConfig{Level: "info", Format: "auto"},
+		Metrics:   MetricsConfig{Enabled: true, Path: "/metrics"},
+		GC:        gc.DefaultConfig(),
+		RateLimit: auth.DefaultRateLimitConfig(),
 	}
 }
 
@@ -142,6 +145,9 @@ func (f File) Validate() error {
 		}
 	}
 	if err := f.GC.Validate(); err != nil {
+		return err
+	}
+	if err := f.RateLimit.Validate(); err != nil {
 		return err
 	}
 	if f.Retention != nil {

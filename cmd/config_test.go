@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func TestLoadFile(t *testing.T) {
 		check   func(File) // called on success
 	}{
 		{file: "empty.toml", check: func(f File) {
-			if f != DefaultFile() {
+			if !reflect.DeepEqual(f, DefaultFile()) {
 				t.Errorf("LoadFile(empty.toml) = %+v, want defaults %+v", f, DefaultFile())
 			}
 		}},
@@ -26,7 +27,7 @@ func TestLoadFile(t *testing.T) {
 			want := DefaultFile()
 			want.Server.Listen = ":8080"
 			want.Log.Format = "console"
-			if f != want {
+			if !reflect.DeepEqual(f, want) {
 				t.Errorf("LoadFile(partial.toml) = %+v, want %+v", f, want)
 			}
 		}},
@@ -156,7 +157,7 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f != DefaultFile() {
+	if !reflect.DeepEqual(f, DefaultFile()) {
 		t.Errorf("nora.toml.example = %+v, want exactly the defaults %+v", f, DefaultFile())
 	}
 }

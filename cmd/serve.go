@@ -92,6 +92,12 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		)
 		opts = append(opts, registry.WithMetrics(reg))
 	}
+	limiter := auth.NewRateLimiter(f.RateLimit)
+	if reg != nil {
+		if err := limiter.Register(reg); err != nil {
+			return err
+		}
+	}
 	var tokens http.Handler
 	robots := auth.NewRobots(store)
 	if f.Auth != nil {
@@ -118,6 +124,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	if tokens != nil {
 		handler = withTokenEndpoint(handler, tokens)
 	}
+	handler = limiter.Middleware(handler)
 	if reg != nil {
 		handler = withMetricsEndpoint(handler, f.Metrics.Path, reg)
 	}

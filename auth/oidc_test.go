@@ -1,102 +1,22 @@
 package auth
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
 )
-
-// issuer is a real OIDC issuer: discovery and a JWKS served over HTTP from
-// keys made at test time, which it can rotate.
-type issuer struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	keys map[string]*rsa.PrivateKey
-	kid  string
-}
-
-func newIssuer(t *testing.T) *issuer {
-	is := &issuer{keys: map[string]*rsa.PrivateKey{}}
-	is.rotate(t, "k1")
-	mux := http.NewServeMux()
-	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]any{
-			"issuer": is.srv.URL, "jwks_uri": is.srv.URL + "/jwks",
-			"id_token_signing_alg_values_supported": []string{"RS256"},
-			"response_types_supported":              []string{"id_token"}, "subject_types_supported": []string{"public"},
-		})
-	})
-	mux.HandleFunc("/jwks", func(w http.ResponseWriter, r *http.Request) {
-		is.mu.Lock()
-		defer is.mu.Unlock()
-		var keys []map[string]string
-		for kid, k := range is.keys {
-			keys = append(keys, map[string]string{"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
-				"n": base64.RawURLEncoding.EncodeToString(k.N.Bytes()),
-				"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(k.E)).Bytes())})
-		}
-		json.NewEncoder(w).Encode(map[string]any{"keys": keys})
-	})
-	is.srv = httptest.NewServer(mux)
-	t.Cleanup(is.srv.Close)
-	return is
-}
-
-func (is *issuer) rotate(t *testing.T, kid string) {
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	is.mu.Lock()
-	is.keys = map[string]*rsa.PrivateKey{kid: k}
-	is.kid = kid
-	is.mu.Unlock()
-}
-
-// token signs claims with the issuer's current key; edit may change them.
-func (is *issuer) token(t *testing.T, claims jwt.MapClaims) string {
-	is.mu.Lock()
-	defer is.mu.Unlock()
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	tok.Header["kid"] = is.kid
-	s, err := tok.SignedString(is.keys[is.kid])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// githubClaims are shaped like a GitHub Actions ID token.
-func githubClaims(iss, repo, ref string) jwt.MapClaims {
-	now := time.Now()
-	return jwt.MapClaims{"iss": iss, "aud": "nora", "sub": "repo:" + repo + ":ref:" + ref, "iat": now.Unix(), "nbf": now.Unix(),
-		"exp": now.Add(5 * time.Minute).Unix(), "repository": repo, "repository_owner": strings.Split(repo, "/")[0], "ref": ref,
-		"sha": "0123abcd", "workflow": "release", "event_name": "push", "job_workflow_ref": repo + "/.github/workflows/release.yml@" + ref}
-}
-
-// gitlabClaims are shaped like a GitLab CI id_token.
-func gitlabClaims(iss, project, ref string, protected bool) jwt.MapClaims {
-	now := time.Now()
-	p := "false"
-	if protected {
-		p = "true"
-	}
-	return jwt.MapClaims{"iss": iss, "aud": "nora", "sub": "project_path:" + project + ":ref_type:branch:ref:" + ref, "iat": now.Unix(),
-		"exp": now.Add(5 * time.Minute).Unix(), "project_path": project, "namespace_path": strings.Split(project, "/")[0], "ref": ref,
-		"ref_type": "branch", "ref_protected": p, "pipeline_source": "push"}
-}
 
 func newOIDCService(t *testing.T, is *issuer) *Service {
 	cfg := DefaultConfig()
@@ -166,42 +86,257 @@ func TestOIDCExchange(t *testing.T) {
 		t.Fatalf("GitLab token = %d, %v", code, err)
 	}
 	// Key rotation: a token signed with the issuer's new key verifies.
-	is.rotate(t, "k2")
+	is.rotate(t, "k2", "ES256")
 	rotated := is.token(t, githubClaims(is.srv.URL, "my-org/other", "refs/heads/main"))
 	if code, _ := post(s.OIDCHandler(), url.Values{"id_token": {rotated}}, ""); code != 200 {
 		t.Fatalf("token after key rotation = %d, want 200", code)
 	}
 }
 
+// TestOIDCAttacks: each token is rejected, by OIDC.Verify and as a
+// password.
 func TestOIDCAttacks(t *testing.T) {
 	is := newIssuer(t)
 	s := newOIDCService(t, is)
 	foreign := newIssuer(t)
 	now := time.Now()
-	edit := func(c jwt.MapClaims, f func(jwt.MapClaims)) jwt.MapClaims { f(c); return c }
-	ok := githubClaims(is.srv.URL, "my-org/app", "refs/heads/main")
-	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, ok).SignedString(jwt.UnsafeAllowNoneSignatureType)
-	foreign.kid = is.kid // a foreign key under a known kid
+	gh := func() jwt.MapClaims { return githubClaims(is.srv.URL, "my-org/app", "refs/heads/main") }
+	valid := is.token(t, gh())
+	parts := strings.Split(valid, ".")
+
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, gh()).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	// HS256 keyed with the issuer's public key, a classic confusion.
+	is.mu.Lock()
+	pub := is.keys[is.kid].Public().(*rsa.PublicKey)
+	is.mu.Unlock()
+	hs := jwt.NewWithClaims(jwt.SigningMethodHS256, gh())
+	hs.Header["kid"] = is.kid
+	hmac, _ := hs.SignedString([]byte(base64.StdEncoding.EncodeToString(pub.N.Bytes())))
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tampered := gh()
+	tampered["repository"] = "my-org/other"
+	body, _ := json.Marshal(tampered)
+
 	for name, tok := range map[string]string{
-		"untrusted issuer":       foreign.token(t, githubClaims(foreign.srv.URL, "my-org/app", "refs/heads/main")),
-		"foreign key, known kid": foreign.token(t, ok),
-		"wrong audience":         is.token(t, edit(githubClaims(is.srv.URL, "my-org/app", "refs/heads/main"), func(c jwt.MapClaims) { c["aud"] = "other" })),
-		"expired":                is.token(t, edit(githubClaims(is.srv.URL, "my-org/app", "refs/heads/main"), func(c jwt.MapClaims) { c["exp"] = now.Add(-time.Minute).Unix() })),
-		"lifetime too long":      is.token(t, edit(githubClaims(is.srv.URL, "my-org/app", "refs/heads/main"), func(c jwt.MapClaims) { c["exp"] = now.Add(48 * time.Hour).Unix() })),
-		"alg none":               none,
+		"untrusted issuer":           foreign.token(t, githubClaims(foreign.srv.URL, "my-org/app", "refs/heads/main")),
+		"foreign key, known kid":     sign(t, foreign.keys[foreign.kid], is.kid, gh()),
+		"foreign EC key, kid":        sign(t, ecKey, is.kid, gh()),
+		"unknown kid":                sign(t, ecKey, "k9", gh()),
+		"alg none":                   none,
+		"HS256 with the public key":  hmac,
+		"tampered payload":           parts[0] + "." + base64.RawURLEncoding.EncodeToString(body) + "." + parts[2],
+		"no signature":               parts[0] + "." + parts[1] + ".",
+		"wrong audience":             is.token(t, edit(gh(), func(c jwt.MapClaims) { c["aud"] = "other" })),
+		"audience list without ours": is.token(t, edit(gh(), func(c jwt.MapClaims) { c["aud"] = []string{"sts.amazonaws.com", "nora-x"} })),
+		"issuer with a path":         is.token(t, edit(gh(), func(c jwt.MapClaims) { c["iss"] = is.srv.URL + "/evil" })),
+		"expired":                    is.token(t, edit(gh(), func(c jwt.MapClaims) { c["exp"] = now.Add(-time.Minute).Unix() })),
+		"no exp":                     is.token(t, edit(gh(), func(c jwt.MapClaims) { delete(c, "exp") })),
+		"nbf in the future":          is.token(t, edit(gh(), func(c jwt.MapClaims) { c["nbf"] = now.Add(time.Hour).Unix() })),
+		"lifetime too long":          is.token(t, edit(gh(), func(c jwt.MapClaims) { c["exp"] = now.Add(48 * time.Hour).Unix() })),
+		"issued in the future": is.token(t, edit(gh(), func(c jwt.MapClaims) {
+			c["iat"] = now.Add(47 * time.Hour).Unix()
+			c["exp"] = now.Add(48 * time.Hour).Unix()
+		})),
+		"no iat":                 is.token(t, edit(gh(), func(c jwt.MapClaims) { delete(c, "iat") })),
 		"look-alike owner":       is.token(t, githubClaims(is.srv.URL, "my-org-evil/app", "refs/heads/main")),
+		"owner prefix":           is.token(t, githubClaims(is.srv.URL, "my-orgx/app", "refs/heads/main")),
 		"star crossing a slash":  is.token(t, githubClaims(is.srv.URL, "my-org/app/x", "refs/heads/main")),
 		"other branch":           is.token(t, githubClaims(is.srv.URL, "my-org/app", "refs/heads/main-evil")),
-		"missing claim":          is.token(t, edit(githubClaims(is.srv.URL, "my-org/app", "refs/heads/main"), func(c jwt.MapClaims) { delete(c, "ref") })),
-		"non-string claim":       is.token(t, edit(githubClaims(is.srv.URL, "my-org/app", "refs/heads/main"), func(c jwt.MapClaims) { c["ref"] = []string{"refs/heads/main"} })),
+		"missing claim":          is.token(t, edit(gh(), func(c jwt.MapClaims) { delete(c, "ref") })),
+		"non-string claim":       is.token(t, edit(gh(), func(c jwt.MapClaims) { c["ref"] = []string{"refs/heads/main"} })),
 		"unprotected gitlab ref": is.token(t, gitlabClaims(is.srv.URL, "group/project", "feature", false)),
+		"gitlab subgroup":        is.token(t, gitlabClaims(is.srv.URL, "group/sub/project", "main", true)),
+		"not a JWT":              "eyJhbGciOiJSUzI1NiJ9.garbage.garbage",
 	} {
 		t.Run(name, func(t *testing.T) {
+			if id, _, err := s.oidc.Verify(t.Context(), tok); err == nil {
+				t.Fatalf("Verify(%s) = %+v, want an error", name, id)
+			} else if strings.Contains(err.Error(), tok) || (len(tok) > 40 && strings.Contains(err.Error(), tok[len(tok)-20:])) {
+				t.Errorf("Verify(%s) error quotes the token: %v", name, err)
+			}
 			r := httptest.NewRequest("GET", "/v2/", nil)
 			r.SetBasicAuth("oidc", tok)
 			if id, err := s.Authenticate(r); err == nil {
 				t.Fatalf("Authenticate(%s) = %+v, want rejection", name, id)
 			}
 		})
+	}
+	// Rotation: a token under the new kid makes go-oidc fetch the JWKS
+	// again; the old key is gone from it, so tokens it signed no longer
+	// verify. (go-oidc keeps using cached keys until a token it can't
+	// verify with them makes it refetch.)
+	is.rotate(t, "k2", "RS256")
+	if _, _, err := s.oidc.Verify(t.Context(), is.token(t, gh())); err != nil {
+		t.Errorf("Verify(token signed with the new key) = %v", err)
+	}
+	if _, _, err := s.oidc.Verify(t.Context(), valid); err == nil {
+		t.Error("Verify(token signed with a rotated-out key) succeeded")
+	}
+}
+
+// TestOIDCClaimRules checks which rules a token's claims match and the
+// permissions they grant: all claims of a rule must match, every matching
+// rule adds its permissions, and denies still win.
+func TestOIDCClaimRules(t *testing.T) {
+	is := newIssuer(t)
+	is.rotate(t, "ec1", "ES256")
+	o, err := NewOIDC([]OIDCConfig{{Name: "ci", Issuer: is.srv.URL, Audience: "nora", Rules: []OIDCRule{
+		{Claims: map[string]string{"repository_owner": "my-org"}, Permissions: []string{"pull:my-org/**"}},
+		{Claims: map[string]string{"repository": "my-org/*", "ref": "refs/heads/main", "event_name": "push"}, Permissions: []string{"push:my-org/**", "!push:my-org/prod/**"}},
+		{Claims: map[string]string{"job_workflow_ref": "my-org/*/.github/workflows/release.yml@refs/tags/v*"}, Permissions: []string{"push:my-org/prod/**"}},
+		{Claims: map[string]string{"repository": "my-org/*", "environment": "production"}, Permissions: []string{"delete:my-org/*/dev-*"}},
+		{Claims: map[string]string{"sub": "repo:my-org/*:ref:refs/heads/*"}, Permissions: []string{"pull:shared/*"}},
+		{Claims: map[string]string{"project_path": "group/**", "ref_protected": "true", "pipeline_source": "{push,web}"}, Permissions: []string{"push:group/**"}},
+		{Claims: map[string]string{"namespace_path": "group", "ref_type": "branch"}, Permissions: []string{"pull:group/**"}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type check struct {
+		repo   string
+		action Action
+		want   bool
+	}
+	gh := func(repo, ref string, f func(jwt.MapClaims)) jwt.MapClaims {
+		c := githubClaims(is.srv.URL, repo, ref)
+		if f != nil {
+			f(c)
+		}
+		return c
+	}
+	for _, c := range []struct {
+		name   string
+		claims jwt.MapClaims
+		checks []check
+	}{
+		{"main branch push", gh("my-org/app", "refs/heads/main", nil), []check{
+			{"my-org/app", ActionPush, true}, {"my-org/x/y", ActionPull, true}, {"my-org/prod/app", ActionPush, false},
+			{"my-org/app/dev-1", ActionDelete, true}, {"my-org/app", ActionDelete, false}, {"shared/base", ActionPull, true},
+			{"other/app", ActionPull, false}, {"group/x", ActionPull, false}}},
+		{"feature branch: the owner's pull only", gh("my-org/app", "refs/heads/feature", func(c jwt.MapClaims) { c["environment"] = "dev" }), []check{
+			{"my-org/app", ActionPull, true}, {"my-org/app", ActionPush, false}, {"my-org/app/dev-1", ActionDelete, false}, {"shared/base", ActionPull, true}}},
+		{"pull request event", gh("my-org/app", "refs/heads/main", func(c jwt.MapClaims) { c["event_name"] = "pull_request" }), []check{
+			{"my-org/app", ActionPush, false}, {"my-org/app", ActionPull, true}}},
+		{"release tag: prod push, no branch rule", gh("my-org/app", "refs/tags/v1.2.0", nil), []check{
+			{"my-org/prod/app", ActionPush, true}, {"shared/base", ActionPull, false}}},
+		{"release tag and main: the deny of the main rule wins", gh("my-org/app", "refs/heads/main", func(c jwt.MapClaims) {
+			c["job_workflow_ref"] = "my-org/app/.github/workflows/release.yml@refs/tags/v1"
+		}), []check{{"my-org/prod/app", ActionPush, false}, {"my-org/app", ActionPush, true}}},
+		{"reusable workflow from another repo", gh("my-org/app", "refs/tags/v1", func(c jwt.MapClaims) {
+			c["job_workflow_ref"] = "evil/app/.github/workflows/release.yml@refs/tags/v1"
+		}), []check{{"my-org/prod/app", ActionPush, false}}},
+		{"GitLab protected branch in a subgroup", gitlabClaims(is.srv.URL, "group/sub/project", "main", true), []check{
+			{"group/sub/project", ActionPush, true}, {"group/other", ActionPush, true}, {"my-org/app", ActionPull, false}}},
+		{"GitLab unprotected branch", gitlabClaims(is.srv.URL, "group/project", "feature", false), []check{
+			{"group/project", ActionPush, false}, {"group/project", ActionPull, true}}},
+		{"GitLab scheduled pipeline", edit(gitlabClaims(is.srv.URL, "group/project", "main", true), func(c jwt.MapClaims) { c["pipeline_source"] = "schedule" }), []check{
+			{"group/project", ActionPush, false}, {"group/project", ActionPull, true}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			id, exp, err := o.Verify(t.Context(), is.token(t, c.claims))
+			if err != nil {
+				t.Fatalf("Verify = %v", err)
+			}
+			host := strings.TrimPrefix(is.srv.URL, "http://")
+			if id.Kind != KindOIDC || id.Name != "oidc:"+host+":"+c.claims["sub"].(string) || exp.Unix() != c.claims["exp"].(int64) {
+				t.Errorf("Verify = %+v, expiry %v", id, exp)
+			}
+			for _, k := range c.checks {
+				if got := id.Grants.Allows(k.repo, k.action); got != k.want {
+					t.Errorf("Allows(%s, %s) = %v, want %v", k.repo, k.action, got, k.want)
+				}
+			}
+		})
+	}
+}
+
+// TestOIDCDiscovery: an issuer down at start does not stop NewOIDC; logins
+// fail (without asking the issuer again within the retry interval) until
+// it is back.
+func TestOIDCDiscovery(t *testing.T) {
+	is := newIssuer(t)
+	is.down.Store(true)
+	o, err := NewOIDC([]OIDCConfig{{Name: "github", Issuer: is.srv.URL, Audience: "nora", Rules: []OIDCRule{
+		{Claims: map[string]string{"repository": "my-org/*"}, Permissions: []string{"pull:**"}},
+	}}})
+	if err != nil {
+		t.Fatalf("NewOIDC(issuer down) = %v", err)
+	}
+	clk := &clock{t: time.Now()}
+	o.now = clk.now
+	tok := is.token(t, githubClaims(is.srv.URL, "my-org/app", "refs/heads/main"))
+	if _, _, err := o.Verify(t.Context(), tok); err == nil || !strings.Contains(err.Error(), "github: OIDC discovery failed") {
+		t.Fatalf("Verify(issuer down) = %v, want a discovery error naming the entry", err)
+	}
+	is.down.Store(false)
+	if _, _, err := o.Verify(t.Context(), tok); err == nil || is.discovered.Load() != 0 {
+		t.Fatalf("Verify(within the retry interval) = %v after %d discoveries, want the remembered error", err, is.discovered.Load())
+	}
+	clk.advance(discoveryRetry)
+	if _, _, err := o.Verify(t.Context(), tok); err != nil {
+		t.Fatalf("Verify(issuer back) = %v", err)
+	}
+	// Once discovered, the verifier is kept: the issuer going down
+	// again does not matter for keys already fetched.
+	is.down.Store(true)
+	if _, _, err := o.Verify(t.Context(), is.token(t, githubClaims(is.srv.URL, "my-org/b", "refs/heads/main"))); err != nil || is.discovered.Load() != 1 {
+		t.Errorf("Verify(issuer down after discovery) = %v, %d discoveries, want ok and 1", err, is.discovered.Load())
+	}
+}
+
+// TestOIDCJWKSURL: with jwks_url set, keys come from there and discovery
+// is never asked.
+func TestOIDCJWKSURL(t *testing.T) {
+	is := newIssuer(t)
+	is.rotate(t, "ec", "ES256")
+	o, err := NewOIDC([]OIDCConfig{{Issuer: is.srv.URL, Audience: "nora", JWKSURL: is.srv.URL + "/jwks", MaxTokenLifetime: "10m", Rules: []OIDCRule{
+		{Claims: map[string]string{"project_path": "group/*"}, Permissions: []string{"push:group/**"}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := o.Verify(t.Context(), is.token(t, gitlabClaims(is.srv.URL, "group/app", "main", true)))
+	if err != nil || !id.Grants.Allows("group/app", ActionPush) || is.discovered.Load() != 0 {
+		t.Fatalf("Verify with jwks_url = %+v, %v after %d discoveries", id, err, is.discovered.Load())
+	}
+	long := edit(gitlabClaims(is.srv.URL, "group/app", "main", true), func(c jwt.MapClaims) { c["exp"] = time.Now().Add(20 * time.Minute).Unix() })
+	if _, _, err := o.Verify(t.Context(), is.token(t, long)); err == nil || !strings.Contains(err.Error(), "max_token_lifetime") {
+		t.Errorf("Verify(20m token, 10m max) = %v, want a lifetime error", err)
+	}
+}
+
+func TestOIDCConfigValidate(t *testing.T) {
+	good := func() OIDCConfig {
+		return OIDCConfig{Issuer: "https://token.actions.githubusercontent.com", Audience: "nora", Rules: []OIDCRule{
+			{Claims: map[string]string{"repository": "my-org/*"}, Permissions: []string{"push:my-org/**"}}}}
+	}
+	for _, c := range []struct {
+		key  string
+		edit func(*OIDCConfig)
+	}{
+		{"auth.oidc[0].issuer", func(c *OIDCConfig) { c.Issuer = "token.actions.githubusercontent.com" }},
+		{"auth.oidc[0].issuer", func(c *OIDCConfig) { c.Issuer = "ftp://x" }},
+		{"auth.oidc[0].audience", func(c *OIDCConfig) { c.Audience = "" }},
+		{"auth.oidc[0].jwks_url", func(c *OIDCConfig) { c.JWKSURL = "/keys" }},
+		{"auth.oidc[0].max_token_lifetime", func(c *OIDCConfig) { c.MaxTokenLifetime = "1 hour" }},
+		{"auth.oidc[0].rules", func(c *OIDCConfig) { c.Rules = nil }},
+		{"auth.oidc[0].rules[0].claims", func(c *OIDCConfig) { c.Rules[0].Claims = nil }},
+		{"auth.oidc[0].rules[0].claims", func(c *OIDCConfig) { c.Rules[0].Claims = map[string]string{"": "x"} }},
+		{"auth.oidc[0].rules[0].claims.repository", func(c *OIDCConfig) { c.Rules[0].Claims["repository"] = "my-org/{a" }},
+		{"auth.oidc[0].rules[0].permissions", func(c *OIDCConfig) { c.Rules[0].Permissions = []string{"write:x"} }},
+	} {
+		cfg := good()
+		c.edit(&cfg)
+		if _, err := NewOIDC([]OIDCConfig{cfg}); err == nil || !strings.HasPrefix(err.Error(), c.key+":") {
+			t.Errorf("NewOIDC(bad %s) = %v, want an error naming it", c.key, err)
+		}
+	}
+	second := good()
+	second.Issuer += "/"
+	if _, err := NewOIDC([]OIDCConfig{good(), second}); err == nil || !strings.HasPrefix(err.Error(), "auth.oidc[1].issuer:") {
+		t.Errorf("NewOIDC(one issuer twice) = %v, want an error naming auth.oidc[1].issuer", err)
+	}
+	if _, err := NewOIDC([]OIDCConfig{good()}); err != nil {
+		t.Errorf("NewOIDC(good) = %v", err)
 	}
 }

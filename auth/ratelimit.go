@@ -210,6 +210,33 @@ func (l *RateLimiter) AllowIdentity(name string) error {
 	return nil
 }
 
+// Authorizer returns a, counting every authenticated request against its
+// identity's API rate (once per request, in Authenticate: Authorize also
+// runs per repository when the catalog is filtered). Anonymous callers are
+// limited by address only.
+func (l *RateLimiter) Authorizer(a Authorizer) Authorizer {
+	if !l.on() || l.cfg.API.PerIdentity == 0 {
+		return a
+	}
+	return identityLimited{a, l}
+}
+
+type identityLimited struct {
+	Authorizer
+	l *RateLimiter
+}
+
+func (a identityLimited) Authenticate(r *http.Request) (*Identity, error) {
+	id, err := a.Authorizer.Authenticate(r)
+	if err != nil || id == nil || id.Kind == KindAnonymous {
+		return id, err
+	}
+	if err := a.l.AllowIdentity(id.Name); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
 // AllowAuthAttempt counts one credential check from r's client, and for
 // the user name of its Basic credentials: an *Error with status 429 while
 // the address backs off after failed logins or when either is over its

@@ -109,7 +109,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		if err != nil {
 			return err
 		}
-		opts = append(opts, registry.WithAuthorizer(svc))
+		opts = append(opts, registry.WithAuthorizer(limiter.Authorizer(svc)))
 		mux := http.NewServeMux()
 		mux.Handle("/auth/token", svc.TokenHandler())
 		mux.Handle("/auth/oidc/token", svc.OIDCHandler())

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -43,6 +44,21 @@ func TestPermissionsAllows(t *testing.T) {
 		{"exact name", []string{"pull:library/alpine"}, []check{
 			{"library/alpine", ActionPull, true}, {"library/alpine2", ActionPull, false}, {"library/alpine/x", ActionPull, false}}},
 		{"question mark stays in a segment", []string{"pull:a?b"}, []check{{"axb", ActionPull, true}, {"a/b", ActionPull, false}}},
+		{"globstar in the middle matches zero or more segments", []string{"pull:a/**/b"}, []check{
+			{"a/b", ActionPull, true}, {"a/x/b", ActionPull, true}, {"a/x/y/b", ActionPull, true},
+			{"a/xb", ActionPull, false}, {"ab", ActionPull, false}, {"a/b/c", ActionPull, false}}},
+		{"two stars as a prefix stay a prefix", []string{"push:team**"}, []check{
+			{"team", ActionPush, true}, {"team-evil/x", ActionPush, true}, {"x/team", ActionPush, false}}},
+		{"star for one segment, both actions", []string{"*:*"}, []check{
+			{"a", ActionDelete, true}, {"a/b", ActionPull, false}}},
+		{"deny everything", []string{"*:**", "!*:**"}, []check{{"a", ActionPull, false}, {"a/b", ActionDelete, false}}},
+		{"a deny of one action leaves the others", []string{"*:prod/**", "!delete:prod/**"}, []check{
+			{"prod/app", ActionDelete, false}, {"prod/app", ActionPull, true}, {"prod/app", ActionPush, true}}},
+		{"deny of a subtree leaves look-alikes", []string{"pull:**", "!pull:secret/**"}, []check{
+			{"secret/x", ActionPull, false}, {"secret-not/x", ActionPull, true}, {"secretx", ActionPull, true}, {"a/secret/x", ActionPull, true}}},
+		{"deny only: nothing", []string{"!push:prod/**"}, []check{{"dev/app", ActionPush, false}, {"dev/app", ActionPull, false}}},
+		{"case of the action", []string{"pull:**"}, []check{{"x", Action("PULL"), false}}},
+		{"digits and dots", []string{"pull:v1.2/*"}, []check{{"v1.2/x", ActionPull, true}, {"v1x2/x", ActionPull, false}}},
 		{"alternatives", []string{"pull:{team-a,team-b}/**"}, []check{
 			{"team-a/x", ActionPull, true}, {"team-b/y/z", ActionPull, true}, {"team-c/x", ActionPull, false}}},
 	}
@@ -98,7 +114,14 @@ func FuzzParsePermissions(f *testing.F) {
 	f.Fuzz(func(t *testing.T, perm, repo string) {
 		p, err := ParsePermissions([]string{perm})
 		if err != nil {
+			if !strings.Contains(err.Error(), fmt.Sprintf("%q", perm)) {
+				t.Fatalf("ParsePermissions(%q) = %v, want the error to name it", perm, err)
+			}
 			return
+		}
+		// A rule for one action allows no other.
+		if action, _, _ := strings.Cut(perm, ":"); action == "pull" && (p.Allows(repo, ActionPush) || p.Allows(repo, ActionDelete)) {
+			t.Fatalf("%q allows more than pull on %q", perm, repo)
 		}
 		// A deny-only set never allows; an allow and its deny never allow.
 		deny, _ := ParsePermissions([]string{"!" + strings.TrimPrefix(perm, "!")})
@@ -108,6 +131,24 @@ func FuzzParsePermissions(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkPermissionsAllowsMany is a large organisation's rules, and a
+// request only the last rule allows: every rule is tried.
+func BenchmarkPermissionsAllowsMany(b *testing.B) {
+	var rules []string
+	for i := range 100 {
+		rules = append(rules, fmt.Sprintf("push:team-%d/**", i), fmt.Sprintf("!delete:team-%d/prod-*", i))
+	}
+	p, err := ParsePermissions(rules)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if !p.Allows("team-99/app/api", ActionPush) {
+			b.Fatal("denied")
+		}
+	}
 }
 
 func BenchmarkPermissionsAllows(b *testing.B) {

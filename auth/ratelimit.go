@@ -125,6 +125,7 @@ type RateLimiter struct {
 	proxies []netip.Prefix
 	backoff time.Duration
 	maxBack time.Duration
+	forget  time.Duration    // failed logins are forgotten after this long without one
 	now     func() time.Time // tests move the clock
 
 	limited *prometheus.CounterVec
@@ -145,7 +146,8 @@ type client struct {
 }
 
 // Rate limiter bookkeeping: keys idle this long are forgotten at the next
-// sweep, and failed logins are forgotten after failureMemory without one.
+// sweep, and failed logins are forgotten after failureMemory (or twice
+// login_max_backoff) without one.
 const (
 	idleAfter     = 10 * time.Minute
 	sweepEvery    = time.Minute
@@ -165,6 +167,10 @@ func NewRateLimiter(cfg RateLimitConfig) *RateLimiter {
 			Name: "nora_rate_limited_total",
 			Help: "Requests refused with 429, by what was limited (api, auth, login_backoff) and by what key (ip, identity).",
 		}, []string{"limit", "by"}),
+	}
+	l.forget = time.Duration(math.MaxInt64)
+	if l.maxBack < l.forget/2 {
+		l.forget = max(failureMemory, 2*l.maxBack)
 	}
 	for _, p := range cfg.TrustedProxies {
 		if pr, err := parsePrefix(p); err == nil {
@@ -276,17 +282,21 @@ func (l *RateLimiter) AuthFailed(r *http.Request) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := l.get("fail:"+ipKey(l.ClientIP(r)), now)
-	if now.Sub(c.lastFailure) > max(failureMemory, 2*l.maxBack) {
+	if now.Sub(c.lastFailure) > l.forget {
 		c.failures = 0
 	}
 	c.failures++
 	c.lastFailure = now
 	if n := c.failures - l.cfg.LoginFailures; n >= 0 {
-		wait := l.maxBack
-		if n < 62 && l.backoff<<n > 0 && l.backoff<<n < l.maxBack {
-			wait = l.backoff << n
+		wait := l.backoff
+		for ; n > 0 && wait < l.maxBack; n-- {
+			if wait > l.maxBack/2 {
+				wait = l.maxBack // doubling would pass the cap, or overflow
+				break
+			}
+			wait *= 2
 		}
-		c.lockedUntil = now.Add(wait)
+		c.lockedUntil = now.Add(min(wait, l.maxBack))
 	}
 }
 
@@ -352,7 +362,7 @@ func (l *RateLimiter) get(key string, now time.Time) *client {
 func (l *RateLimiter) sweep(now time.Time) {
 	l.lastSweep = now
 	for k, c := range l.clients {
-		if now.Sub(c.seen) > idleAfter && !now.Before(c.lockedUntil) && now.Sub(c.lastFailure) > failureMemory {
+		if now.Sub(c.seen) > idleAfter && !now.Before(c.lockedUntil) && now.Sub(c.lastFailure) > l.forget {
 			delete(l.clients, k)
 		}
 	}

@@ -244,6 +244,21 @@ func TestLoginBackoff(t *testing.T) {
 		t.Errorf("one failure after two forgotten ones: AllowAuthAttempt = %v, want nil", err)
 	}
 
+	// Thousands of failures stay at the cap, whatever the durations.
+	l, _ = newTestLimiter(t, func(c *RateLimitConfig) {
+		c.LoginFailures, c.LoginBackoff, c.LoginMaxBackoff = 1, "1h", "2562047h" // the largest Duration
+	})
+	for i := range 5000 {
+		l.AuthFailed(attacker)
+		want := 2562047 * time.Hour
+		if i <= 21 { // 2^21h < the cap < 2^22h
+			want = time.Hour << i
+		}
+		if got := retryOf(l.AllowAuthAttempt(attacker)); got != want {
+			t.Fatalf("after %d failures with a huge cap: retry after %v, want %v", i+1, got, want)
+		}
+	}
+
 	// Behind a trusted proxy, the client behind it backs off, not the proxy.
 	l, _ = newTestLimiter(t, func(c *RateLimitConfig) { c.TrustedProxies = []string{"10.0.0.1"}; c.LoginFailures = 1 })
 	l.AuthFailed(req("10.0.0.1:4000", "198.51.100.1", ""))
@@ -325,5 +340,39 @@ func BenchmarkRateLimiterAllow(b *testing.B) {
 	w := httptest.NewRecorder()
 	for b.Loop() {
 		h.ServeHTTP(w, r)
+	}
+}
+
+// TestRateLimiterConcurrent is for the race detector: every method at once
+// on a small table, so sweeps run while buckets are used.
+func TestRateLimiterConcurrent(t *testing.T) {
+	l := NewRateLimiter(func() RateLimitConfig {
+		c := DefaultRateLimitConfig()
+		c.MaxClients, c.API = 16, RateRule{PerIP: 100, PerIdentity: 100, Burst: 10}
+		return c
+	}())
+	h := l.Middleware(http.NotFoundHandler())
+	done := make(chan struct{})
+	for g := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 500 {
+				r := req(fmt.Sprintf("198.51.100.%d:1", (g*500+i)%64), "", fmt.Sprint("u", i%20))
+				h.ServeHTTP(httptest.NewRecorder(), r)
+				l.AllowIdentity(fmt.Sprint("u", i%20))
+				l.AllowAuthAttempt(r)
+				if i%3 == 0 {
+					l.AuthFailed(r)
+				} else {
+					l.AuthSucceeded(r)
+				}
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	if n := len(l.clients); n > 16 {
+		t.Errorf("%d entries, want at most 16", n)
 	}
 }

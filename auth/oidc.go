@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
 	"github.com/gobwas/glob"
 )
 
@@ -51,6 +53,15 @@ const oidcClockSkew = time.Minute
 // discoveryRetry is how long a failed discovery is remembered before the
 // issuer is asked again, so a down issuer is not hit by every login.
 const discoveryRetry = 5 * time.Second
+
+// keyRefetch is the least time between two fetches of an issuer's JWKS
+// prompted by tokens the cached keys don't verify (a new kid after a
+// rotation, or a forgery): a stream of forged tokens must not turn the
+// registry into a load generator against the issuer.
+const keyRefetch = 5 * time.Second
+
+// oidcAlgs are the signature algorithms accepted on ID tokens.
+var oidcAlgs = []string{oidc.RS256, oidc.RS384, oidc.RS512, oidc.ES256, oidc.ES384, oidc.ES512, oidc.PS256, oidc.PS384, oidc.PS512, oidc.EdDSA}
 
 // claimGlobs keep `*` within one path segment or ref component.
 var claimGlobs = glob.Compiler{Separators: []rune{'/', ':'}}
@@ -107,6 +118,7 @@ type OIDC struct {
 type oidcIssuer struct {
 	cfg      OIDCConfig
 	label    string // cfg.Name, or the issuer URL
+	now      func() time.Time
 	lifetime time.Duration
 	rules    []oidcRule
 
@@ -137,7 +149,7 @@ func NewOIDC(cfgs []OIDCConfig) (*OIDC, error) {
 			return nil, fmt.Errorf("%s.issuer: %q is already auth.oidc[%d]'s; put all its rules in one entry", key, c.Issuer, j)
 		}
 		first[iss] = i
-		is := &oidcIssuer{cfg: c, label: c.Name, lifetime: defaultMaxTokenLifetime}
+		is := &oidcIssuer{cfg: c, label: c.Name, lifetime: defaultMaxTokenLifetime, now: func() time.Time { return o.now() }}
 		if is.label == "" {
 			is.label = c.Issuer
 		}
@@ -234,20 +246,28 @@ func (is *oidcIssuer) verifierFor(ctx context.Context, now time.Time, retry time
 	if is.failed != nil && now.Sub(is.failedAt) < retry {
 		return nil, is.failed
 	}
-	cfg := &oidc.Config{ClientID: is.cfg.Audience, SupportedSigningAlgs: []string{oidc.RS256, oidc.ES256, oidc.RS512, oidc.ES384, oidc.PS256}}
-	// The key set outlives the request that happened to create it; its
-	// fetches, discovery included, are bounded by the client's timeout.
-	kctx := oidc.ClientContext(context.WithoutCancel(ctx), &http.Client{Timeout: 10 * time.Second})
-	if is.cfg.JWKSURL != "" {
-		is.verifier = oidc.NewVerifier(is.cfg.Issuer, oidc.NewRemoteKeySet(kctx, is.cfg.JWKSURL), cfg)
-		return is.verifier, nil
+	cfg := &oidc.Config{ClientID: is.cfg.Audience, SupportedSigningAlgs: oidcAlgs}
+	// Discovery and key fetches outlive the request that happened to
+	// start them; the client's timeout bounds them.
+	client := &http.Client{Timeout: 10 * time.Second}
+	keys := &jwksKeySet{url: is.cfg.JWKSURL, client: client, now: is.now, every: keyRefetch}
+	if keys.url == "" {
+		p, err := oidc.NewProvider(oidc.ClientContext(context.WithoutCancel(ctx), client), is.cfg.Issuer)
+		var doc struct {
+			JWKS string `json:"jwks_uri"`
+		}
+		if err == nil {
+			if err = p.Claims(&doc); err == nil && doc.JWKS == "" {
+				err = errors.New("no jwks_uri in the discovery document")
+			}
+		}
+		if err != nil {
+			is.failed, is.failedAt = fmt.Errorf("%s: OIDC discovery failed, retrying at the next login after %s: %w", is.label, retry, err), now
+			return nil, is.failed
+		}
+		keys.url = doc.JWKS
 	}
-	p, err := oidc.NewProvider(kctx, is.cfg.Issuer)
-	if err != nil {
-		is.failed, is.failedAt = fmt.Errorf("%s: OIDC discovery failed, retrying at the next login after %s: %w", is.label, retry, err), now
-		return nil, is.failed
-	}
-	is.verifier, is.failed = p.Verifier(cfg), nil
+	is.verifier, is.failed = oidc.NewVerifier(is.cfg.Issuer, keys, cfg), nil
 	return is.verifier, nil
 }
 
@@ -269,4 +289,121 @@ func unverifiedIssuer(raw string) (string, error) {
 		return "", errors.New("malformed ID token")
 	}
 	return c.Iss, nil
+}
+
+// jwksKeySet verifies signatures with an issuer's JWKS. Keys are fetched
+// on first use and again when a token's signature does not verify with
+// them, at most once per every: go-oidc's RemoteKeySet fetches again on
+// every failure, which forged tokens would turn into a flood.
+type jwksKeySet struct {
+	url    string
+	client *http.Client
+	now    func() time.Time
+	every  time.Duration
+
+	fetchMu sync.Mutex // one fetch at a time; verifications go on meanwhile
+
+	mu      sync.Mutex
+	keys    []jose.JSONWebKey
+	fetched time.Time // last fetch attempt, successful or not
+	failed  error     // of that attempt
+}
+
+// VerifySignature implements oidc.KeySet.
+func (k *jwksKeySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
+	algs := make([]jose.SignatureAlgorithm, len(oidcAlgs))
+	for i, a := range oidcAlgs {
+		algs[i] = jose.SignatureAlgorithm(a)
+	}
+	jws, err := jose.ParseSigned(raw, algs)
+	if err != nil {
+		return nil, err
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, errors.New("want exactly one signature")
+	}
+	kid := jws.Signatures[0].Header.KeyID
+	k.mu.Lock()
+	keys, seen := k.keys, k.fetched
+	k.mu.Unlock()
+	if payload, ok := verifyWith(jws, keys, kid); ok {
+		return payload, nil
+	}
+	keys, err = k.refresh(ctx, seen)
+	if err != nil {
+		return nil, err
+	}
+	if payload, ok := verifyWith(jws, keys, kid); ok {
+		return payload, nil
+	}
+	return nil, errors.New("no key of the issuer verifies the signature")
+}
+
+// refresh fetches the keys again, unless someone did since seen or the
+// last attempt is too recent; either way it returns the current keys.
+func (k *jwksKeySet) refresh(ctx context.Context, seen time.Time) ([]jose.JSONWebKey, error) {
+	k.fetchMu.Lock()
+	defer k.fetchMu.Unlock()
+	k.mu.Lock()
+	keys, last := k.keys, k.fetched
+	k.mu.Unlock()
+	now := k.now()
+	if last.After(seen) || (!last.IsZero() && now.Sub(last) < k.every) {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if len(keys) == 0 && k.failed != nil {
+			return nil, k.failed
+		}
+		return keys, nil
+	}
+	fresh, err := k.fetch(context.WithoutCancel(ctx))
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.fetched = now
+	if err != nil {
+		k.failed = fmt.Errorf("fetching %s: %w", k.url, err)
+		return k.keys, k.failed
+	}
+	k.keys, k.failed = fresh, nil
+	return fresh, nil
+}
+
+func (k *jwksKeySet) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := k.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %s", resp.Status)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set); err != nil {
+		return nil, fmt.Errorf("decoding the JWKS: %w", err)
+	}
+	var keys []jose.JSONWebKey
+	for _, key := range set.Keys {
+		if key.Use != "enc" && key.IsPublic() {
+			keys = append(keys, key)
+		}
+	}
+	return keys, nil
+}
+
+// verifyWith verifies jws with the key named kid, or with each key when
+// the token names none.
+func verifyWith(jws *jose.JSONWebSignature, keys []jose.JSONWebKey, kid string) ([]byte, bool) {
+	for i := range keys {
+		if kid != "" && keys[i].KeyID != kid {
+			continue
+		}
+		if payload, err := jws.Verify(&keys[i]); err == nil {
+			return payload, true
+		}
+	}
+	return nil, false
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -34,6 +35,8 @@ func newOIDCService(t *testing.T, is *issuer) *Service {
 func TestOIDCExchange(t *testing.T) {
 	is := newIssuer(t)
 	s := newOIDCService(t, is)
+	clk := &clock{t: time.Now()}
+	s.oidc.now = clk.now
 	gh := is.token(t, githubClaims(is.srv.URL, "my-org/app", "refs/heads/main"))
 
 	// The ID token as a password (docker login -u oidc -p $TOKEN).
@@ -87,6 +90,7 @@ func TestOIDCExchange(t *testing.T) {
 	}
 	// Key rotation: a token signed with the issuer's new key verifies.
 	is.rotate(t, "k2", "ES256")
+	clk.advance(keyRefetch) // keys are fetched again at most this often
 	rotated := is.token(t, githubClaims(is.srv.URL, "my-org/other", "refs/heads/main"))
 	if code, _ := post(s.OIDCHandler(), url.Values{"id_token": {rotated}}, ""); code != 200 {
 		t.Fatalf("token after key rotation = %d, want 200", code)
@@ -98,6 +102,8 @@ func TestOIDCExchange(t *testing.T) {
 func TestOIDCAttacks(t *testing.T) {
 	is := newIssuer(t)
 	s := newOIDCService(t, is)
+	clk := &clock{t: time.Now()}
+	s.oidc.now = clk.now
 	foreign := newIssuer(t)
 	now := time.Now()
 	gh := func() jwt.MapClaims { return githubClaims(is.srv.URL, "my-org/app", "refs/heads/main") }
@@ -166,6 +172,7 @@ func TestOIDCAttacks(t *testing.T) {
 	// verify. (go-oidc keeps using cached keys until a token it can't
 	// verify with them makes it refetch.)
 	is.rotate(t, "k2", "RS256")
+	clk.advance(keyRefetch)
 	if _, _, err := s.oidc.Verify(t.Context(), is.token(t, gh())); err != nil {
 		t.Errorf("Verify(token signed with the new key) = %v", err)
 	}
@@ -338,5 +345,58 @@ func TestOIDCConfigValidate(t *testing.T) {
 	}
 	if _, err := NewOIDC([]OIDCConfig{good()}); err != nil {
 		t.Errorf("NewOIDC(good) = %v", err)
+	}
+}
+
+// TestOIDCKeyRefetch: tokens the cached keys don't verify make the JWKS be
+// fetched again, but at most once per keyRefetch, so forgeries can't
+// flood the issuer; a rotation is picked up at the first new kid after
+// that.
+func TestOIDCKeyRefetch(t *testing.T) {
+	is := newIssuer(t)
+	o, err := NewOIDC([]OIDCConfig{{Issuer: is.srv.URL, Audience: "nora", Rules: []OIDCRule{
+		{Claims: map[string]string{"repository": "my-org/*"}, Permissions: []string{"pull:**"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Now()}
+	o.now = clk.now
+	claims := githubClaims(is.srv.URL, "my-org/app", "refs/heads/main")
+	if _, _, err := o.Verify(t.Context(), is.token(t, claims)); err != nil || is.fetched.Load() != 1 {
+		t.Fatalf("Verify = %v after %d JWKS fetches, want ok after 1", err, is.fetched.Load())
+	}
+	forger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for i := range 50 {
+		kid := is.kid
+		if i%2 == 0 {
+			kid = fmt.Sprint("random-", i)
+		}
+		if _, _, err := o.Verify(t.Context(), sign(t, forger, kid, claims)); err == nil {
+			t.Fatal("Verify(forged token) succeeded")
+		}
+	}
+	if n := is.fetched.Load(); n != 1 {
+		t.Errorf("50 forged tokens within %s: %d JWKS fetches, want 1", keyRefetch, n)
+	}
+	clk.advance(keyRefetch)
+	is.rotate(t, "k2", "ES256")
+	if _, _, err := o.Verify(t.Context(), is.token(t, claims)); err != nil || is.fetched.Load() != 2 {
+		t.Errorf("Verify(new kid after %s) = %v after %d fetches, want ok after 2", keyRefetch, err, is.fetched.Load())
+	}
+	// Concurrent logins after a rotation share one fetch.
+	clk.advance(keyRefetch)
+	is.rotate(t, "k3", "RS256")
+	tok := is.token(t, claims)
+	errs := make(chan error, 20)
+	for range 20 {
+		go func() { _, _, err := o.Verify(t.Context(), tok); errs <- err }()
+	}
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent Verify after a rotation = %v", err)
+		}
+	}
+	if n := is.fetched.Load(); n != 3 {
+		t.Errorf("20 concurrent logins after a rotation: %d fetches in all, want 3", n)
 	}
 }

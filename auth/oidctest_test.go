@@ -33,6 +33,7 @@ type issuer struct {
 
 	down       atomic.Bool  // discovery and JWKS answer 503
 	discovered atomic.Int32 // discovery documents served
+	fetched    atomic.Int32 // JWKS served
 }
 
 func newIssuer(t *testing.T) *issuer {
@@ -56,6 +57,7 @@ func newIssuer(t *testing.T) *issuer {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
+		is.fetched.Add(1)
 		is.mu.Lock()
 		defer is.mu.Unlock()
 		keys := []map[string]string{}

@@ -25,16 +25,19 @@ func (s *Service) OIDCHandler() http.Handler {
 			return
 		}
 		if err := r.ParseForm(); err != nil {
-			writeTokenError(w, &Error{Status: http.StatusBadRequest, Message: "malformed form"})
+			writeTokenError(w, r, &Error{Status: http.StatusBadRequest, Message: "malformed form"})
 			return
 		}
 		raw := r.PostForm.Get("id_token")
 		if h := r.Header.Get("Authorization"); raw == "" && len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
 			raw = strings.TrimSpace(h[7:])
 		}
-		id, err := s.verifyIDToken(r.Context(), raw)
+		id, err := s.verifyIDToken(r, "", raw)
 		if err != nil {
-			writeTokenError(w, &Error{Status: http.StatusUnauthorized, Message: "invalid ID token"})
+			if _, limited := overLimit(err); !limited {
+				err = &Error{Status: http.StatusUnauthorized, Message: "invalid ID token"}
+			}
+			writeTokenError(w, r, err)
 			return
 		}
 		s.respond(w, r, id, strings.Fields(r.PostForm.Get("scope")), false)
@@ -77,12 +80,12 @@ func (s *Service) TokenHandler() http.Handler {
 			return
 		}
 		if err != nil {
-			writeTokenError(w, err)
+			writeTokenError(w, r, err)
 			return
 		}
 		if id.Kind == KindToken {
 			// A registry token is no credential for more tokens.
-			writeTokenError(w, &Error{Status: http.StatusUnauthorized, Message: "a registry token cannot request tokens"})
+			writeTokenError(w, r, &Error{Status: http.StatusUnauthorized, Message: "a registry token cannot request tokens"})
 			return
 		}
 		s.respond(w, r, id, scopes, offline)
@@ -93,7 +96,7 @@ func (s *Service) TokenHandler() http.Handler {
 func (s *Service) respond(w http.ResponseWriter, r *http.Request, id *Identity, scopes []string, offline bool) {
 	resp, err := s.issue(id, scopes, offline)
 	if err != nil {
-		writeTokenError(w, err)
+		writeTokenError(w, r, err)
 		return
 	}
 	if r.PostForm.Get("grant_type") == grantTokenExchange {
@@ -116,17 +119,25 @@ func (s *Service) postGrant(r *http.Request) (*Identity, []string, bool, error) 
 	offline := r.PostForm.Get("access_type") == "offline"
 	switch r.PostForm.Get("grant_type") {
 	case "password":
-		id, ok := s.checkPassword(r.Context(), r.PostForm.Get("username"), r.PostForm.Get("password"))
-		if !ok {
+		id, err := s.checkPassword(r, r.PostForm.Get("username"), r.PostForm.Get("password"))
+		if e, limited := overLimit(err); limited {
+			return nil, nil, false, e
+		}
+		if err != nil {
 			s.failed(r, "bad_credentials", r.PostForm.Get("username"))
 			return nil, nil, false, &Error{Status: http.StatusUnauthorized, Message: "invalid username or password"}
 		}
 		return id, scopes, offline, nil
 	case "refresh_token":
-		c, err := s.signer.verify(r.PostForm.Get("refresh_token"), s.cfg.Service, s.cfg.Service+"/refresh")
-		u := (*user)(nil)
-		if err == nil {
-			u = s.users[c.Subject]
+		var u *user
+		if err := s.attempt(r, "", func() bool {
+			c, err := s.signer.verify(r.PostForm.Get("refresh_token"), s.cfg.Service, s.cfg.Service+"/refresh")
+			if err == nil {
+				u = s.users[c.Subject]
+			}
+			return u != nil
+		}); err != nil {
+			return nil, nil, false, err
 		}
 		if u == nil {
 			s.failed(r, "invalid_refresh_token", "")
@@ -134,7 +145,10 @@ func (s *Service) postGrant(r *http.Request) (*Identity, []string, bool, error) 
 		}
 		return &Identity{Name: u.name, Kind: KindUser, Groups: u.groups, Grants: u.perms}, scopes, false, nil
 	case grantTokenExchange: // RFC 8693, with an OIDC ID token as the subject
-		id, err := s.verifyIDToken(r.Context(), r.PostForm.Get("subject_token"))
+		id, err := s.verifyIDToken(r, "", r.PostForm.Get("subject_token"))
+		if e, limited := overLimit(err); limited {
+			return nil, nil, false, e
+		}
 		if err != nil {
 			return nil, nil, false, &Error{Status: http.StatusUnauthorized, Message: "invalid subject_token"}
 		}
@@ -216,9 +230,16 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func writeTokenError(w http.ResponseWriter, err error) {
+// writeTokenError writes err in the registry's error format; a 429 is
+// TOOMANYREQUESTS with Retry-After, as the API's limits answer.
+func writeTokenError(w http.ResponseWriter, r *http.Request, err error) {
+	e, ok := AsError(err)
+	if ok && e.Status == http.StatusTooManyRequests {
+		WriteRateLimited(w, r, e)
+		return
+	}
 	status, msg := http.StatusInternalServerError, "internal error"
-	if e, ok := AsError(err); ok {
+	if ok {
 		status, msg = e.Status, e.Message
 		for k, v := range e.Header() {
 			w.Header()[k] = v

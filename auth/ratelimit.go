@@ -250,6 +250,14 @@ func (a identityLimited) Authenticate(r *http.Request) (*Identity, error) {
 // not for cached ones, and report the outcome with AuthFailed or
 // AuthSucceeded.
 func (l *RateLimiter) AllowAuthAttempt(r *http.Request) error {
+	name, _, _ := r.BasicAuth()
+	return l.allowLogin(r, name)
+}
+
+// allowLogin is AllowAuthAttempt for a user name that may come from
+// elsewhere than Basic credentials (the password grant's form), so every
+// way to send a password shares the user's limit.
+func (l *RateLimiter) allowLogin(r *http.Request, name string) error {
 	if !l.on() {
 		return nil
 	}
@@ -263,7 +271,7 @@ func (l *RateLimiter) AllowAuthAttempt(r *http.Request) error {
 			return tooMany("too many login attempts from this address", wait)
 		}
 	}
-	if name, _, ok := r.BasicAuth(); ok && name != "" && l.cfg.Auth.PerIdentity > 0 {
+	if name != "" && l.cfg.Auth.PerIdentity > 0 {
 		if wait := l.take("auth", "identity", "auth-id:"+clip(name), l.cfg.Auth.PerIdentity, l.cfg.Auth.Burst); wait > 0 {
 			return tooMany("too many login attempts for this user", wait)
 		}

@@ -27,8 +27,9 @@ type Service struct {
 	refresh   time.Duration
 	users     map[string]*user
 	anonymous *Permissions
-	oidc      *OIDC   // nil without [[auth.oidc]]
-	robots    *Robots // nil: robot tokens are not accepted
+	oidc      *OIDC        // nil without [[auth.oidc]]
+	robots    *Robots      // nil: robot tokens are not accepted
+	limiter   *RateLimiter // nil: logins are not limited
 	metrics   *metrics
 	log       zerolog.Logger
 
@@ -52,6 +53,14 @@ func WithRobots(r *Robots) Option {
 		s.robots = r
 		r.OnRevoke(s.forget)
 	}
+}
+
+// WithRateLimiter limits credential checks that aren't cached (passwords,
+// robot tokens, ID tokens, refresh tokens) by l's [rate_limit.auth] rates
+// and login back-off. Serve passes the limiter of its API limits, so both
+// share one table of clients, bounded by max_clients, and one metric.
+func WithRateLimiter(l *RateLimiter) Option {
+	return func(s *Service) { s.limiter = l }
 }
 
 // New builds the service from cfg, with its signing key in dataDir.
@@ -103,8 +112,11 @@ func (s *Service) Authenticate(r *http.Request) (*Identity, error) {
 		s.failed(r, "unsupported_scheme", "")
 		return nil, s.unauthorized(r, "", "", "unsupported Authorization scheme")
 	}
-	id, ok := s.checkPassword(r.Context(), name, password)
-	if !ok {
+	id, err := s.checkPassword(r, name, password)
+	if err != nil {
+		if e, ok := overLimit(err); ok {
+			return nil, e
+		}
 		s.failed(r, "bad_credentials", name)
 		return nil, s.unauthorized(r, "", "", "invalid username or password")
 	}
@@ -193,48 +205,92 @@ func (s *Service) realm(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
+// errBadCredentials is checkPassword's answer to a wrong name or password.
+var errBadCredentials = errors.New("invalid username or password")
+
 // checkPassword checks name and password, reusing a recent success. The
 // password may be an OIDC ID token, whatever the name (docker login -u oidc
-// -p $ID_TOKEN).
-func (s *Service) checkPassword(ctx context.Context, name, password string) (*Identity, bool) {
+// -p $ID_TOKEN). A check that is not cached is a login attempt of r's
+// client: while it is over its login limits the answer is a 429 *Error and
+// nothing is checked. Wrong credentials are errBadCredentials, or
+// verifyIDToken's error.
+func (s *Service) checkPassword(r *http.Request, name, password string) (*Identity, error) {
 	key := sha256.Sum256([]byte("basic\x00" + name + "\x00" + password))
 	if id := s.cached(key); id != nil {
-		return id, true
+		return id, nil
 	}
-	if s.robots != nil && strings.HasPrefix(password, robotTokenPrefix) {
-		// A robot token works whatever the user name, like an ID token.
-		return s.checkRobot(ctx, key, password)
+	robot := s.robots != nil && strings.HasPrefix(password, robotTokenPrefix)
+	if !robot && s.oidc != nil && looksLikeJWT(password) {
+		return s.verifyIDToken(r, name, password) // cached and limited on its own
 	}
-	if s.oidc != nil && looksLikeJWT(password) {
-		id, err := s.verifyIDToken(ctx, password)
-		return id, err == nil
+	var id *Identity
+	err := s.attempt(r, name, func() bool {
+		if robot {
+			// A robot token works whatever the user name, like an ID token.
+			id = s.checkRobot(r.Context(), key, password)
+		} else {
+			id = s.checkUser(key, name, password)
+		}
+		return id != nil
+	})
+	if err == nil && id == nil {
+		err = errBadCredentials
 	}
+	return id, err
+}
+
+// attempt runs check, a credential check that costs, as a login attempt of
+// r's client claiming name ("" when the credential names no one): refused
+// with a 429 *Error while the client is over its login limits, else its
+// outcome is reported to the limiter.
+func (s *Service) attempt(r *http.Request, name string, check func() (ok bool)) error {
+	if err := s.limiter.allowLogin(r, name); err != nil {
+		return err
+	}
+	if check() {
+		s.limiter.AuthSucceeded(r)
+	} else {
+		s.limiter.AuthFailed(r)
+	}
+	return nil
+}
+
+// overLimit returns err as a 429 *Error, if it is the limiter's refusal
+// of a login.
+func overLimit(err error) (*Error, bool) {
+	e, ok := AsError(err)
+	return e, ok && e.Status == http.StatusTooManyRequests
+}
+
+// checkUser checks a configured user's password with bcrypt and caches a
+// success under key for basicCacheTTL.
+func (s *Service) checkUser(key [32]byte, name, password string) *Identity {
 	u := s.users[name]
 	if u == nil {
 		// Spend the time a real check takes, so a probe can't tell
 		// unknown users from wrong passwords.
 		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
-		return nil, false
+		return nil
 	}
 	if bcrypt.CompareHashAndPassword(u.hash, []byte(password)) != nil {
-		return nil, false
+		return nil
 	}
 	id := &Identity{Name: u.name, Kind: KindUser, Groups: u.groups, Grants: u.perms}
 	s.remember(key, id, time.Now().Add(basicCacheTTL))
-	return id, true
+	return id
 }
 
 // checkRobot checks a robot token and caches the identity under key until
 // the token expires, at most basicCacheTTL.
-func (s *Service) checkRobot(ctx context.Context, key [32]byte, token string) (*Identity, bool) {
+func (s *Service) checkRobot(ctx context.Context, key [32]byte, token string) *Identity {
 	rb, ok := s.robots.lookup(ctx, token)
 	if !ok {
-		return nil, false
+		return nil
 	}
 	perms, err := s.cfg.robotPermissions(rb.Name, rb.Permissions)
 	if err != nil {
 		s.log.Error().Err(err).Str("robot", rb.Name).Msg("robot token permissions")
-		return nil, false
+		return nil
 	}
 	id := &Identity{Name: rb.Name, Kind: KindRobot, Grants: perms}
 	expires := time.Now().Add(basicCacheTTL)
@@ -242,14 +298,16 @@ func (s *Service) checkRobot(ctx context.Context, key [32]byte, token string) (*
 		expires = rb.Expires
 	}
 	s.remember(key, id, expires)
-	return id, true
+	return id
 }
 
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("nora"), bcrypt.DefaultCost)
 
 // verifyIDToken checks an OIDC ID token, reusing a recent check until the
-// token expires.
-func (s *Service) verifyIDToken(ctx context.Context, raw string) (*Identity, error) {
+// token expires. A check that is not cached is a login attempt of r's
+// client under name (the Basic user name, or ""): while it is over its
+// login limits the answer is a 429 *Error.
+func (s *Service) verifyIDToken(r *http.Request, name, raw string) (*Identity, error) {
 	if s.oidc == nil {
 		return nil, errors.New("no OIDC issuer is configured")
 	}
@@ -257,10 +315,20 @@ func (s *Service) verifyIDToken(ctx context.Context, raw string) (*Identity, err
 	if id := s.cached(key); id != nil {
 		return id, nil
 	}
-	id, expires, err := s.oidc.Verify(ctx, raw)
+	var (
+		id      *Identity
+		expires time.Time
+		err     error
+	)
+	if lerr := s.attempt(r, name, func() bool {
+		id, expires, err = s.oidc.Verify(r.Context(), raw)
+		return err == nil
+	}); lerr != nil {
+		return nil, lerr
+	}
 	if err != nil {
 		s.metrics.failures.WithLabelValues("invalid_id_token").Inc()
-		s.log.Warn().Err(err).Str("reason", "invalid_id_token").Msg("authentication failed")
+		s.log.Warn().Err(err).Str("remote", r.RemoteAddr).Str("reason", "invalid_id_token").Msg("authentication failed")
 		return nil, err
 	}
 	s.remember(key, id, expires)

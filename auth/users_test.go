@@ -40,15 +40,15 @@ func TestHtpasswdAndGroups(t *testing.T) {
 		{"alice", "alice-pw", "dev/app", ActionPush, true}, // [auth.groups] adds dev
 		{"alice", "alice-pw", "x/y", ActionDelete, true},   // her own ops group
 	} {
-		id, ok := s.checkPassword(t.Context(), c.user, c.pw)
-		if !ok {
-			t.Fatalf("checkPassword(%s) failed", c.user)
+		id, err := s.checkPassword(basicReq("", ""), c.user, c.pw)
+		if err != nil {
+			t.Fatalf("checkPassword(%s) = %v", c.user, err)
 		}
 		if got := id.Grants.Allows(c.repo, c.action); got != c.want {
 			t.Errorf("%s %s %s = %v, want %v", c.user, c.action, c.repo, got, c.want)
 		}
 	}
-	if id, _ := s.checkPassword(t.Context(), "alice", "alice-pw"); strings.Join(id.Groups, ",") != "dev,ops" {
+	if id, _ := s.checkPassword(basicReq("", ""), "alice", "alice-pw"); strings.Join(id.Groups, ",") != "dev,ops" {
 		t.Errorf("alice's groups = %q, want dev,ops", id.Groups)
 	}
 
@@ -72,17 +72,17 @@ func TestHtpasswdAndGroups(t *testing.T) {
 // reused, and only for the very same password.
 func TestBasicCache(t *testing.T) {
 	s := newService(t)
-	if _, ok := s.checkPassword(t.Context(), "bob", "bob-pw"); !ok {
-		t.Fatal("checkPassword(bob) failed")
+	if _, err := s.checkPassword(basicReq("", ""), "bob", "bob-pw"); err != nil {
+		t.Fatalf("checkPassword(bob) = %v", err)
 	}
 	s.users["bob"].hash = []byte("not a hash any more")
-	if _, ok := s.checkPassword(t.Context(), "bob", "bob-pw"); !ok {
+	if _, err := s.checkPassword(basicReq("", ""), "bob", "bob-pw"); err != nil {
 		t.Error("second checkPassword(bob) ran bcrypt again, want the cached check")
 	}
-	if _, ok := s.checkPassword(t.Context(), "bob", "bob-pw2"); ok {
+	if _, err := s.checkPassword(basicReq("", ""), "bob", "bob-pw2"); err == nil {
 		t.Error("checkPassword(bob, another password) succeeded from the cache")
 	}
-	if _, ok := s.checkPassword(t.Context(), "alice", "bob-pw"); ok {
+	if _, err := s.checkPassword(basicReq("", ""), "alice", "bob-pw"); err == nil {
 		t.Error("checkPassword(alice, bob's password) succeeded from the cache")
 	}
 }

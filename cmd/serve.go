@@ -101,7 +101,9 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	var tokens http.Handler
 	robots := auth.NewRobots(store)
 	if f.Auth != nil {
-		authOpts := []auth.Option{auth.WithRobots(robots)}
+		// One limiter for API calls and logins: one table of clients,
+		// bounded by max_clients, and one metric.
+		authOpts := []auth.Option{auth.WithRobots(robots), auth.WithRateLimiter(limiter)}
 		if reg != nil {
 			authOpts = append(authOpts, auth.WithMetrics(reg))
 		}

@@ -6,6 +6,9 @@ import "errors"
 var (
 	// ErrNotFound means a driver key does not exist.
 	ErrNotFound = errors.New("not found")
+	// ErrUnavailable means the blob store did not answer, or answered
+	// that it cannot serve now; the request may succeed later.
+	ErrUnavailable = errors.New("blob store unavailable")
 )
 
 // Blob errors.

@@ -30,7 +30,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.Root, 0o750); err != nil {
 		return nil, fmt.Errorf("storage.root: %w", err)
 	}
-	drv, err := NewFilesystem(cfg.Root)
+	drv, err := OpenDriver(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -55,6 +55,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{db: db, commit: &committer{db: db}, blobs: drv, checks: newCheckRecorder()}
 	s.pulls = newPullRecorder(s)
 	return s, nil
+}
+
+// OpenDriver returns the blob driver cfg selects.
+func OpenDriver(ctx context.Context, cfg Config) (Driver, error) {
+	if cfg.Driver == "s3" {
+		return NewS3(ctx, cfg.S3, filepath.Join(cfg.Root, "s3-spool"))
+	}
+	return NewFilesystem(cfg.Root)
 }
 
 // Close flushes recorded pull times and closes the metadata file.

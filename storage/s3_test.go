@@ -1,0 +1,173 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/nora-registry/nora/storage/s3test"
+)
+
+// s3Config returns a [storage.s3] section for srv.
+func s3Config(srv *s3test.Server, prefix string) S3Config {
+	c := DefaultS3Config()
+	c.Endpoint, c.Bucket, c.Prefix = srv.Endpoint, srv.Bucket, prefix
+	c.AccessKey, c.SecretKey = srv.AccessKey, srv.SecretKey
+	c.Secure, c.MaxRetries, c.PartSizeMiB = false, 1, 5
+	return c
+}
+
+func TestS3Driver(t *testing.T) {
+	srv := s3test.Start(t)
+	n := 0
+	testDriver(t, func(t *testing.T) Driver {
+		n++
+		// One bucket; a prefix per subtest keeps them apart, as it keeps
+		// registries sharing a bucket apart.
+		d, err := NewS3(t.Context(), s3Config(srv, fmt.Sprintf("t%d/", n)), t.TempDir())
+		if err != nil {
+			t.Fatalf("NewS3 = %v", err)
+		}
+		return d
+	})
+}
+
+func TestS3StartErrors(t *testing.T) {
+	srv := s3test.Start(t)
+	tests := []struct {
+		name string
+		edit func(c *S3Config)
+		want string
+	}{
+		{"missing bucket", func(c *S3Config) { c.Bucket = "no-such-bucket" }, `storage.s3.bucket: bucket "no-such-bucket" does not exist`},
+		{"bad secret", func(c *S3Config) { c.SecretKey = "wrong" }, "storage.s3.access_key: " + srv.Endpoint + " refused the credentials"},
+		{"unknown access key", func(c *S3Config) { c.AccessKey = "nobody" }, "storage.s3.access_key: " + srv.Endpoint + " refused the credentials"},
+		{"unreachable", func(c *S3Config) { c.Endpoint = "127.0.0.1:1" }, "storage.s3.endpoint: 127.0.0.1:1 unreachable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := s3Config(srv, "")
+			tt.edit(&c)
+			_, err := NewS3(context.Background(), c, t.TempDir())
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("NewS3 = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// s3Objects lists every object name in the bucket under prefix.
+func s3Objects(t *testing.T, d *S3) []string {
+	t.Helper()
+	var names []string
+	for obj := range d.client.ListObjects(t.Context(), d.bucket, minio.ListObjectsOptions{Prefix: d.prefix, Recursive: true}) {
+		if obj.Err != nil {
+			t.Fatal(obj.Err)
+		}
+		names = append(names, strings.TrimPrefix(obj.Key, d.prefix))
+	}
+	return names
+}
+
+// TestS3ChunkedUpload appends 1 MiB chunks one Writer at a time, as
+// chunked uploads do, with a new driver (a registry restart) halfway,
+// then moves the key: every segment but the last is at least 5 MiB, the
+// bytes read back in order, and nothing is left behind.
+func TestS3ChunkedUpload(t *testing.T) {
+	srv := s3test.Start(t)
+	spool := t.TempDir()
+	open := func() *S3 {
+		d, err := NewS3(t.Context(), s3Config(srv, "chunks"), spool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d := open()
+	data := randomBytes(11, 13<<20+777)
+	const chunk = 1 << 20
+	for off := 0; off < len(data); off += chunk {
+		if off == 7*chunk {
+			d = open()
+		}
+		w, err := d.Writer(t.Context(), "uploads/u1", int64(off))
+		if err != nil {
+			t.Fatalf("Writer at %d = %v", off, err)
+		}
+		w.Write(data[off:min(off+chunk, len(data))])
+		if err := w.Commit(); err != nil {
+			t.Fatalf("Commit at %d = %v", off, err)
+		}
+		ps, err := d.layout(t.Context(), "uploads/u1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range ps[:len(ps)-1] {
+			if p.size < minSegment {
+				t.Fatalf("after %d bytes: piece %d of %d is %d bytes, under the 5 MiB minimum", off+chunk, i, len(ps), p.size)
+			}
+		}
+	}
+	wantObject(t, d, "uploads/u1", data)
+	if got := readObject(t, d, "uploads/u1", 6<<20+5); !bytes.Equal(got, data[6<<20+5:]) {
+		t.Errorf("Reader at an offset inside the second segment: %d bytes, want %d matching", len(got), len(data)-(6<<20+5))
+	}
+	if err := d.Move(t.Context(), "uploads/u1", "blobs/sha256/ab/abcd"); err != nil {
+		t.Fatalf("Move = %v", err)
+	}
+	wantObject(t, d, "blobs/sha256/ab/abcd", data)
+	if got := s3Objects(t, d); !slices.Equal(got, []string{"blobs/sha256/ab/abcd"}) {
+		t.Errorf("objects after Move = %q, want only the blob", got)
+	}
+	if spooled, _ := os.ReadDir(spool); len(spooled) != 0 {
+		t.Errorf("spool holds %d files after the writes, want none", len(spooled))
+	}
+}
+
+// TestS3WriterRepairs checks the states a crash inside Commit can leave:
+// pieces beyond the committed offset are dropped by the next Writer at
+// that offset, and an uncommitted Writer's segments are deleted by Close.
+func TestS3WriterRepairs(t *testing.T) {
+	srv := s3test.Start(t)
+	d, err := NewS3(t.Context(), s3Config(srv, "repair"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(12, 12<<20)
+	putObject(t, d, "uploads/u2", data[:6<<20])
+	// A second chunk whose Commit never happened: segments sent, then
+	// the writer abandoned.
+	w, err := d.Writer(t.Context(), "uploads/u2", 6<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(randomBytes(99, 6<<20))
+	w.Close()
+	wantObject(t, d, "uploads/u2", data[:6<<20])
+	// A crash between sending the new pieces and deleting the old ones:
+	// simulated by writing a stale extra segment past the end.
+	extra := segName("uploads/u2", 50)
+	if _, err := d.core.PutObject(t.Context(), d.bucket, d.object(extra), bytes.NewReader(randomBytes(98, 100)), 100, "", "", minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err = d.Writer(t.Context(), "uploads/u2", 6<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data[6<<20:])
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	wantObject(t, d, "uploads/u2", data)
+	for _, name := range s3Objects(t, d) {
+		if strings.HasSuffix(name, "00000050") {
+			t.Errorf("stale segment %s survived the Writer that dropped it", name)
+		}
+	}
+}

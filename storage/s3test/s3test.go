@@ -1,0 +1,160 @@
+// Package s3test runs a real S3 server, versitygw over a temporary
+// directory, for tests of the S3 driver and of the registry on S3.
+//
+// versitygw is installed with
+//
+//	go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+//
+// and found on PATH or in $(go env GOPATH)/bin. Without it a test is
+// skipped with a message saying so, except under CI=true, where it fails.
+package s3test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// Server is a running versitygw with one empty bucket.
+type Server struct {
+	Endpoint  string // 127.0.0.1:port
+	AccessKey string
+	SecretKey string
+	Bucket    string
+
+	t    testing.TB
+	bin  string
+	dir  string
+	cmd  *exec.Cmd
+	logs *bytes.Buffer
+}
+
+// Binary returns the path of versitygw, or "" if it is not installed.
+func Binary() string {
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p
+	}
+	out, err := exec.Command("go", "env", "GOPATH").Output()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(strings.TrimSpace(string(out)), "bin", "versitygw")
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
+// Start runs versitygw on a free loopback port with an empty bucket, and
+// stops it when the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin := Binary()
+	if bin == "" {
+		const hint = "versitygw not installed: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(hint)
+		}
+		t.Skip(hint)
+	}
+	s := &Server{
+		AccessKey: "nora-test-access",
+		SecretKey: "nora-test-secret-key-0123456789",
+		Bucket:    "nora",
+		t:         t,
+		bin:       bin,
+		dir:       t.TempDir(),
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Endpoint = l.Addr().String()
+	l.Close()
+	s.Start()
+	t.Cleanup(s.Stop)
+	if err := s.Client().MakeBucket(context.Background(), s.Bucket, minio.MakeBucketOptions{}); err != nil {
+		t.Fatalf("versitygw: make bucket %s: %v\n%s", s.Bucket, err, s.logs)
+	}
+	return s
+}
+
+// Start starts the server again after Stop, on the same port and data.
+func (s *Server) Start() {
+	s.t.Helper()
+	s.logs = new(bytes.Buffer)
+	s.cmd = exec.Command(s.bin, "--port", s.Endpoint, "posix", s.dir)
+	s.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("start versitygw: %v", err)
+	}
+	c := s.Client()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := c.ListBuckets(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			s.t.Fatalf("versitygw on %s not ready: %v\n%s", s.Endpoint, err, s.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop kills the server; its data stays for Start.
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Client returns a minio-go client for the server.
+func (s *Server) Client() *minio.Client {
+	c, err := minio.New(s.Endpoint, &minio.Options{
+		Creds:        credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
+		BucketLookup: minio.BucketLookupPath,
+		Region:       "us-east-1",
+		MaxRetries:   1,
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return c
+}
+
+// TOML is the [storage] section that points the registry at the server,
+// with root as its data directory and extra lines appended to
+// [storage.s3].
+func (s *Server) TOML(root string, extra ...string) string {
+	return fmt.Sprintf(`[storage]
+driver = "s3"
+root = %q
+
+[storage.s3]
+endpoint = %q
+bucket = %q
+access_key = %q
+secret_key = %q
+secure = false
+path_style = true
+%s
+`, root, s.Endpoint, s.Bucket, s.AccessKey, s.SecretKey, strings.Join(extra, "\n"))
+}

@@ -8,7 +8,9 @@ package main
 // NORA_E2E_BINARY=/path/to/registry tests a prebuilt binary instead of
 // building one; NORA_E2E_RACE=1 builds it with the race detector, so a
 // race in the server under real clients fails the test that stops it
-// (the process exits 66). -short skips every end-to-end test.
+// (the process exits 66). NORA_E2E_STORAGE=s3 runs every test with blobs
+// on S3: a versitygw server per test (see storage/s3test). -short skips
+// every end-to-end test.
 
 import (
 	"bufio"
@@ -35,6 +37,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/nora-registry/nora/storage/s3test"
 )
 
 // registryBin is the binary under test; buildErr says why there is none.
@@ -110,6 +114,17 @@ type e2eServer struct {
 	logs []string // stderr lines of every run, in order
 	done chan struct{}
 	err  error // cmd.Wait's result once done is closed
+
+	s3 *s3test.Server // the blob store, under NORA_E2E_STORAGE=s3
+}
+
+// e2eStorage is the blob backend the end-to-end tests run on:
+// "filesystem" or "s3".
+func e2eStorage() string {
+	if os.Getenv("NORA_E2E_STORAGE") == "s3" {
+		return "s3"
+	}
+	return "filesystem"
 }
 
 // startServer starts a registry on a fresh data dir and stops it when the
@@ -130,17 +145,19 @@ func startServerWith(t *testing.T, extra string) *e2eServer {
 	}
 	dir := t.TempDir()
 	s := &e2eServer{t: t, dataDir: filepath.Join(dir, "data"), config: filepath.Join(dir, "nora.toml")}
-	cfg := fmt.Sprintf(`[server]
+	store := fmt.Sprintf("[storage]\ndriver = \"filesystem\"\nroot = %q\n", s.dataDir)
+	if e2eStorage() == "s3" {
+		s.s3 = s3test.Start(t)
+		store = s.s3.TOML(s.dataDir)
+	}
+	cfg := `[server]
 listen = "127.0.0.1:0"
-
-[storage]
-driver = "filesystem"
-root = %q
 
 [log]
 format = "json"
 level = "info"
-`, s.dataDir) + extra
+
+` + store + extra
 	if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ file (see nora.toml.example).`,
 		newTokenCmd(),
 		newGCCmd(),
 		newRetentionCmd(),
+		newMigrateCmd(),
 	)
 	return root
 }

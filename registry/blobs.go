@@ -42,6 +42,16 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 	if r.Method == http.MethodHead {
 		return nil
 	}
+	if u, err := h.store.BlobURL(r.Context(), d); err != nil {
+		return err
+	} else if u != "" {
+		// The object store serves the bytes, Range included.
+		for _, k := range []string{"Content-Range", "Content-Length", "Content-Type", "Accept-Ranges"} {
+			hd.Del(k)
+		}
+		http.Redirect(w, r, u, http.StatusTemporaryRedirect)
+		return nil
+	}
 	rc, err := h.store.OpenBlob(r.Context(), d, start)
 	if err != nil {
 		return err

@@ -80,6 +80,7 @@ var storageCodes = []struct {
 	{storage.ErrManifestNotFound, CodeManifestUnknown},
 	{storage.ErrManifestBlobUnknown, CodeManifestBlobUnknown},
 	{storage.ErrRepositoryNotFound, CodeNameUnknown},
+	{storage.ErrUnavailable, CodeUnavailable},
 }
 
 // asError turns any handler error into an Error.

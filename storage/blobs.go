@@ -72,6 +72,20 @@ func (s *Store) OpenBlob(ctx context.Context, d digest.Digest, offset int64) (io
 	return rc, nil
 }
 
+// BlobURL returns a URL the client can fetch blob d from directly, or ""
+// when the driver serves no such URLs. Callers check the repository's
+// link with StatBlob first.
+func (s *Store) BlobURL(ctx context.Context, d digest.Digest) (string, error) {
+	r, ok := s.blobs.(Redirector)
+	if !ok {
+		return "", nil
+	}
+	if err := checkDigest(d); err != nil {
+		return "", err
+	}
+	return r.RedirectURL(ctx, blobKey(d))
+}
+
 // DeleteBlob unlinks blob d from repo: the repository can no longer read
 // it. The bytes stay until garbage collection finds them unreferenced.
 func (s *Store) DeleteBlob(ctx context.Context, repo string, d digest.Digest) error {

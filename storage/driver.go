@@ -39,3 +39,11 @@ type Writer interface {
 	// Commit, written bytes may or may not persist.
 	Close() error
 }
+
+// Redirector is implemented by drivers whose objects clients can fetch
+// directly, such as S3 with presigned URLs.
+type Redirector interface {
+	// RedirectURL returns a URL serving key for a limited time, or ""
+	// when redirects are off.
+	RedirectURL(ctx context.Context, key string) (string, error)
+}

@@ -234,6 +234,14 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 		s.blobs.Delete(ctx, uploadKey(id))
 	} else if err := s.blobs.Move(ctx, uploadKey(id), blobKey(d)); err != nil {
 		return BlobInfo{}, err
+	} else if got, err := s.blobs.Stat(ctx, blobKey(d)); err != nil || got != size {
+		// The bytes were hashed on their way in; the size check
+		// guards what the driver assembled from them.
+		s.blobs.Delete(ctx, blobKey(d))
+		if err == nil {
+			err = fmt.Errorf("blob %s: stored %d bytes, received %d", d, got, size)
+		}
+		return BlobInfo{}, err
 	}
 	now := time.Now()
 	err := s.commit.update(func(tx *bolt.Tx) error {

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/nora-registry/nora/storage/s3test"
+)
+
+// useStorage rewrites the server's configuration to store blobs as
+// storage says, keeping the rest; it takes effect at the next start.
+func (s *e2eServer) useStorage(storage string) {
+	s.t.Helper()
+	cfg := fmt.Sprintf("[server]\nlisten = \"127.0.0.1:0\"\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n%s", storage)
+	if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// pushImages pushes n random images to repo:v0…v(n-1) and returns them.
+func pushImages(t *testing.T, s *e2eServer, repo string, n int) []v1.Image {
+	t.Helper()
+	var imgs []v1.Image
+	for i := range n {
+		img, err := random.Image(int64(256<<10*(i+1)), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(s.ref(t, fmt.Sprintf("%s:v%d", repo, i)), img); err != nil {
+			t.Fatalf("push %s:v%d = %v", repo, i, err)
+		}
+		imgs = append(imgs, img)
+	}
+	return imgs
+}
+
+// checkImages pulls repo:v0… and checks digests and layer contents.
+func checkImages(t *testing.T, s *e2eServer, repo string, imgs []v1.Image) {
+	t.Helper()
+	for i, img := range imgs {
+		ref := s.ref(t, fmt.Sprintf("%s:v%d", repo, i))
+		got, err := remote.Image(ref)
+		if err != nil {
+			t.Fatalf("pull %s = %v", ref, err)
+		}
+		if g, w := digestOf(t, got), digestOf(t, img); g != w {
+			t.Errorf("pull %s: digest %v, want %v", ref, g, w)
+		}
+		checkLayers(t, got)
+	}
+}
+
+// TestE2EMigrate moves a registry to the other backend with `registry
+// migrate` (filesystem to S3, or S3 to filesystem under
+// NORA_E2E_STORAGE=s3), resumes, and serves every image from there.
+func TestE2EMigrate(t *testing.T) {
+	s := startServer(t)
+	imgs := pushImages(t, s, "move/app", 3)
+	old, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := s.dataDir + "-other.toml"
+	var storage string
+	if s.s3 == nil {
+		storage = s3test.Start(t).TOML(s.dataDir)
+	} else {
+		storage = fmt.Sprintf("[storage]\ndriver = \"filesystem\"\nroot = %q\n", s.dataDir)
+	}
+	if err := os.WriteFile(other, []byte(storage), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	migrate := func() string {
+		t.Helper()
+		out, err := exec.Command(registryBin, "migrate", "--from", s.config, "--to", other).CombinedOutput()
+		if err != nil {
+			t.Fatalf("registry migrate = %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	// While the server runs, then again after it stops, for the blobs
+	// pushed in between: the documented way to switch.
+	out := migrate()
+	if !strings.Contains(out, "0 failed") || strings.Contains(out, " 0 copied") {
+		t.Errorf("first migrate:\n%s\nwant blobs copied, none failed", out)
+	}
+	imgs = append(imgs, pushImages(t, s, "move/late", 1)...)
+	s.stop()
+	out = migrate()
+	if !strings.Contains(out, "; 3 copied, 9 already there, 0 failed") {
+		t.Errorf("second migrate:\n%s\nwant only the late image's 2 layers and config copied", out)
+	}
+	if err := os.WriteFile(s.config+".old", old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.useStorage(storage)
+	s.start()
+	checkImages(t, s, "move/app", imgs[:3])
+	checkImages(t, s, "move/late", imgs[3:])
+	if out, err := exec.Command(registryBin, "migrate", "--from", other, "--to", other).CombinedOutput(); err == nil || !strings.Contains(string(out), "name the same blob store") {
+		t.Errorf("migrate onto itself = %v\n%s\nwant a refusal", err, out)
+	}
+}
+
+// TestE2ES3Faults stops the S3 server in the middle of a push and of a
+// pull: the registry answers 503 UNAVAILABLE and logs why, keeps
+// serving, records nothing for the blob that did not land, and once S3 is
+// back every image pushes and pulls whole.
+func TestE2ES3Faults(t *testing.T) {
+	if e2eStorage() != "s3" {
+		t.Skip("runs with NORA_E2E_STORAGE=s3 (make test runs that pass too)")
+	}
+	s := startServer(t)
+	imgs := pushImages(t, s, "faults/app", 2)
+
+	// S3 down: a monolithic blob upload and a pull both get 503.
+	s.s3.Stop()
+	blob := randomBytes(t, 1<<20)
+	d := sha256of(blob)
+	resp, body := s.do(t, http.MethodPost, "/v2/faults/app/blobs/uploads/?digest="+d, octet(len(blob)), blob)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "UNAVAILABLE") {
+		t.Errorf("push with S3 down = %s %s, want 503 UNAVAILABLE", resp.Status, body)
+	}
+	layers, _ := imgs[0].Layers()
+	ld, _ := layers[0].Digest()
+	resp, body = s.do(t, http.MethodGet, "/v2/faults/app/blobs/"+ld.String(), nil, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "UNAVAILABLE") {
+		t.Errorf("pull with S3 down = %s %s, want 503 UNAVAILABLE", resp.Status, body)
+	}
+	if resp, _ := s.do(t, http.MethodGet, "/healthz", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz with S3 down = %s, want 200 (the process is alive)", resp.Status)
+	}
+	if resp, _ := s.do(t, http.MethodGet, "/readyz", nil, nil); resp.StatusCode == http.StatusOK {
+		t.Errorf("/readyz with S3 down = %s, want not ready", resp.Status)
+	}
+	if resp, _ := s.do(t, http.MethodHead, "/v2/faults/app/blobs/"+d, nil, nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("HEAD of the blob that did not land = %s, want 404", resp.Status)
+	}
+	var logged bool
+	for _, l := range s.logLines() {
+		if e, _ := l["error"].(string); l["message"] == "request failed" && strings.Contains(e, "blob store unavailable") {
+			logged = true
+		}
+	}
+	if !logged {
+		t.Errorf("no log line names the unavailable blob store")
+	}
+
+	// S3 back: the same push succeeds and everything pulls whole.
+	s.s3.Start()
+	resp, body = s.do(t, http.MethodPost, "/v2/faults/app/blobs/uploads/?digest="+d, octet(len(blob)), blob)
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("push after S3 is back = %s %s, want 201", resp.Status, body)
+	}
+	checkImages(t, s, "faults/app", imgs)
+	more := pushImages(t, s, "faults/more", 2)
+	checkImages(t, s, "faults/more", more)
+
+	// In the middle of a chunked upload: the chunk sent while S3 is down
+	// fails, the session keeps what was committed, and the client resumes.
+	data := randomBytes(t, 14<<20)
+	resp, _ = s.do(t, http.MethodPost, "/v2/faults/chunked/blobs/uploads/", nil, nil)
+	loc := resp.Header.Get("Location")
+	patch := func(from, to int) *http.Response {
+		h := octet(to - from)
+		h.Set("Content-Range", fmt.Sprintf("%d-%d", from, to-1))
+		resp, _ := s.do(t, http.MethodPatch, loc, h, data[from:to])
+		if l := resp.Header.Get("Location"); l != "" {
+			loc = l
+		}
+		return resp
+	}
+	if resp := patch(0, 6<<20); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("first chunk = %s, want 202", resp.Status)
+	}
+	s.s3.Stop()
+	if resp := patch(6<<20, 12<<20); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("chunk with S3 down = %s, want 503", resp.Status)
+	}
+	s.s3.Start()
+	resp, _ = s.do(t, http.MethodGet, loc, nil, nil)
+	if got := resp.Header.Get("Range"); got != fmt.Sprintf("0-%d", 6<<20-1) {
+		t.Errorf("upload status after the failed chunk: Range %q, want the first chunk only", got)
+	}
+	if resp := patch(6<<20, 12<<20); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("chunk again once S3 is back = %s, want 202", resp.Status)
+	}
+	if resp := patch(12<<20, len(data)); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("last chunk = %s, want 202", resp.Status)
+	}
+	cd := sha256of(data)
+	if resp, body := s.do(t, http.MethodPut, withQuery(loc, "digest", cd), nil, nil); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("finish = %s %s, want 201", resp.Status, body)
+	}
+
+	// In the middle of a pull: the response is cut short (its length was
+	// already sent), and the next pull is whole.
+	req, _ := http.NewRequest(http.MethodGet, s.url("/v2/faults/chunked/blobs/"+cd), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 1<<20)
+	if _, err := io.ReadFull(resp.Body, head); err != nil {
+		t.Fatalf("start of pull = %v", err)
+	}
+	s.s3.Stop()
+	rest, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil && len(head)+len(rest) == len(data) {
+		t.Logf("the whole blob was in flight before S3 stopped")
+	} else if err == nil {
+		t.Errorf("pull cut by S3 stopping: %d bytes and no error, want an error", len(head)+len(rest))
+	}
+	s.s3.Start()
+	resp, body = s.do(t, http.MethodGet, "/v2/faults/chunked/blobs/"+cd, nil, nil)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
+		t.Errorf("pull after S3 is back = %s, %d bytes; want 200 and the blob", resp.Status, len(body))
+	}
+}

@@ -25,8 +25,9 @@ cross: ## linux amd64, arm64 and armv7 binaries in bin/
 run: build ## build, then serve (NORA_CONFIG selects a file)
 	./$(BIN)/registry serve
 
-test: ## all tests, race detector on
+test: ## all tests, race detector on; then the end-to-end tests with blobs on S3
 	$(GO) test -race -count=1 -timeout 45m ./...
+	NORA_E2E_STORAGE=s3 $(GO) test -race -count=1 -timeout 30m -run '^TestE2E' .
 
 bench: ## end-to-end benchmarks (build tag bench)
 	$(GO) test -tags bench -run 'TestBench' -v -count=1 -timeout 60m .

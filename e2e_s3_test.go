@@ -228,3 +228,47 @@ func TestE2ES3Faults(t *testing.T) {
 		t.Errorf("pull after S3 is back = %s, %d bytes; want 200 and the blob", resp.Status, len(body))
 	}
 }
+
+// TestE2ES3Redirect turns on storage.s3.redirect: blob GETs answer 307 to
+// a presigned URL that serves the blob, HEAD still answers itself, and
+// clients that follow redirects pull whole images.
+func TestE2ES3Redirect(t *testing.T) {
+	if e2eStorage() != "s3" {
+		t.Skip("runs with NORA_E2E_STORAGE=s3 (make test runs that pass too)")
+	}
+	s := startServerWith(t, "redirect = true\nredirect_expiry = \"2m\"\n")
+	imgs := pushImages(t, s, "redirect/app", 2)
+	checkImages(t, s, "redirect/app", imgs)
+
+	layers, _ := imgs[1].Layers()
+	ld, _ := layers[0].Digest()
+	want, _ := layers[0].Compressed()
+	wantBytes, _ := io.ReadAll(want)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(s.url("/v2/redirect/app/blobs/" + ld.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.Contains(loc, "X-Amz-Signature=") || !strings.Contains(loc, "X-Amz-Expires=120") {
+		t.Fatalf("GET blob = %s, Location %q; want 307 to a presigned URL valid 2m", resp.Status, loc)
+	}
+	resp, err = http.Get(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(got, wantBytes) {
+		t.Errorf("GET presigned URL = %s, %d bytes; want 200 and the layer's %d", resp.Status, len(got), len(wantBytes))
+	}
+	if resp, _ := s.do(t, http.MethodHead, "/v2/redirect/app/blobs/"+ld.String(), nil, nil); resp.StatusCode != http.StatusOK || resp.Header.Get("Docker-Content-Digest") != ld.String() {
+		t.Errorf("HEAD blob = %s, want 200 with its digest", resp.Status)
+	}
+	// An unknown blob is still the registry's 404, not a redirect.
+	resp, _ = s.do(t, http.MethodGet, "/v2/redirect/app/blobs/"+sha256of([]byte("nothing")), nil, nil)
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET unknown blob = %s, want 404", resp.Status)
+	}
+}

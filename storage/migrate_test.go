@@ -1,0 +1,87 @@
+package storage
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/nora-registry/nora/storage/s3test"
+)
+
+// TestMigrate copies blobs filesystem → S3 → filesystem: content that does
+// not match its digest is reported and never appears in the destination,
+// a second run copies nothing, and keys that are not blobs stay behind.
+func TestMigrate(t *testing.T) {
+	srv := s3test.Start(t)
+	fs, err := NewFilesystem(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3, err := NewS3(t.Context(), s3Config(srv, "migrate"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{}
+	for i, size := range []int{0, 100, 6 << 20} {
+		data := randomBytes(uint64(20+i), size)
+		d := digest.NewDigestFromBytes(digest.SHA256, sha256Sum(data))
+		if i == 1 {
+			s := sha512.Sum512(data)
+			d = digest.NewDigestFromBytes(digest.SHA512, s[:])
+		}
+		putObject(t, fs, blobKey(d), data)
+		want[blobKey(d)] = data
+	}
+	bad := blobKey(digest.FromString("the bytes it should hold"))
+	putObject(t, fs, bad, []byte("other bytes"))
+	putObject(t, fs, "uploads/0123456789abcdef0123456789abcdef", []byte("an open upload"))
+
+	var failed []string
+	run := func(from, to Driver) MigrateProgress {
+		failed = nil
+		p, err := Migrate(t.Context(), from, to, 2, nil, func(key string, err error) {
+			failed = append(failed, fmt.Sprintf("%s: %v", key, err))
+		})
+		if err != nil {
+			t.Fatalf("Migrate = %v", err)
+		}
+		return p
+	}
+	p := run(fs, s3)
+	if p.Blobs != 4 || p.Copied != 3 || p.Skipped != 0 || p.Failed != 1 || len(failed) != 1 || !strings.Contains(failed[0], "digest does not match") {
+		t.Errorf("first run = %+v, failures %q; want 3 copied and the mismatched blob failed", p, failed)
+	}
+	for key, data := range want {
+		wantObject(t, s3, key, data)
+	}
+	if _, err := s3.Stat(t.Context(), bad); err == nil {
+		t.Errorf("the blob whose content does not match its digest reached the destination")
+	}
+	var uploads int
+	s3.Walk(t.Context(), "uploads", func(string, int64) error { uploads++; return nil })
+	if uploads != 0 {
+		t.Errorf("%d upload keys in the destination, want none (neither copied nor left over)", uploads)
+	}
+	if p := run(fs, s3); p.Copied != 0 || p.Skipped != 3 || p.Failed != 1 {
+		t.Errorf("second run = %+v, want 3 already there", p)
+	}
+	back, err := NewFilesystem(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := run(s3, back); p.Copied != 3 || p.Failed != 0 {
+		t.Errorf("S3 to filesystem = %+v, failures %q; want 3 copied", p, failed)
+	}
+	for key, data := range want {
+		wantObject(t, back, key, data)
+	}
+}
+
+func sha256Sum(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
+}

@@ -54,6 +54,11 @@ type benchProc struct {
 // picked here rather than read from the "listening" line, which is logged
 // at info.
 func (b *benchRun) startProc(dataDir string) *benchProc {
+	return b.startProcWith(dataDir, fmt.Sprintf("[storage]\ndriver = \"filesystem\"\nroot = %q\n", filepath.Join(dataDir, "data")))
+}
+
+// startProcWith is startProc with the given [storage] section.
+func (b *benchRun) startProcWith(dataDir, storage string) *benchProc {
 	t := b.t
 	t.Helper()
 	addr := benchFreeAddr(t)
@@ -61,14 +66,11 @@ func (b *benchRun) startProc(dataDir string) *benchProc {
 	toml := fmt.Sprintf(`[server]
 listen = %q
 
-[storage]
-driver = "filesystem"
-root = %q
-
 [log]
 format = "json"
 level = "warn"
-`, addr, filepath.Join(dataDir, "data"))
+
+`, addr) + storage
 	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}

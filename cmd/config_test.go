@@ -66,6 +66,19 @@ func TestLoadFile(t *testing.T) {
 		{file: "bad_storage.toml", wantErr: `storage.driver: unknown driver "floppy"`},
 		{file: "bad_metrics_path.toml", wantErr: `metrics.path: "/v2/metrics" is a registry route`},
 		{file: "no_such_file.toml", wantErr: "no such file"},
+		{file: "s3.toml", env: map[string]string{"NORA_TEST_S3_ACCESS": "AKIA-test", "NORA_TEST_S3_SECRET": "s3cr3t"}, check: func(f File) {
+			s := f.Storage.S3
+			if f.Storage.Driver != "s3" || s.Endpoint != "minio.lan:9000" || s.Bucket != "registry" || s.Prefix != "edge-1" ||
+				s.AccessKey != "AKIA-test" || s.SecretKey != "s3cr3t" || !s.Secure || !s.PathStyle || !s.Redirect ||
+				s.RedirectExpiry != "5m" || s.PartSizeMiB != 32 || s.MaxRetries != 3 || s.Timeout != "30s" {
+				t.Errorf("LoadFile(s3.toml) = %+v, want the file's values over the defaults, secrets expanded", s)
+			}
+		}},
+		{file: "s3.toml", wantErr: "storage.s3.access_key: environment variable NORA_TEST_S3_ACCESS is not set"},
+		{file: "s3_no_bucket.toml", wantErr: "storage.s3.bucket: must be set"},
+		{file: "s3_scheme.toml", wantErr: `storage.s3.endpoint: "https://minio.lan:9000": want host[:port] without a scheme`},
+		{file: "s3_small_part.toml", wantErr: "storage.s3.part_size_mib: 1: must be between 5 and 5120"},
+		{file: "s3_unknown_key.toml", wantErr: `unknown key "storage.s3.buckett"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -174,7 +174,15 @@ func (h *handler) putUpload(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if r.ContentLength != 0 {
+	switch {
+	case r.ContentLength != 0 && r.Header.Get("Content-Range") == "":
+		// The whole blob may come in this request, as containerd and
+		// oras send it: the store can then skip the upload file.
+		if _, err := h.store.FinishUpload(r.Context(), name, id, d, r.ContentLength, bodyReader{r.Body}); err != nil {
+			return err
+		}
+		return blobCreated(w, name, d)
+	case r.ContentLength != 0:
 		if _, err := h.appendChunk(r); err != nil {
 			return err
 		}

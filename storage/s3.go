@@ -110,6 +110,11 @@ func NewS3(ctx context.Context, cfg S3Config, spool string) (*S3, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
+	// Multipart uploads an earlier process left: a blob write or a Move
+	// cut short. An hour spares those of another process at work.
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s.abortStale(actx, time.Now().Add(-time.Hour))
 	return s, nil
 }
 
@@ -129,7 +134,10 @@ func (s *S3) check() error {
 		"XAdminUserNotFound": // versitygw's word for an unknown access key
 		return fmt.Errorf("storage.s3.access_key: %s refused the credentials: %s", s.endpoint, resp.Code)
 	case "":
-		return fmt.Errorf("storage.s3.endpoint: %s unreachable: %v", s.endpoint, err)
+		var ne net.Error
+		if errors.As(err, &ne) {
+			return fmt.Errorf("storage.s3.endpoint: %s unreachable: %v", s.endpoint, err)
+		}
 	}
 	if resp.StatusCode == 401 || resp.StatusCode == 403 {
 		return fmt.Errorf("storage.s3.access_key: %s refused the credentials: %s", s.endpoint, resp.Message)

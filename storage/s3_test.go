@@ -3,13 +3,16 @@ package storage
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/nora-registry/nora/storage/s3test"
 )
@@ -169,5 +172,123 @@ func TestS3WriterRepairs(t *testing.T) {
 		if strings.HasSuffix(name, "00000050") {
 			t.Errorf("stale segment %s survived the Writer that dropped it", name)
 		}
+	}
+}
+
+// incompleteUploads counts the multipart uploads S3 holds under d's
+// prefix.
+func incompleteUploads(t *testing.T, d *S3) int {
+	t.Helper()
+	n := 0
+	for up := range d.client.ListIncompleteUploads(t.Context(), d.bucket, d.prefix, true) {
+		if up.Err != nil {
+			t.Fatal(up.Err)
+		}
+		n++
+	}
+	return n
+}
+
+// TestS3StoreAtomicBlobs checks blobs whose digest is known before their
+// bytes (POST ?digest=, or PUT with the whole body): they go straight to
+// their key in one multipart upload that completes only once verified.
+func TestS3StoreAtomicBlobs(t *testing.T) {
+	srv := s3test.Start(t)
+	cfg := Config{Driver: "s3", Root: t.TempDir(), S3: s3Config(srv, "atomic")}
+	st, err := Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	drv := st.blobs.(*S3)
+	ctx := t.Context()
+	for _, size := range []int{0, 1000, 12<<20 + 3} {
+		data := randomBytes(uint64(size), size)
+		d := digest.FromBytes(data)
+		if _, err := st.PutBlob(ctx, "team/app", d, int64(size), bytes.NewReader(data)); err != nil {
+			t.Fatalf("PutBlob(%d bytes) = %v", size, err)
+		}
+		wantObject(t, drv, blobKey(d), data)
+		// The same blob again, in another repository: linked, not
+		// written twice.
+		if _, err := st.PutBlob(ctx, "team/other", d, -1, bytes.NewReader(data)); err != nil {
+			t.Fatalf("PutBlob again = %v", err)
+		}
+		if _, err := st.StatBlob(ctx, "team/other", d); err != nil {
+			t.Errorf("StatBlob(team/other) = %v", err)
+		}
+	}
+
+	// A wrong digest or size: nothing becomes visible, nothing is left.
+	data := randomBytes(5, 11<<20)
+	wrong := digest.FromString("something else")
+	if _, err := st.PutBlob(ctx, "team/app", wrong, -1, bytes.NewReader(data)); !errors.Is(err, ErrDigestMismatch) {
+		t.Errorf("PutBlob(wrong digest) = %v, want ErrDigestMismatch", err)
+	}
+	if _, err := st.PutBlob(ctx, "team/app", digest.FromBytes(data), 100, bytes.NewReader(data)); !errors.Is(err, ErrSizeMismatch) {
+		t.Errorf("PutBlob(wrong size) = %v, want ErrSizeMismatch", err)
+	}
+	for _, d := range []digest.Digest{wrong, digest.FromBytes(data)} {
+		if _, err := drv.Stat(ctx, blobKey(d)); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Stat(%s) after a refused PutBlob = %v, want ErrNotFound", d, err)
+		}
+	}
+	if n := incompleteUploads(t, drv); n != 0 {
+		t.Errorf("%d multipart uploads left after refused blobs, want 0", n)
+	}
+
+	// PUT with the whole body onto an empty session, then onto one that
+	// already holds a chunk.
+	up, err := st.StartUpload(ctx, "team/app", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.FinishUpload(ctx, "team/app", up.ID, digest.FromBytes(data), -1, bytes.NewReader(data)); err != nil {
+		t.Fatalf("FinishUpload(empty session) = %v", err)
+	}
+	wantObject(t, drv, blobKey(digest.FromBytes(data)), data)
+	if _, err := st.GetUpload(ctx, "team/app", up.ID); !errors.Is(err, ErrUploadNotFound) {
+		t.Errorf("session after FinishUpload = %v, want ErrUploadNotFound", err)
+	}
+	more := randomBytes(6, 7<<20)
+	up, _ = st.StartUpload(ctx, "team/app", "")
+	if _, err := st.AppendUpload(ctx, "team/app", up.ID, 0, bytes.NewReader(more[:1<<20])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.FinishUpload(ctx, "team/app", up.ID, digest.FromBytes(more), -1, bytes.NewReader(more[1<<20:])); err != nil {
+		t.Fatalf("FinishUpload(session with a chunk) = %v", err)
+	}
+	wantObject(t, drv, blobKey(digest.FromBytes(more)), more)
+	var left []string
+	drv.Walk(ctx, "uploads", func(key string, _ int64) error { left = append(left, key); return nil })
+	if len(left) != 0 {
+		t.Errorf("upload keys left: %q", left)
+	}
+}
+
+// TestS3AbortStale checks that multipart uploads a dead process left are
+// aborted at start, and recent ones are not.
+func TestS3AbortStale(t *testing.T) {
+	srv := s3test.Start(t)
+	d, err := NewS3(t.Context(), s3Config(srv, "stale"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := d.AtomicWriter(t.Context(), "blobs/sha256/ab/abandoned")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(randomBytes(1, 6<<20)) // one part sent: the upload exists
+	if n := incompleteUploads(t, d); n != 1 {
+		t.Fatalf("%d multipart uploads after a part was sent, want 1", n)
+	}
+	if n, err := d.abortStale(t.Context(), time.Now().Add(-time.Hour)); n != 0 || err != nil {
+		t.Errorf("abortStale(an hour ago) = %d, %v; want 0, nil", n, err)
+	}
+	if n, err := d.abortStale(t.Context(), time.Now().Add(time.Minute)); n != 1 || err != nil {
+		t.Errorf("abortStale(now) = %d, %v; want 1, nil", n, err)
+	}
+	if n := incompleteUploads(t, d); n != 0 {
+		t.Errorf("%d multipart uploads after abortStale, want 0", n)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/minio/minio-go/v7/pkg/s3utils"
 )
 
 // S3Config is the [storage.s3] section of nora.toml: where blob bytes live
@@ -72,6 +74,8 @@ func (c S3Config) Validate() error {
 		return fmt.Errorf("storage.s3.endpoint: %q: want host[:port] without a scheme or path (secure selects https)", c.Endpoint)
 	case c.Bucket == "":
 		return errors.New("storage.s3.bucket: must be set")
+	case s3utils.CheckValidBucketName(c.Bucket) != nil:
+		return fmt.Errorf("storage.s3.bucket: %q: %v", c.Bucket, s3utils.CheckValidBucketName(c.Bucket))
 	case c.AccessKey == "":
 		return errors.New("storage.s3.access_key: must be set")
 	case c.SecretKey == "":

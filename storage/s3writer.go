@@ -175,13 +175,14 @@ func (w *s3Writer) wait() error {
 // The file is seekable, so the client retries a failed request.
 func (s *S3) putFile(ctx context.Context, key, name string, f *os.File, size int64) error {
 	defer removeSpool(f)
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	_, err := s.core.PutObject(ctx, s.bucket, name, io.NewSectionReader(f, 0, size), size, "", "",
+	_, err := s.core.PutObject(ctx, s.bucket, name, newSpoolReader(f, size), size, "", "",
 		minio.PutObjectOptions{ContentType: "application/octet-stream"})
 	return s3Error("put", key, err)
 }
+
+// newSpoolReader reads size bytes of f from its start. It seeks, so the
+// client can retry a request that failed midway.
+func newSpoolReader(f *os.File, size int64) io.ReadSeeker { return io.NewSectionReader(f, 0, size) }
 
 func removeSpool(f *os.File) {
 	f.Close()

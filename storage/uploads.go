@@ -7,6 +7,7 @@ import (
 	"crypto/sha512"
 	"encoding"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"hash/fnv"
@@ -243,6 +244,12 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 		}
 		return BlobInfo{}, err
 	}
+	return s.recordBlob(repo, id, d, size)
+}
+
+// recordBlob records blob d of size bytes, whose bytes are in place, links
+// it to repo and ends upload session id. The caller holds lockBlob(d).
+func (s *Store) recordBlob(repo, id string, d digest.Digest, size int64) (BlobInfo, error) {
 	now := time.Now()
 	err := s.commit.update(func(tx *bolt.Tx) error {
 		blobs := tx.Bucket(bucketBlobs)
@@ -286,13 +293,16 @@ func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size 
 	if err := checkDigest(d); err != nil {
 		return BlobInfo{}, err
 	}
+	var raw [16]byte
+	rand.Read(raw[:])
+	id := hex.EncodeToString(raw[:])
+	if aw, ok := s.blobs.(AtomicWriter); ok {
+		return s.putBlobAtomic(ctx, aw, repo, id, d, size, r)
+	}
 	h, err := newHash(d.Algorithm())
 	if err != nil {
 		return BlobInfo{}, err
 	}
-	var raw [16]byte
-	rand.Read(raw[:])
-	id := hex.EncodeToString(raw[:])
 	w, err := s.blobs.Writer(ctx, uploadKey(id), 0)
 	if err != nil {
 		return BlobInfo{}, err
@@ -317,6 +327,75 @@ func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size 
 		return BlobInfo{}, fmt.Errorf("%w: got %d bytes, expected %d", ErrSizeMismatch, n, size)
 	}
 	return s.commitBlob(ctx, repo, id, d, n)
+}
+
+// putBlobAtomic writes r straight to blob d's key, where it appears only
+// once verified, then records it as commitBlob does and ends upload
+// session id.
+func (s *Store) putBlobAtomic(ctx context.Context, aw AtomicWriter, repo, id string, d digest.Digest, size int64, r io.Reader) (BlobInfo, error) {
+	h, err := newHash(d.Algorithm())
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	w, err := aw.AtomicWriter(ctx, blobKey(d))
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	defer w.Close()
+	n, err := copyHashed(w, h, r)
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	if got := digest.NewDigest(d.Algorithm(), h); got != d {
+		return BlobInfo{}, fmt.Errorf("%w: content is %s, client named %s", ErrDigestMismatch, got, d)
+	}
+	if size >= 0 && n != size {
+		return BlobInfo{}, fmt.Errorf("%w: got %d bytes, expected %d", ErrSizeMismatch, n, size)
+	}
+	// As in commitBlob: GC cannot delete d between the check and the
+	// record. A blob already stored keeps its bytes; Close drops ours.
+	defer lockBlob(d)()
+	var exists bool
+	s.db.View(func(tx *bolt.Tx) error {
+		exists = tx.Bucket(bucketBlobs).Get([]byte(d)) != nil
+		return nil
+	})
+	if !exists {
+		if err := w.Commit(); err != nil {
+			return BlobInfo{}, err
+		}
+	}
+	return s.recordBlob(repo, id, d, n)
+}
+
+// FinishUpload is CommitUpload with a last chunk r of size bytes (-1 if
+// unknown). When the upload holds nothing yet and the driver writes
+// atomically, r goes straight to the blob's key.
+func (s *Store) FinishUpload(ctx context.Context, repo, id string, d digest.Digest, size int64, r io.Reader) (BlobInfo, error) {
+	if aw, ok := s.blobs.(AtomicWriter); ok {
+		if err := checkDigest(d); err != nil {
+			return BlobInfo{}, err
+		}
+		unlock := lockUpload(id)
+		rec, err := s.uploadRecord(repo, id)
+		if err != nil {
+			unlock()
+			return BlobInfo{}, err
+		}
+		if rec.Offset == 0 {
+			defer unlock()
+			info, err := s.putBlobAtomic(ctx, aw, repo, id, d, size, r)
+			if errors.Is(err, ErrDigestMismatch) || errors.Is(err, ErrSizeMismatch) {
+				s.discardUpload(ctx, id)
+			}
+			return info, err
+		}
+		unlock()
+	}
+	if _, err := s.AppendUpload(ctx, repo, id, -1, r); err != nil {
+		return BlobInfo{}, err
+	}
+	return s.CommitUpload(ctx, repo, id, d)
 }
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}

@@ -1,0 +1,105 @@
+//go:build bench
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/nora-registry/nora/storage/s3test"
+)
+
+// TestBenchS3 measures the registry with blobs on S3 (versitygw on this
+// machine) against minio-go's own PutObject and GetObject to the same
+// server in the same run: the ceiling for any S3 client. It takes a few
+// minutes and prints its own report.
+func TestBenchS3(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the benchmarks read /proc/PID/status")
+	}
+	b := newBenchRun(t)
+	start := time.Now()
+	s3 := s3test.Start(t)
+	dir := b.dataDir("s3")
+	srv := b.startProcWith(dir, s3.TOML(filepath.Join(dir, "data")))
+	mc := s3.Client()
+
+	const size, runs = 1 << 30, 3
+	b.rep.section(fmt.Sprintf("S3 backend (versitygw): 1 GiB blob, median of %d runs; ceiling: minio-go PutObject/GetObject", runs))
+	var push, pull [2][]float64 // [0] registry, [1] minio-go
+	var peak int64
+	seed := int64(9000)
+	for run := range runs {
+		for k := range 2 {
+			who := (run + k) % 2
+			seed++
+			bb := newBenchBlob(seed, size)
+			syscall.Sync()
+			if who == 0 {
+				repo := fmt.Sprintf("bench/s3-%d", run)
+				stop := srv.watchRSS()
+				push[0] = append(push[0], b.timed(size, "push via registry", func() error { return b.pushMono(srv.base, repo, bb) }))
+				_, h := stop()
+				peak = max(peak, h)
+				pull[0] = append(pull[0], b.timed(size, "pull via registry", func() error { return b.pull(srv.base, repo, bb) }))
+				continue
+			}
+			name := fmt.Sprintf("ceiling/%d", run)
+			push[1] = append(push[1], b.timed(size, "minio-go PutObject", func() error {
+				_, err := mc.PutObject(context.Background(), s3.Bucket, name, bb.reader(0, size), size, minio.PutObjectOptions{})
+				return err
+			}))
+			pull[1] = append(pull[1], b.timed(size, "minio-go GetObject", func() error {
+				obj, err := mc.GetObject(context.Background(), s3.Bucket, name, minio.GetObjectOptions{})
+				if err != nil {
+					return err
+				}
+				defer obj.Close()
+				n, err := io.Copy(io.Discard, obj)
+				if err == nil && n != size {
+					err = fmt.Errorf("read %d bytes, want %d", n, size)
+				}
+				return err
+			}))
+			mc.RemoveObject(context.Background(), s3.Bucket, name, minio.RemoveObjectOptions{})
+		}
+	}
+	t.Logf("S3 push 1 GiB, MB/s per run: registry %s, minio-go %s", benchMBs(push[0]), benchMBs(push[1]))
+	t.Logf("S3 pull 1 GiB, MB/s per run: registry %s, minio-go %s", benchMBs(pull[0]), benchMBs(pull[1]))
+	s3Row := func(name string, v, ceil float64) {
+		b.rep.add(name, v, ceil, fmtMBps, "≥ 80% of minio-go", v >= 0.8*ceil)
+	}
+	s3Row("push 1 GiB through the registry", benchMedianF(push[0]), benchMedianF(push[1]))
+	s3Row("pull 1 GiB through the registry", benchMedianF(pull[0]), benchMedianF(pull[1]))
+	b.memRow("peak RSS (VmHWM) pushing 1 GiB to S3", peak, 100<<20)
+
+	const n, small = 16, 100 << 20
+	blobs := make([]benchBlob, n)
+	for i := range blobs {
+		blobs[i] = newBenchBlob(20000+int64(i), small)
+	}
+	syscall.Sync()
+	stop := srv.watchRSS()
+	agg := b.timed(n*small, "concurrent uploads to S3", func() error {
+		return benchParallel(n, n, func(_, i int) error {
+			return b.pushMono(srv.base, fmt.Sprintf("bench/s3-many-%02d", i), blobs[i])
+		})
+	})
+	_, h := stop()
+	b.rep.add(fmt.Sprintf("push %d × 100 MB at once to S3, aggregate", n), agg, 0, fmtMBps, "", false)
+	b.memRow(fmt.Sprintf("peak RSS (VmHWM) during %d uploads to S3", n), h, 100<<20)
+	if w := srv.warnings(); len(w) > 0 {
+		t.Logf("server logged %d warnings or errors; first: %s", len(w), w[0])
+	}
+	srv.stop()
+	b.rep.print(os.Stdout, time.Since(start))
+}

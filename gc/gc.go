@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -85,10 +86,9 @@ func Plan(ctx context.Context, store *storage.Store, opts Options) (*PassPlan, e
 	if err != nil {
 		return nil, err
 	}
-	var blobs []Item
 	err = store.ScanBlobs(ctx, func(b storage.GCBlob) error {
 		if !linked[b.Digest] && b.Created.Before(p.Cutoff) {
-			blobs = append(blobs, Item{Kind: KindBlob, Digest: b.Digest, Size: b.Size, Reason: ReasonUnlinked})
+			p.Items = append(p.Items, Item{Kind: KindBlob, Digest: b.Digest, Size: b.Size, Reason: ReasonUnlinked})
 			p.Bytes += b.Size
 		}
 		return nil
@@ -96,7 +96,7 @@ func Plan(ctx context.Context, store *storage.Store, opts Options) (*PassPlan, e
 	if err != nil {
 		return nil, err
 	}
-	p.Items = append(p.Items, blobs...)
+	linked = nil
 	err = store.ScanUploads(ctx, func(u storage.Upload) error {
 		if u.Started.Before(p.UploadCutoff) {
 			p.Items = append(p.Items, Item{Kind: KindUpload, Repo: u.Repo, Key: u.ID, Size: u.Offset, Reason: ReasonUploadExpired})
@@ -209,8 +209,44 @@ type Result struct {
 }
 
 // blobBatch bounds the blobs deleted per write transaction, and so how
-// long pushes of the same blobs wait on their locks.
-const blobBatch = 128
+// long pushes of the same blobs wait on their locks and other writers on
+// the transaction.
+const blobBatch = 512
+
+// repoWorkers is how many repositories are collected at once. Their
+// write transactions are shared by the store's group commit, so a pass
+// over many repositories pays for fewer commits.
+const repoWorkers = 8
+
+type repoCollected struct {
+	manifests, links []digest.Digest
+	err              error
+}
+
+// collectRepos runs store.CollectRepo for each of repos, in order of
+// their index in the result.
+func collectRepos(ctx context.Context, store *storage.Store, repos []string, plans map[string]*storage.GCRepoPlan) []repoCollected {
+	out := make([]repoCollected, len(repos))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(repoWorkers, len(repos)) {
+		wg.Go(func() {
+			for i := range next {
+				c := &out[i]
+				c.manifests, c.links, c.err = store.CollectRepo(ctx, *plans[repos[i]])
+			}
+		})
+	}
+	for i := range repos {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
+}
 
 // Apply deletes the items of p that still qualify, re-checked in the
 // store's write transactions, and records the orphan files p saw so a
@@ -218,11 +254,11 @@ const blobBatch = 128
 // files are returned after everything else was tried: those files become
 // orphans for the next pass.
 func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, error) {
-	var res Result
+	res := Result{Deleted: make([]Item, 0, len(p.Items))}
 	var errs []error
 	byRepo := map[string]*storage.GCRepoPlan{}
 	var repos []string
-	var blobs []Item
+	var blobs []digest.Digest
 	var uploads []string
 	var files []storage.GCFile
 	for _, it := range p.Items {
@@ -240,7 +276,7 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 				rp.Links = append(rp.Links, it.Digest)
 			}
 		case KindBlob:
-			blobs = append(blobs, it)
+			blobs = append(blobs, it.Digest)
 		case KindUpload:
 			uploads = append(uploads, it.Key)
 		case KindFile:
@@ -248,35 +284,29 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 		}
 	}
 	planned := len(p.Items)
-	for _, name := range repos {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		rp := byRepo[name]
-		ms, ls, err := store.CollectRepo(ctx, *rp)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("repository %s: %w", name, err))
+	for i, c := range collectRepos(ctx, store, repos, byRepo) {
+		name := repos[i]
+		if c.err != nil {
+			errs = append(errs, fmt.Errorf("repository %s: %w", name, c.err))
 			continue
 		}
-		res.Manifests += len(ms)
-		res.Links += len(ls)
-		for _, d := range ms {
+		res.Manifests += len(c.manifests)
+		res.Links += len(c.links)
+		for _, d := range c.manifests {
 			res.Deleted = append(res.Deleted, Item{Kind: KindManifest, Repo: name, Digest: d})
 		}
-		for _, d := range ls {
+		for _, d := range c.links {
 			res.Deleted = append(res.Deleted, Item{Kind: KindLink, Repo: name, Digest: d})
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
 	}
 	for i := 0; i < len(blobs); i += blobBatch {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		batch := blobs[i:min(i+blobBatch, len(blobs))]
-		ds := make([]digest.Digest, len(batch))
-		for j, b := range batch {
-			ds[j] = b.Digest
-		}
-		deleted, err := store.CollectBlobs(ctx, ds, p.Cutoff)
+		deleted, err := store.CollectBlobs(ctx, blobs[i:min(i+blobBatch, len(blobs))], p.Cutoff)
 		if err != nil {
 			errs = append(errs, err)
 		}

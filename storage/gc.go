@@ -1,13 +1,17 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -155,32 +159,44 @@ type GCRepo struct {
 	Links     []GCLink
 }
 
-// ScanRepos calls fn with each repository, read in its own short read
-// transaction: a long one would hold the metadata file's map and stall
-// writers that grow it. fn runs outside any transaction.
+// scanBudget bounds the records one read transaction of a scan reads. A
+// long transaction holds the metadata file's map and stalls writers that
+// grow it; one per small repository costs more than the reading.
+const scanBudget = 16384
+
+// ScanRepos calls fn with each repository, reading several small ones,
+// or one large one, per short read transaction. fn runs outside any
+// transaction.
 func (s *Store) ScanRepos(ctx context.Context, fn func(*GCRepo) error) error {
 	names, _, err := s.Repositories(ctx, "", -1)
 	if err != nil {
 		return err
 	}
-	for _, name := range names {
+	for i := 0; i < len(names); {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var r *GCRepo
+		var batch []*GCRepo
 		err := s.db.View(func(tx *bolt.Tx) error {
-			var err error
-			r, err = s.scanRepo(tx, name)
-			return err
+			for read := 0; i < len(names) && read < scanBudget; i++ {
+				r, err := s.scanRepo(tx, names[i])
+				if err != nil {
+					return fmt.Errorf("repository %s: %w", names[i], err)
+				}
+				if r != nil { // else deleted since listed
+					batch = append(batch, r)
+					read += 1 + len(r.Tags) + len(r.Manifests) + len(r.Links)
+				}
+			}
+			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("repository %s: %w", name, err)
-		}
-		if r == nil {
-			continue // deleted since listed
-		}
-		if err := fn(r); err != nil {
 			return err
+		}
+		for _, r := range batch {
+			if err := fn(r); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -201,16 +217,15 @@ func (s *Store) scanRepo(tx *bolt.Tx, name string) (*GCRepo, error) {
 	if err != nil {
 		return nil, err
 	}
+	pulls := rb.Bucket(subPulls)
 	err = rb.Bucket(subManifests).ForEach(func(k, v []byte) error {
 		d := digest.Digest(k)
-		m, err := decodeManifest(d, v, true, false)
+		m, err := decodeGCManifest(d, v)
 		if err != nil {
 			return err
 		}
-		r.Manifests = append(r.Manifests, GCManifest{
-			Digest: d, Size: m.Size, Pushed: m.Pushed, Used: s.used(rb, name, d),
-			Subject: m.Subject, Blobs: m.Blobs, Manifests: m.Manifests,
-		})
+		m.Used = s.used(pulls, name, d)
+		r.Manifests = append(r.Manifests, m)
 		return nil
 	})
 	if err != nil {
@@ -218,17 +233,46 @@ func (s *Store) scanRepo(tx *bolt.Tx, name string) (*GCRepo, error) {
 	}
 	err = rb.Bucket(subLinks).ForEach(func(k, v []byte) error {
 		d := digest.Digest(k)
-		linked, _ := getTime(rb.Bucket(subLinks), k)
-		r.Links = append(r.Links, GCLink{Digest: d, Linked: linked, Checked: s.checks.last(name, d)})
+		r.Links = append(r.Links, GCLink{Digest: d, Linked: decodeTime(v), Checked: s.checks.last(name, d)})
 		return nil
 	})
 	return r, err
 }
 
+// decodeGCManifest decodes only what GC reads of a manifest record: not
+// its annotations, artifact type or bytes.
+func decodeGCManifest(d digest.Digest, rec []byte) (GCManifest, error) {
+	r, err := splitManifest(d, rec)
+	if err != nil {
+		return GCManifest{}, err
+	}
+	var meta struct {
+		Subject   digest.Digest   `json:"subject"`
+		Blobs     []digest.Digest `json:"blobs"`
+		Manifests []digest.Digest `json:"manifests"`
+		Pushed    time.Time       `json:"pushed"`
+	}
+	if err := json.Unmarshal(r.meta, &meta); err != nil {
+		return GCManifest{}, fmt.Errorf("manifest %s: %w", d, err)
+	}
+	return GCManifest{
+		Digest: d, Size: int64(len(r.content)), Pushed: meta.Pushed,
+		Subject: meta.Subject, Blobs: meta.Blobs, Manifests: meta.Manifests,
+	}, nil
+}
+
+// decodeTime decodes a value written by putTime, zero if malformed.
+func decodeTime(v []byte) time.Time {
+	if len(v) != 8 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+}
+
 // used is the latest pull or check of manifest d: recorded, pending or in
 // memory.
-func (s *Store) used(rb *bolt.Bucket, repo string, d digest.Digest) time.Time {
-	t, _ := getTime(rb.Bucket(subPulls), []byte(d))
+func (s *Store) used(pulls *bolt.Bucket, repo string, d digest.Digest) time.Time {
+	t, _ := getTime(pulls, []byte(d))
 	s.pulls.mu.Lock()
 	if p, ok := s.pulls.pending[pullKey{repo, d}]; ok && p.After(t) {
 		t = p
@@ -265,8 +309,7 @@ func (s *Store) ScanBlobs(ctx context.Context, fn func(GCBlob) error) error {
 				}
 			}
 			for ; k != nil && len(batch) < 4096; k, v = c.Next() {
-				var rec blobRecord
-				if json.Unmarshal(v, &rec) == nil {
+				if rec, ok := decodeBlobRecord(v); ok {
 					batch = append(batch, GCBlob{Digest: digest.Digest(k), Size: rec.Size, Created: time.Unix(0, rec.Created)})
 				}
 				after = append(after[:0], k...)
@@ -282,6 +325,35 @@ func (s *Store) ScanBlobs(ctx context.Context, fn func(GCBlob) error) error {
 			return nil
 		}
 	}
+}
+
+// decodeBlobRecord decodes a blob record, reading the layout json.Marshal
+// writes without reflection and falling back to encoding/json otherwise.
+func decodeBlobRecord(v []byte) (blobRecord, bool) {
+	var rec blobRecord
+	if rest, ok := bytes.CutPrefix(v, []byte(`{"size":`)); ok {
+		size, rest, ok1 := cutInt(rest)
+		if rest, ok2 := bytes.CutPrefix(rest, []byte(`,"created":`)); ok1 && ok2 {
+			created, rest, ok := cutInt(rest)
+			if ok && string(rest) == "}" {
+				return blobRecord{Size: size, Created: created}, true
+			}
+		}
+	}
+	return rec, json.Unmarshal(v, &rec) == nil
+}
+
+// cutInt parses the decimal integer at the start of b.
+func cutInt(b []byte) (int64, []byte, bool) {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	n, err := strconv.ParseInt(string(b[:i]), 10, 64)
+	return n, b[i:], err == nil
 }
 
 // ScanUploads calls fn with every open upload session.
@@ -333,11 +405,15 @@ func (s *Store) CollectRepo(ctx context.Context, p GCRepoPlan) (manifests, links
 		if rb == nil {
 			return nil
 		}
-		doomed, err := s.recheckManifests(rb, p)
+		planned := make(map[digest.Digest]bool, len(p.Manifests))
+		for _, d := range p.Manifests {
+			planned[d] = true
+		}
+		doomed, err := s.recheckManifests(rb, p, planned)
 		if err != nil {
 			return err
 		}
-		referenced, err := survivorBlobs(rb, p, doomed)
+		referenced, err := survivorBlobs(rb, p, planned, doomed)
 		if err != nil {
 			return err
 		}
@@ -369,7 +445,7 @@ func (s *Store) CollectRepo(ctx context.Context, p GCRepoPlan) (manifests, links
 
 // recheckManifests returns the planned manifests that may still go: then
 // untagged, old and unused, and not kept alive by a manifest that stays.
-func (s *Store) recheckManifests(rb *bolt.Bucket, p GCRepoPlan) (map[digest.Digest]Manifest, error) {
+func (s *Store) recheckManifests(rb *bolt.Bucket, p GCRepoPlan, planned map[digest.Digest]bool) (map[digest.Digest]Manifest, error) {
 	mb := rb.Bucket(subManifests)
 	tagged := map[digest.Digest]bool{}
 	rb.Bucket(subTags).ForEach(func(_, v []byte) error {
@@ -388,7 +464,7 @@ func (s *Store) recheckManifests(rb *bolt.Bucket, p GCRepoPlan) (map[digest.Dige
 		if err != nil {
 			return nil, err
 		}
-		if m.Pushed.Before(p.Cutoff) && s.used(rb, p.Repo, d).Before(p.Cutoff) {
+		if m.Pushed.Before(p.Cutoff) && s.used(rb.Bucket(subPulls), p.Repo, d).Before(p.Cutoff) {
 			doomed[d] = m
 		}
 	}
@@ -399,7 +475,7 @@ func (s *Store) recheckManifests(rb *bolt.Bucket, p GCRepoPlan) (map[digest.Dige
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		d := digest.Digest(k)
 		_, isDoomed := doomed[d]
-		if (p.Known != nil && p.Known[d] && !slices.Contains(p.Manifests, d)) || isDoomed {
+		if (p.Known != nil && p.Known[d] && !planned[d]) || isDoomed {
 			continue
 		}
 		m, err := decodeManifest(d, v, true, false)
@@ -440,7 +516,7 @@ func (s *Store) recheckManifests(rb *bolt.Bucket, p GCRepoPlan) (map[digest.Dige
 
 // survivorBlobs returns the blobs referenced by manifests that stay and
 // that the plan did not account for.
-func survivorBlobs(rb *bolt.Bucket, p GCRepoPlan, doomed map[digest.Digest]Manifest) (map[digest.Digest]bool, error) {
+func survivorBlobs(rb *bolt.Bucket, p GCRepoPlan, planned map[digest.Digest]bool, doomed map[digest.Digest]Manifest) (map[digest.Digest]bool, error) {
 	out := map[digest.Digest]bool{}
 	if len(p.Links) == 0 {
 		return out, nil
@@ -448,7 +524,7 @@ func survivorBlobs(rb *bolt.Bucket, p GCRepoPlan, doomed map[digest.Digest]Manif
 	c := rb.Bucket(subManifests).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		d := digest.Digest(k)
-		if _, ok := doomed[d]; ok || (p.Known != nil && p.Known[d] && !slices.Contains(p.Manifests, d)) {
+		if _, ok := doomed[d]; ok || (p.Known != nil && p.Known[d] && !planned[d]) {
 			continue
 		}
 		m, err := decodeManifest(d, v, true, false)
@@ -484,31 +560,30 @@ func removeManifest(rb *bolt.Bucket, d, subject digest.Digest) error {
 // cutoff. It returns the blobs deleted; a file that failed to delete is
 // left to a later pass as an orphan, and its error returned.
 func (s *Store) CollectBlobs(ctx context.Context, ds []digest.Digest, cutoff time.Time) ([]BlobInfo, error) {
-	defer lockBlobs(ds)()
+	unlock := lockBlobs(ds)
 	var deleted []BlobInfo
 	err := s.commit.update(func(tx *bolt.Tx) error {
 		deleted = nil
 		blobs := tx.Bucket(bucketBlobs)
 		var cand []BlobInfo
 		for _, d := range ds {
-			var rec blobRecord
-			if getJSON(blobs, []byte(d), &rec) && rec.Created < cutoff.UnixNano() {
+			if rec, ok := decodeBlobRecord(blobs.Get([]byte(d))); ok && rec.Created < cutoff.UnixNano() {
 				cand = append(cand, BlobInfo{Digest: d, Size: rec.Size})
 			}
 		}
 		if len(cand) == 0 {
 			return nil
 		}
+		slices.SortFunc(cand, func(a, b BlobInfo) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
+		keys := make([][]byte, len(cand))
+		for i, b := range cand {
+			keys[i] = []byte(b.Digest)
+		}
 		linked := make([]bool, len(cand))
 		repos := tx.Bucket(bucketRepos)
 		c := repos.Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			lb := repos.Bucket(k).Bucket(subLinks)
-			for i, b := range cand {
-				if !linked[i] && lb.Get([]byte(b.Digest)) != nil {
-					linked[i] = true
-				}
-			}
+			markLinked(repos.Bucket(k).Bucket(subLinks), keys, linked)
 		}
 		for i, b := range cand {
 			if linked[i] {
@@ -521,16 +596,93 @@ func (s *Store) CollectBlobs(ctx context.Context, ds []digest.Digest, cutoff tim
 		}
 		return nil
 	})
+	unlock()
 	if err != nil {
 		return nil, err
 	}
-	var errs []error
-	for _, b := range deleted {
-		if err := s.blobs.Delete(ctx, blobKey(b.Digest)); err != nil {
-			errs = append(errs, fmt.Errorf("blob %s: %w", b.Digest, err))
+	return deleted, s.deleteBlobFiles(ctx, deleted)
+}
+
+// markLinked sets linked[i] when links holds keys[i]; keys are sorted. A
+// batch of a sorted scan spans a narrow range of keys, so one cursor
+// stepping through it reads less than a lookup per key; it seeks past
+// long gaps.
+func markLinked(links *bolt.Bucket, keys [][]byte, linked []bool) {
+	c := links.Cursor()
+	k, _ := c.Seek(keys[0])
+	for i, steps := 0, 0; i < len(keys) && k != nil; {
+		switch bytes.Compare(k, keys[i]) {
+		case 0:
+			linked[i] = true
+			i, steps = i+1, 0
+			k, _ = c.Next()
+		case 1:
+			i, steps = i+1, 0
+		default:
+			if steps++; steps < 8 {
+				k, _ = c.Next()
+			} else {
+				k, _ = c.Seek(keys[i])
+				steps = 0
+			}
 		}
 	}
-	return deleted, errors.Join(errs...)
+}
+
+// deleteBlobFiles deletes the files of blobs whose records are gone, in
+// parallel. Each is deleted under its blob's lock and only if its record
+// is still absent: an upload of the same bytes since the record went has
+// made the file its own.
+func (s *Store) deleteBlobFiles(ctx context.Context, blobs []BlobInfo) error {
+	var byStripe [len(blobLocks)][]digest.Digest
+	for _, b := range blobs {
+		i := blobStripe(b.Digest)
+		byStripe[i] = append(byStripe[i], b.Digest)
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+		next = make(chan int)
+		wg   sync.WaitGroup
+	)
+	for range 4 {
+		wg.Go(func() {
+			for i := range next {
+				if err := s.deleteStripeFiles(ctx, i, byStripe[i]); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i, ds := range byStripe {
+		if len(ds) > 0 {
+			next <- i
+		}
+	}
+	close(next)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// deleteStripeFiles deletes the files of ds, blobs of lock stripe i whose
+// records are gone.
+func (s *Store) deleteStripeFiles(ctx context.Context, i int, ds []digest.Digest) error {
+	blobLocks[i].Lock()
+	defer blobLocks[i].Unlock()
+	s.db.View(func(tx *bolt.Tx) error {
+		blobs := tx.Bucket(bucketBlobs)
+		ds = slices.DeleteFunc(ds, func(d digest.Digest) bool { return blobs.Get([]byte(d)) != nil })
+		return nil
+	})
+	var errs []error
+	for _, d := range ds {
+		if err := s.blobs.Delete(ctx, blobKey(d)); err != nil {
+			errs = append(errs, fmt.Errorf("blob %s: %w", d, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ExpireUploads discards the sessions among ids started before cutoff and
@@ -579,45 +731,101 @@ type GCFile struct {
 // ScanOrphanFiles calls fn with every file under blobs/ and uploads/ that
 // has no blob record or upload session.
 func (s *Store) ScanOrphanFiles(ctx context.Context, fn func(GCFile) error) error {
+	type noted struct {
+		f          GCFile
+		first      time.Time
+		size       int64
+		seenBefore bool
+	}
 	var batch []GCFile
 	flush := func() error {
-		var orphans []GCFile
+		var orphans []noted
 		s.db.View(func(tx *bolt.Tx) error {
 			seen := tx.Bucket(bucketOrphans)
 			for _, f := range batch {
 				if s.knownFile(tx, f.Key) {
 					continue
 				}
+				o := noted{f: f}
 				if seen != nil {
-					if t, size, ok := decodeOrphan(seen.Get([]byte(f.Key))); ok && size == f.Size {
-						f.FirstSeen = t
-					}
+					o.first, o.size, o.seenBefore = decodeOrphan(seen.Get([]byte(f.Key)))
 				}
-				orphans = append(orphans, f)
+				orphans = append(orphans, o)
 			}
 			return nil
 		})
 		batch = batch[:0]
-		for _, f := range orphans {
-			if err := fn(f); err != nil {
+		for _, o := range orphans {
+			if o.f.Size < 0 { // listed without its size
+				size, err := s.blobs.Stat(ctx, o.f.Key)
+				if errors.Is(err, ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				o.f.Size = size
+			}
+			if o.seenBefore && o.size == o.f.Size {
+				o.f.FirstSeen = o.first
+			}
+			if err := fn(o.f); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
+	add := func(key string, size int64) error {
+		batch = append(batch, GCFile{Key: key, Size: size})
+		if len(batch) == 1024 {
+			return flush()
+		}
+		return nil
+	}
 	for _, prefix := range []string{"blobs", "uploads"} {
-		err := s.blobs.Walk(ctx, prefix, func(key string, size int64) error {
-			batch = append(batch, GCFile{Key: key, Size: size})
-			if len(batch) == 1024 {
-				return flush()
-			}
-			return nil
-		})
+		var err error
+		if kl, ok := s.blobs.(keyLister); ok {
+			err = kl.WalkKeys(ctx, prefix, func(key string) error { return add(key, -1) })
+		} else {
+			err = s.blobs.Walk(ctx, prefix, add)
+		}
 		if err != nil {
 			return err
 		}
 	}
 	return flush()
+}
+
+// keyLister is implemented by drivers that list keys faster without their
+// sizes: a filesystem stats each file for its size. Orphan scans then
+// size only the files metadata does not know.
+type keyLister interface {
+	// WalkKeys calls fn for every key under prefix, in no particular
+	// order.
+	WalkKeys(ctx context.Context, prefix string, fn func(key string) error) error
+}
+
+// WalkKeys implements keyLister with directory reads only.
+func (f *Filesystem) WalkKeys(ctx context.Context, prefix string, fn func(key string) error) error {
+	return filepath.WalkDir(f.path(prefix), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(f.root, p)
+		if err != nil {
+			return err
+		}
+		return fn(filepath.ToSlash(rel))
+	})
 }
 
 // knownFile reports whether metadata names key: a blob record for a blob

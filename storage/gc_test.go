@@ -1,11 +1,14 @@
 package storage
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	bolt "go.etcd.io/bbolt"
 )
 
 // future is a cutoff after everything the test created: nothing is
@@ -209,5 +212,93 @@ func TestDeleteTagIf(t *testing.T) {
 	}
 	if ok, err := s.DeleteTagIf(t.Context(), "app", "v1", b.Digest); !ok || err != nil {
 		t.Errorf("DeleteTagIf(v1, current digest) = %v, %v, want true", ok, err)
+	}
+}
+
+func TestCollectBlobsManyRepos(t *testing.T) {
+	s := newStore(t)
+	// Links spread over repositories and over the key range, some of the
+	// candidates linked in one repository only, far apart or adjacent.
+	var all []digest.Digest
+	for i := range 60 {
+		all = append(all, pushBlob(t, s, fmt.Sprintf("r%d", i%7), []byte(fmt.Sprintf("blob %d", i))))
+	}
+	keep := map[digest.Digest]bool{}
+	for i, d := range all {
+		if i%3 == 0 {
+			keep[d] = true
+			continue
+		}
+		if err := s.DeleteBlob(t.Context(), fmt.Sprintf("r%d", i%7), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleted, err := s.CollectBlobs(t.Context(), all, future())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[digest.Digest]bool{}
+	for _, b := range deleted {
+		got[b.Digest] = true
+	}
+	for _, d := range all {
+		if got[d] == keep[d] {
+			t.Errorf("CollectBlobs deleted %s = %t, want %t", d, got[d], !keep[d])
+		}
+	}
+	if keys := driverKeys(t, s, "blobs"); len(keys) != len(keep) {
+		t.Errorf("blob files after collect = %d, want %d", len(keys), len(keep))
+	}
+}
+
+func TestCollectBlobsKeepsReuploadedFile(t *testing.T) {
+	s := newStore(t)
+	layer := pushBlob(t, s, "app", []byte("layer"))
+	s.DeleteBlob(t.Context(), "app", layer)
+	// The record goes; the same bytes are pushed again before the file
+	// is deleted: the file is the new blob's now.
+	err := s.commit.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketBlobs).Delete([]byte(layer)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushBlob(t, s, "app", []byte("layer"))
+	if err := s.deleteBlobFiles(t.Context(), []BlobInfo{{Digest: layer, Size: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readBlob(t, s, "app", layer); string(got) != "layer" {
+		t.Errorf("blob after a re-upload raced GC = %q, want %q", got, "layer")
+	}
+}
+
+func TestDecodeBlobRecord(t *testing.T) {
+	for _, v := range []string{`{"size":12,"created":-3}`, `{"created":-3,"size":12}`, `{"size": 12, "created": -3}`} {
+		if rec, ok := decodeBlobRecord([]byte(v)); !ok || rec != (blobRecord{Size: 12, Created: -3}) {
+			t.Errorf("decodeBlobRecord(%s) = %+v, %t, want size 12, created -3", v, rec, ok)
+		}
+	}
+	for _, v := range []string{``, `{"size":`, `{"size":1,"created":2`, `{"size":1x,"created":2}`} {
+		if rec, ok := decodeBlobRecord([]byte(v)); ok {
+			t.Errorf("decodeBlobRecord(%s) = %+v, true, want false", v, rec)
+		}
+	}
+	data, _ := json.Marshal(blobRecord{Size: 1 << 40, Created: time.Now().UnixNano()})
+	if rec, ok := decodeBlobRecord(data); !ok || rec.Size != 1<<40 {
+		t.Errorf("decodeBlobRecord(%s) = %+v, %t", data, rec, ok)
+	}
+}
+
+func TestScanOrphanFilesSizesUnknownFiles(t *testing.T) {
+	s := newStore(t)
+	pushBlob(t, s, "app", []byte("known"))
+	w, err := s.blobs.Writer(t.Context(), "blobs/sha256/00/unknown", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("twelve bytes"))
+	w.Commit()
+	var got []GCFile
+	s.ScanOrphanFiles(t.Context(), func(f GCFile) error { got = append(got, f); return nil })
+	if len(got) != 1 || got[0].Key != "blobs/sha256/00/unknown" || got[0].Size != 12 {
+		t.Errorf("ScanOrphanFiles = %+v, want blobs/sha256/00/unknown of 12 bytes", got)
 	}
 }

@@ -82,6 +82,25 @@ func TestBenchS3(t *testing.T) {
 	s3Row("pull 1 GiB through the registry", benchMedianF(pull[0]), benchMedianF(pull[1]))
 	b.memRow("peak RSS (VmHWM) pushing 1 GiB to S3", peak, 100<<20)
 
+	// Clients that name the digest only after the bytes (docker, podman,
+	// ggcr: POST, PATCH, PUT) go through an upload key, then a
+	// server-side copy to the blob's key.
+	for _, mode := range []struct {
+		name  string
+		chunk int64
+	}{{"one PATCH, then PUT ?digest=", size}, {"16 MiB chunks", 16 << 20}} {
+		seed++
+		bb := newBenchBlob(seed, size)
+		syscall.Sync()
+		stop := srv.watchRSS()
+		v := b.timed(size, "push via registry, "+mode.name, func() error {
+			return b.pushChunked(srv.base, fmt.Sprintf("bench/s3-chunked-%d", seed), bb, mode.chunk)
+		})
+		_, h := stop()
+		s3Row("push 1 GiB, "+mode.name, v, benchMedianF(push[1]))
+		b.memRow("  peak RSS (VmHWM)", h, 100<<20)
+	}
+
 	const n, small = 16, 100 << 20
 	blobs := make([]benchBlob, n)
 	for i := range blobs {

@@ -129,7 +129,7 @@ func (h *handler) appendChunk(r *http.Request) (storage.Upload, error) {
 		}
 		offset, body = start, io.LimitReader(body, end-start+1)
 	}
-	up, err := h.store.AppendUpload(r.Context(), name, id, offset, body)
+	up, err := h.store.AppendUploadSized(r.Context(), name, id, offset, r.ContentLength, body)
 	if errors.Is(err, storage.ErrUploadOffset) {
 		cur, gerr := h.store.GetUpload(r.Context(), name, id)
 		if gerr != nil {

@@ -47,3 +47,12 @@ type Redirector interface {
 	// when redirects are off.
 	RedirectURL(ctx context.Context, key string) (string, error)
 }
+
+// SizedWriter is implemented by drivers that store a write better when its
+// length is known before its bytes: S3 streams it as one object, where an
+// unknown length must go up in parts.
+type SizedWriter interface {
+	// SizedWriter is Writer for exactly size bytes. If fewer are
+	// written, Commit fails and key keeps what it held before.
+	SizedWriter(ctx context.Context, key string, offset, size int64) (Writer, error)
+}

@@ -328,16 +328,13 @@ func (s *S3) Move(ctx context.Context, from, to string) error {
 	if len(ps) == 0 {
 		return fmt.Errorf("%w: %s", ErrNotFound, from)
 	}
-	dst := minio.CopyDestOptions{Bucket: s.bucket, Object: s.object(to)}
-	if len(ps) == 1 {
-		_, err = s.client.CopyObject(ctx, dst, minio.CopySrcOptions{Bucket: s.bucket, Object: ps[0].name})
-	} else {
-		srcs := make([]minio.CopySrcOptions, len(ps))
-		for i, p := range ps {
-			srcs[i] = minio.CopySrcOptions{Bucket: s.bucket, Object: p.name}
-		}
-		_, err = s.client.ComposeObject(ctx, dst, srcs...)
+	// One piece up to 5 GiB is one CopyObject; anything else a
+	// multipart copy.
+	srcs := make([]minio.CopySrcOptions, len(ps))
+	for i, p := range ps {
+		srcs[i] = minio.CopySrcOptions{Bucket: s.bucket, Object: p.name}
 	}
+	_, err = s.client.ComposeObject(ctx, minio.CopyDestOptions{Bucket: s.bucket, Object: s.object(to)}, srcs...)
 	if err != nil {
 		return s3Error("move", from+" to "+to, err)
 	}

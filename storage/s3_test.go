@@ -292,3 +292,75 @@ func TestS3AbortStale(t *testing.T) {
 		t.Errorf("%d multipart uploads after abortStale, want 0", n)
 	}
 }
+
+// TestS3SizedWriter checks writes of announced length: one segment
+// streamed as it comes, merged with a small committed tail before it; a
+// write that ends early fails its Commit and changes nothing.
+func TestS3SizedWriter(t *testing.T) {
+	srv := s3test.Start(t)
+	spool := t.TempDir()
+	d, err := NewS3(t.Context(), s3Config(srv, "sized"), spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	data := randomBytes(31, 40<<20)
+	write := func(off, n int, announce int64) error {
+		w, err := d.SizedWriter(ctx, "uploads/s1", int64(off), announce)
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		for rest := data[off : off+n]; len(rest) > 0; {
+			k := min(len(rest), 256<<10)
+			if _, err := w.Write(rest[:k]); err != nil {
+				return err
+			}
+			rest = rest[k:]
+		}
+		return w.Commit()
+	}
+	if err := write(0, 1<<20, 1<<20); err != nil {
+		t.Fatalf("first chunk = %v", err)
+	}
+	// 1 MiB is under the 5 MiB minimum: the next write takes it along.
+	if err := write(1<<20, 30<<20, 30<<20); err != nil {
+		t.Fatalf("second chunk = %v", err)
+	}
+	ps, err := d.layout(ctx, "uploads/s1")
+	if err != nil || len(ps) != 1 || ps[0].size != 31<<20 {
+		t.Fatalf("layout after two sized writes = %+v, %v; want one 31 MiB segment", ps, err)
+	}
+	// A chunk announced at 9 MiB that stops at 4: Commit fails, the key
+	// keeps its 31 MiB, and no piece of the failed write remains.
+	if err := write(31<<20, 4<<20, 9<<20); !errors.Is(err, errDirectShort) {
+		t.Errorf("short write = %v, want errDirectShort", err)
+	}
+	wantObject(t, d, "uploads/s1", data[:31<<20])
+	if ps, _ := d.layout(ctx, "uploads/s1"); len(ps) != 1 {
+		t.Errorf("layout after a short write = %+v, want the one segment", ps)
+	}
+	// More bytes than announced are refused.
+	w, err := d.SizedWriter(ctx, "uploads/s1", 31<<20, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(make([]byte, 11)); err == nil {
+		t.Errorf("writing 11 bytes into a 10-byte write = nil error")
+	}
+	w.Close()
+	if err := write(31<<20, 9<<20, 9<<20); err != nil {
+		t.Fatalf("last chunk = %v", err)
+	}
+	wantObject(t, d, "uploads/s1", data)
+	if err := d.Move(ctx, "uploads/s1", "blobs/sha256/cd/cdef"); err != nil {
+		t.Fatal(err)
+	}
+	wantObject(t, d, "blobs/sha256/cd/cdef", data)
+	if got := s3Objects(t, d); !slices.Equal(got, []string{"blobs/sha256/cd/cdef"}) {
+		t.Errorf("objects after Move = %q, want only the blob", got)
+	}
+	if spooled, _ := os.ReadDir(spool); len(spooled) != 0 {
+		t.Errorf("spool holds %d files, want none", len(spooled))
+	}
+}

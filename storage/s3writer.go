@@ -31,6 +31,17 @@ type s3Writer struct {
 	flushing chan error // result of the segment being sent, if any
 	err      error
 	done     bool
+
+	direct *directPut // the write's one segment, streamed as it comes
+}
+
+// directPut streams a write of known length into one segment: the spool's
+// bytes first, then every byte written, with no spooling on the way.
+type directPut struct {
+	pw   *io.PipeWriter
+	want int64 // bytes the write announced
+	got  int64
+	done chan error
 }
 
 // Writer implements Driver. Writing at an offset inside the key keeps the
@@ -38,6 +49,18 @@ type s3Writer struct {
 // offset, is copied back into the spool so every segment but the last
 // stays at least 5 MiB.
 func (s *S3) Writer(ctx context.Context, key string, offset int64) (Writer, error) {
+	return s.open(ctx, key, offset, -1)
+}
+
+// SizedWriter implements SizedWriter: a write of size bytes, known up
+// front, goes up as one segment streamed while it arrives, with no spool
+// and no parts; a later Move of a key in one piece is a single copy. If
+// fewer bytes arrive, Commit fails and the key keeps what it had.
+func (s *S3) SizedWriter(ctx context.Context, key string, offset, size int64) (Writer, error) {
+	return s.open(ctx, key, offset, size)
+}
+
+func (s *S3) open(ctx context.Context, key string, offset, size int64) (Writer, error) {
 	// Bytes a client sent before it went away are still committed.
 	ctx = context.WithoutCancel(ctx)
 	ps, err := s.layout(ctx, key)
@@ -97,7 +120,69 @@ func (s *S3) Writer(ctx context.Context, key string, offset int64) (Writer, erro
 			return fail(err)
 		}
 	}
+	if size > 0 && w.size+size <= maxPut {
+		w.startDirect(size)
+	}
 	return w, nil
+}
+
+// startDirect starts the PUT of the one segment a write of size bytes
+// makes, the spool's reloaded bytes first.
+func (w *s3Writer) startDirect(size int64) {
+	seg := piece{name: w.s.object(segName(w.key, w.next)), size: w.size + size, seg: w.next}
+	w.next++
+	w.sent = append(w.sent, seg)
+	pr, pw := io.Pipe()
+	w.direct = &directPut{pw: pw, want: size, done: make(chan error, 1)}
+	f, spooled := w.f, w.size
+	w.f, w.size = nil, 0
+	go func(done chan<- error) {
+		defer removeSpool(f)
+		body := io.MultiReader(io.NewSectionReader(f, 0, spooled), pr)
+		_, err := w.s.core.PutObject(w.ctx, w.s.bucket, seg.name, body, seg.size, "", "",
+			minio.PutObjectOptions{ContentType: "application/octet-stream"})
+		pr.CloseWithError(errDirectEnded)
+		done <- s3Error("put", w.key, err)
+	}(w.direct.done)
+}
+
+// maxPut is the largest object S3 takes in one PUT.
+const maxPut = 5 << 30
+
+var (
+	errDirectEnded = errors.New("s3 writer: segment upload ended")
+	errDirectShort = errors.New("s3 writer: write ended before its announced length")
+)
+
+func (w *s3Writer) writeDirect(p []byte) (int, error) {
+	d := w.direct
+	if d.got+int64(len(p)) > d.want {
+		return 0, fmt.Errorf("s3 writer: %d bytes past the announced %d", d.got+int64(len(p))-d.want, d.want)
+	}
+	n, err := d.pw.Write(p)
+	d.got += int64(n)
+	if err != nil {
+		// The PUT ended early: its own error says why.
+		if perr := <-d.done; perr != nil {
+			err = perr
+		}
+		d.done <- err
+	}
+	return n, err
+}
+
+// finishDirect ends the segment's PUT: complete if every announced byte
+// came, failed otherwise.
+func (w *s3Writer) finishDirect() error {
+	d := w.direct
+	w.direct = nil
+	if d.got != d.want {
+		d.pw.CloseWithError(errDirectShort)
+		<-d.done
+		return fmt.Errorf("%w: %d of %d bytes", errDirectShort, d.got, d.want)
+	}
+	d.pw.Close()
+	return <-d.done
 }
 
 // reload appends the first p.size bytes of object p.name to the spool.
@@ -124,6 +209,13 @@ func (w *s3Writer) Write(p []byte) (int, error) {
 	}
 	if w.done {
 		return 0, errors.New("s3 writer: write after close")
+	}
+	if w.direct != nil {
+		n, err := w.writeDirect(p)
+		if err != nil {
+			w.err = err
+		}
+		return n, err
 	}
 	n, err := w.f.Write(p)
 	w.size += int64(n)
@@ -206,6 +298,12 @@ func (w *s3Writer) finish() error {
 	if w.err != nil {
 		return w.err
 	}
+	if w.direct != nil {
+		if err := w.finishDirect(); err != nil {
+			return err
+		}
+		return w.dropReplaced()
+	}
 	if err := w.wait(); err != nil {
 		return err
 	}
@@ -235,6 +333,11 @@ func (w *s3Writer) finish() error {
 	default:
 		removeSpool(f)
 	}
+	return w.dropReplaced()
+}
+
+// dropReplaced deletes the pieces the write replaced, last first.
+func (w *s3Writer) dropReplaced() error {
 	// The new pieces are in place: from here a failure leaves extra
 	// pieces for the next Writer to drop, never a hole.
 	w.sent = nil
@@ -254,6 +357,11 @@ func (w *s3Writer) Close() error {
 	}
 	w.done = true
 	w.wait()
+	if d := w.direct; d != nil {
+		d.pw.CloseWithError(errDirectShort)
+		<-d.done
+		w.direct = nil
+	}
 	if w.f != nil {
 		removeSpool(w.f)
 		w.f = nil

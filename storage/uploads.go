@@ -118,6 +118,13 @@ func (s *Store) GetUpload(ctx context.Context, repo, id string) (Upload, error) 
 // the bytes received are kept and the session records them, so the client
 // can resume; the read error is returned.
 func (s *Store) AppendUpload(ctx context.Context, repo, id string, offset int64, r io.Reader) (Upload, error) {
+	return s.AppendUploadSized(ctx, repo, id, offset, -1, r)
+}
+
+// AppendUploadSized is AppendUpload for a chunk of size bytes (-1 if
+// unknown). With the size known, a driver may store the chunk in one
+// piece; if the chunk then ends early, nothing of it is kept.
+func (s *Store) AppendUploadSized(ctx context.Context, repo, id string, offset, size int64, r io.Reader) (Upload, error) {
 	defer lockUpload(id)()
 	rec, err := s.uploadRecord(repo, id)
 	if err != nil {
@@ -133,7 +140,12 @@ func (s *Store) AppendUpload(ctx context.Context, repo, id string, offset int64,
 	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(rec.HashState); err != nil {
 		return Upload{}, fmt.Errorf("upload %s: hash state: %w", id, err)
 	}
-	w, err := s.blobs.Writer(ctx, uploadKey(id), rec.Offset)
+	var w Writer
+	if sw, ok := s.blobs.(SizedWriter); ok && size > 0 {
+		w, err = sw.SizedWriter(ctx, uploadKey(id), rec.Offset, size)
+	} else {
+		w, err = s.blobs.Writer(ctx, uploadKey(id), rec.Offset)
+	}
 	if err != nil {
 		return Upload{}, err
 	}
@@ -392,7 +404,7 @@ func (s *Store) FinishUpload(ctx context.Context, repo, id string, d digest.Dige
 		}
 		unlock()
 	}
-	if _, err := s.AppendUpload(ctx, repo, id, -1, r); err != nil {
+	if _, err := s.AppendUploadSized(ctx, repo, id, -1, size, r); err != nil {
 		return BlobInfo{}, err
 	}
 	return s.CommitUpload(ctx, repo, id, d)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -271,4 +272,27 @@ func TestE2ES3Redirect(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET unknown blob = %s, want 404", resp.Status)
 	}
+}
+
+// TestE2ES3Slow freezes the S3 server: with storage.s3.timeout at 1s the
+// registry answers 503 UNAVAILABLE within the retries instead of hanging,
+// and serves again once S3 answers.
+func TestE2ES3Slow(t *testing.T) {
+	if e2eStorage() != "s3" {
+		t.Skip("runs with NORA_E2E_STORAGE=s3 (make test runs that pass too)")
+	}
+	s := startServerWith(t, "timeout = \"1s\"\nmax_retries = 2\n")
+	imgs := pushImages(t, s, "slow/app", 1)
+	layers, _ := imgs[0].Layers()
+	ld, _ := layers[0].Digest()
+	s.s3.Pause()
+	start := time.Now()
+	resp, body := s.do(t, http.MethodGet, "/v2/slow/app/blobs/"+ld.String(), nil, nil)
+	took := time.Since(start)
+	s.s3.Resume()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "UNAVAILABLE") {
+		t.Errorf("pull with S3 frozen = %s %s, want 503 UNAVAILABLE", resp.Status, body)
+	}
+	t.Logf("503 after %v with timeout 1s and 2 tries", took.Round(time.Millisecond))
+	checkImages(t, s, "slow/app", imgs)
 }

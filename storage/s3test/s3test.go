@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -121,6 +122,7 @@ func (s *Server) Stop() {
 	if s.cmd == nil {
 		return
 	}
+	s.cmd.Process.Signal(syscall.SIGCONT)
 	s.cmd.Process.Kill()
 	s.cmd.Wait()
 	s.cmd = nil
@@ -158,3 +160,10 @@ path_style = true
 %s
 `, root, s.Endpoint, s.Bucket, s.AccessKey, s.SecretKey, strings.Join(extra, "\n"))
 }
+
+// Pause freezes the server (SIGSTOP): connections stay open and nothing
+// answers, as with a server too slow to reply.
+func (s *Server) Pause() { s.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume undoes Pause.
+func (s *Server) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }

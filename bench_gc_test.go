@@ -29,9 +29,12 @@ import (
 // it fills a registry with NORA_BENCH_GC_IMAGES small images (default
 // 10,000; the fill stops after 5 minutes, and the report says so), then
 // runs 4 clients that each push a new 1 KiB image and pull a random one
-// of the fill, in rounds that alternate between no GC and GC passes run
-// back to back through the admin socket, the path `registry gc` takes
-// while a server holds the data directory. The "ceiling" column of this
+// of the fill, in rounds that alternate between no GC and a GC pass
+// started every NORA_BENCH_GC_INTERVAL (default 1s, as [gc] interval =
+// "1s" would; 0 runs them back to back) through the admin socket, the
+// path `registry gc` takes while a server holds the data directory. A
+// pass longer than the interval is followed at once by the next, as the
+// scheduler's ticker does. The "ceiling" column of this
 // report is the same workload without GC, so value/ceiling is the cost of
 // GC; the target is 1.2×.
 func TestBenchGC(t *testing.T) {
@@ -127,6 +130,14 @@ func (b *benchRun) gcLoadPhase(srv *benchProc, socket string) {
 	if v, err := strconv.Atoi(os.Getenv("NORA_BENCH_GC_IMAGES")); err == nil && v > 0 {
 		n = v
 	}
+	interval := time.Second
+	if v, err := time.ParseDuration(os.Getenv("NORA_BENCH_GC_INTERVAL")); err == nil && v >= 0 {
+		interval = v
+	}
+	every := "back to back"
+	if interval > 0 {
+		every = "started every " + interval.String()
+	}
 
 	// The fill: image i is bench/gc-<i%100>:v<i>. newBenchImage has 65,536
 	// seeds; the fill uses the first n, the workload those after 40,000.
@@ -161,8 +172,8 @@ func (b *benchRun) gcLoadPhase(srv *benchProc, socket string) {
 		note = fmt.Sprintf(" (of %d asked: the fill stopped at its %s limit)", n, fillLimit)
 		n = have
 	}
-	b.rep.section(fmt.Sprintf("GC under load: %d small images%s, then %d clients each pushing a new %d-byte image and pulling one, %d rounds of %s without GC and with GC passes back to back (ceiling column: the same workload without GC)",
-		n, note, clients, layerSize, rounds, round))
+	b.rep.section(fmt.Sprintf("GC under load: %d small images%s, then %d clients each pushing a new %d-byte image and pulling one, %d rounds of %s without GC and with GC passes %s (ceiling column: the same workload without GC)",
+		n, note, clients, layerSize, rounds, round, every))
 	b.rep.add(fmt.Sprintf("fill %d images, %d clients", n, fillClients), float64(n)/fillTook.Seconds(), 0, fmtRate, "", false)
 
 	var seed atomic.Uint64
@@ -178,7 +189,7 @@ func (b *benchRun) gcLoadPhase(srv *benchProc, socket string) {
 			var stopRSS func() (int64, int64)
 			if withGC {
 				stopRSS = srv.watchRSS()
-				stopGC = b.gcLoop(socket)
+				stopGC = b.gcLoop(socket, interval)
 			}
 			t0 := time.Now()
 			ps, ls, err := b.steadyLoad(srv.base, clients, round, n, &seed)
@@ -280,10 +291,11 @@ func (b *benchRun) pullImage(base, repo, tag string) error {
 	return nil
 }
 
-// gcLoop runs GC passes back to back over the admin socket at path until
-// the returned function is called; that returns each pass's duration.
-// A failed pass fails the benchmark.
-func (b *benchRun) gcLoop(path string) (stop func() []time.Duration) {
+// gcLoop starts a GC pass over the admin socket at path every interval,
+// or at once when the previous pass took longer, until the returned
+// function is called; that returns each pass's duration. A failed pass
+// fails the benchmark.
+func (b *benchRun) gcLoop(path string, interval time.Duration) (stop func() []time.Duration) {
 	hc := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", path)
@@ -309,6 +321,10 @@ func (b *benchRun) gcLoop(path string) (stop func() []time.Duration) {
 				return
 			}
 			passes = append(passes, time.Since(t0))
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Until(t0.Add(interval))):
+			}
 		}
 	}()
 	return func() []time.Duration {

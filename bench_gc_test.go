@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -66,56 +65,8 @@ delete_untagged = true
 // startGCProc starts the binary as startProc does, with benchGCTOML added
 // to the configuration.
 func (b *benchRun) startGCProc(dataDir string) *benchProc {
-	t := b.t
-	t.Helper()
-	addr := benchFreeAddr(t)
-	cfg := filepath.Join(dataDir, "nora.toml")
-	toml := fmt.Sprintf(`[server]
-listen = %q
-
-[storage]
-driver = "filesystem"
-root = %q
-
-[log]
-format = "json"
-level = "warn"
-`, addr, filepath.Join(dataDir, "data")) + benchGCTOML
-	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := &benchProc{t: t, base: "http://" + addr, done: make(chan struct{})}
-	p.cmd = exec.Command(b.bin, "serve", "--config", cfg)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Now()
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s serve = %v", b.bin, err)
-	}
-	go p.collect(stderr)
-	t.Cleanup(p.kill)
-	probe := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
-	for {
-		resp, err := probe.Get(p.base + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				p.firstOK = time.Since(t0)
-				return p
-			}
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("registry serve exited before answering /v2/: %v\n%s", p.cmd.ProcessState, strings.Join(p.warnings(), "\n"))
-		default:
-		}
-		if time.Since(t0) > 10*time.Second {
-			t.Fatalf("GET %s/v2/ did not answer 200 within 10s: %v", p.base, err)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	storage := fmt.Sprintf("[storage]\ndriver = \"filesystem\"\nroot = %q\n", filepath.Join(dataDir, "data"))
+	return b.startProcWith(dataDir, storage+benchGCTOML)
 }
 
 // gcLoadPhase fills the registry, then measures the workload without and

@@ -143,6 +143,29 @@ func (f *Filesystem) Delete(_ context.Context, key string) error {
 	return nil
 }
 
+// WalkKeys implements keyLister with directory reads only.
+func (f *Filesystem) WalkKeys(ctx context.Context, prefix string, fn func(key string) error) error {
+	return filepath.WalkDir(f.path(prefix), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(f.root, p)
+		if err != nil {
+			return err
+		}
+		return fn(filepath.ToSlash(rel))
+	})
+}
+
 // Walk implements Driver.
 func (f *Filesystem) Walk(ctx context.Context, prefix string, fn func(key string, size int64) error) error {
 	base := f.path(prefix)

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io/fs"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -803,29 +801,6 @@ type keyLister interface {
 	// WalkKeys calls fn for every key under prefix, in no particular
 	// order.
 	WalkKeys(ctx context.Context, prefix string, fn func(key string) error) error
-}
-
-// WalkKeys implements keyLister with directory reads only.
-func (f *Filesystem) WalkKeys(ctx context.Context, prefix string, fn func(key string) error) error {
-	return filepath.WalkDir(f.path(prefix), func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if d.IsDir() {
-			return nil
-		}
-		rel, err := filepath.Rel(f.root, p)
-		if err != nil {
-			return err
-		}
-		return fn(filepath.ToSlash(rel))
-	})
 }
 
 // knownFile reports whether metadata names key: a blob record for a blob

@@ -184,6 +184,7 @@ func withMaintenance(ctx context.Context, f File, query string, out io.Writer, f
 	if err != nil {
 		return err
 	}
+	m.gcCfg.Pace = 1 // no requests to leave time for
 	return fn(m)
 }
 

@@ -22,13 +22,18 @@ type Config struct {
 	DeleteOrphanReferrers bool `toml:"delete_orphan_referrers"`
 	// UploadMaxAge is how long an upload session may stay open.
 	UploadMaxAge string `toml:"upload_max_age"`
+	// Pace is the share of wall time a pass run by the server may spend
+	// working; it pauses the rest so requests keep their latency. 1
+	// never pauses. A pass run by `registry gc` with no server never
+	// pauses.
+	Pace float64 `toml:"pace"`
 }
 
 // DefaultConfig returns the defaults: a pass every 6h, 1h of grace,
 // untagged manifests kept, orphan referrers deleted, uploads expiring
-// after 24h.
+// after 24h, passes in the server working half the time.
 func DefaultConfig() Config {
-	return Config{Interval: "6h", Grace: "1h", DeleteOrphanReferrers: true, UploadMaxAge: "24h"}
+	return Config{Interval: "6h", Grace: "1h", DeleteOrphanReferrers: true, UploadMaxAge: "24h", Pace: 0.5}
 }
 
 // Validate reports the first invalid value, naming its key.
@@ -40,6 +45,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s: %v", d.key, err)
 		}
 	}
+	if c.Pace <= 0 || c.Pace > 1 {
+		return fmt.Errorf("gc.pace: %v: want a share of time above 0 and at most 1", c.Pace)
+	}
 	return nil
 }
 
@@ -47,7 +55,7 @@ func (c Config) Validate() error {
 func (c Config) Options() Options {
 	grace, _ := ParseDuration(c.Grace)
 	maxAge, _ := ParseDuration(c.UploadMaxAge)
-	return Options{Grace: grace, DeleteUntagged: c.DeleteUntagged, DeleteOrphanReferrers: c.DeleteOrphanReferrers, UploadMaxAge: maxAge}
+	return Options{Grace: grace, DeleteUntagged: c.DeleteUntagged, DeleteOrphanReferrers: c.DeleteOrphanReferrers, UploadMaxAge: maxAge, Pace: c.Pace}
 }
 
 // IntervalDuration is Interval parsed; zero means no scheduler.

@@ -20,6 +20,10 @@ type Options struct {
 	DeleteUntagged        bool
 	DeleteOrphanReferrers bool
 	UploadMaxAge          time.Duration
+	// Pace is the share of wall time the pass may work, between 0 and
+	// 1; it pauses the rest, in short slices, so requests served
+	// meanwhile keep their latency. 0 or 1: no pauses.
+	Pace float64
 	// Now is the pass's clock; zero means time.Now().
 	Now time.Time
 }
@@ -68,6 +72,7 @@ type PassPlan struct {
 
 	known   map[string]map[digest.Digest]bool // repos with items only
 	orphans []storage.GCFile
+	pace    *pacer
 }
 
 // Plan computes what a pass would delete from store, reading metadata in
@@ -77,11 +82,12 @@ func Plan(ctx context.Context, store *storage.Store, opts Options) (*PassPlan, e
 	if now.IsZero() {
 		now = time.Now()
 	}
-	p := &PassPlan{Now: now, Cutoff: now.Add(-opts.Grace), UploadCutoff: now.Add(-opts.UploadMaxAge), known: map[string]map[digest.Digest]bool{}}
+	p := &PassPlan{Now: now, Cutoff: now.Add(-opts.Grace), UploadCutoff: now.Add(-opts.UploadMaxAge),
+		known: map[string]map[digest.Digest]bool{}, pace: newPacer(opts.Pace)}
 	linked := map[digest.Digest]bool{}
 	err := store.ScanRepos(ctx, func(r *storage.GCRepo) error {
 		p.planRepo(r, opts, linked)
-		return nil
+		return p.pace.yield(ctx)
 	})
 	if err != nil {
 		return nil, err
@@ -91,7 +97,7 @@ func Plan(ctx context.Context, store *storage.Store, opts Options) (*PassPlan, e
 			p.Items = append(p.Items, Item{Kind: KindBlob, Digest: b.Digest, Size: b.Size, Reason: ReasonUnlinked})
 			p.Bytes += b.Size
 		}
-		return nil
+		return p.pace.yield(ctx)
 	})
 	if err != nil {
 		return nil, err
@@ -115,7 +121,7 @@ func Plan(ctx context.Context, store *storage.Store, opts Options) (*PassPlan, e
 		}
 		p.Items = append(p.Items, Item{Kind: KindFile, Key: f.Key, Size: f.Size, Reason: ReasonUnknownFile})
 		p.Bytes += f.Size
-		return nil
+		return p.pace.yield(ctx)
 	})
 	if err != nil {
 		return nil, err
@@ -225,7 +231,7 @@ type repoCollected struct {
 
 // collectRepos runs store.CollectRepo for each of repos, in order of
 // their index in the result.
-func collectRepos(ctx context.Context, store *storage.Store, repos []string, plans map[string]*storage.GCRepoPlan) []repoCollected {
+func collectRepos(ctx context.Context, store *storage.Store, repos []string, plans map[string]*storage.GCRepoPlan, pace *pacer) []repoCollected {
 	out := make([]repoCollected, len(repos))
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -234,6 +240,7 @@ func collectRepos(ctx context.Context, store *storage.Store, repos []string, pla
 			for i := range next {
 				c := &out[i]
 				c.manifests, c.links, c.err = store.CollectRepo(ctx, *plans[repos[i]])
+				pace.yield(ctx)
 			}
 		})
 	}
@@ -284,7 +291,7 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 		}
 	}
 	planned := len(p.Items)
-	for i, c := range collectRepos(ctx, store, repos, byRepo) {
+	for i, c := range collectRepos(ctx, store, repos, byRepo, p.pace) {
 		name := repos[i]
 		if c.err != nil {
 			errs = append(errs, fmt.Errorf("repository %s: %w", name, c.err))
@@ -303,7 +310,7 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 		return res, err
 	}
 	for i := 0; i < len(blobs); i += blobBatch {
-		if err := ctx.Err(); err != nil {
+		if err := p.pace.yield(ctx); err != nil {
 			return res, err
 		}
 		deleted, err := store.CollectBlobs(ctx, blobs[i:min(i+blobBatch, len(blobs))], p.Cutoff)

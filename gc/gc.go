@@ -70,6 +70,9 @@ type PassPlan struct {
 	// Waiting are unknown files noted but still within the grace period.
 	Waiting int
 
+	// OnDeleted, if set, is called by Apply with each item it deleted.
+	OnDeleted func(Item)
+
 	known   map[string]map[digest.Digest]bool // repos with items only
 	orphans []storage.GCFile
 	pace    *pacer
@@ -84,7 +87,7 @@ func Plan(ctx context.Context, store *storage.Store, opts Options) (*PassPlan, e
 	}
 	p := &PassPlan{Now: now, Cutoff: now.Add(-opts.Grace), UploadCutoff: now.Add(-opts.UploadMaxAge),
 		known: map[string]map[digest.Digest]bool{}, pace: newPacer(opts.Pace)}
-	linked := map[digest.Digest]bool{}
+	linked := linkedSet{}
 	err := store.ScanRepos(ctx, func(r *storage.GCRepo) error {
 		p.planRepo(r, opts, linked)
 		return p.pace.yield(ctx)
@@ -93,7 +96,7 @@ func Plan(ctx context.Context, store *storage.Store, opts Options) (*PassPlan, e
 		return nil, err
 	}
 	err = store.ScanBlobs(ctx, func(b storage.GCBlob) error {
-		if !linked[b.Digest] && b.Created.Before(p.Cutoff) {
+		if !linked.has(b.Digest) && b.Created.Before(p.Cutoff) {
 			p.Items = append(p.Items, Item{Kind: KindBlob, Digest: b.Digest, Size: b.Size, Reason: ReasonUnlinked})
 			p.Bytes += b.Size
 		}
@@ -129,9 +132,28 @@ func Plan(ctx context.Context, store *storage.Store, opts Options) (*PassPlan, e
 	return p, nil
 }
 
+// linkedSet holds the blobs some repository keeps linked, by a 64-bit
+// hash of the digest: an eighth of the memory of the digests themselves
+// over hundreds of thousands of blobs. Two digests sharing a hash would
+// keep an unlinked blob one more pass, never delete a linked one.
+type linkedSet map[uint64]struct{}
+
+// linkedKey is FNV-1a, inline so that it allocates nothing.
+func linkedKey(d digest.Digest) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(d); i++ {
+		h ^= uint64(d[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+func (s linkedSet) add(d digest.Digest)      { s[linkedKey(d)] = struct{}{} }
+func (s linkedSet) has(d digest.Digest) bool { _, ok := s[linkedKey(d)]; return ok }
+
 // planRepo adds r's manifests and links to p, and the blobs r keeps linked
 // to linked.
-func (p *PassPlan) planRepo(r *storage.GCRepo, opts Options, linked map[digest.Digest]bool) {
+func (p *PassPlan) planRepo(r *storage.GCRepo, opts Options, linked linkedSet) {
 	byDigest := make(map[digest.Digest]*storage.GCManifest, len(r.Manifests))
 	referrers := map[digest.Digest][]digest.Digest{}
 	for i := range r.Manifests {
@@ -188,7 +210,7 @@ func (p *PassPlan) planRepo(r *storage.GCRepo, opts Options, linked map[digest.D
 	}
 	for _, l := range r.Links {
 		if referenced[l.Digest] || !l.Linked.Before(p.Cutoff) || !l.Checked.Before(p.Cutoff) {
-			linked[l.Digest] = true
+			linked.add(l.Digest)
 			continue
 		}
 		items = append(items, Item{Kind: KindLink, Repo: r.Name, Digest: l.Digest, Reason: ReasonUnreferenced})
@@ -210,8 +232,6 @@ type Result struct {
 	Bytes int64
 	// Skipped counts planned items that no longer qualified.
 	Skipped int
-	// Deleted lists every item deleted.
-	Deleted []Item
 }
 
 // blobBatch bounds the blobs deleted per write transaction, and so how
@@ -261,7 +281,14 @@ func collectRepos(ctx context.Context, store *storage.Store, repos []string, pla
 // files are returned after everything else was tried: those files become
 // orphans for the next pass.
 func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, error) {
-	res := Result{Deleted: make([]Item, 0, len(p.Items))}
+	var res Result
+	deleted := 0
+	done := func(it Item) {
+		deleted++
+		if p.OnDeleted != nil {
+			p.OnDeleted(it)
+		}
+	}
 	var errs []error
 	byRepo := map[string]*storage.GCRepoPlan{}
 	var repos []string
@@ -300,10 +327,10 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 		res.Manifests += len(c.manifests)
 		res.Links += len(c.links)
 		for _, d := range c.manifests {
-			res.Deleted = append(res.Deleted, Item{Kind: KindManifest, Repo: name, Digest: d})
+			done(Item{Kind: KindManifest, Repo: name, Digest: d})
 		}
 		for _, d := range c.links {
-			res.Deleted = append(res.Deleted, Item{Kind: KindLink, Repo: name, Digest: d})
+			done(Item{Kind: KindLink, Repo: name, Digest: d})
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -320,7 +347,7 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 		for _, b := range deleted {
 			res.Blobs++
 			res.Bytes += b.Size
-			res.Deleted = append(res.Deleted, Item{Kind: KindBlob, Digest: b.Digest, Size: b.Size})
+			done(Item{Kind: KindBlob, Digest: b.Digest, Size: b.Size})
 		}
 	}
 	ups, err := store.ExpireUploads(ctx, uploads, p.UploadCutoff)
@@ -330,7 +357,7 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 	for _, u := range ups {
 		res.Uploads++
 		res.Bytes += u.Offset
-		res.Deleted = append(res.Deleted, Item{Kind: KindUpload, Repo: u.Repo, Key: u.ID, Size: u.Offset})
+		done(Item{Kind: KindUpload, Repo: u.Repo, Key: u.ID, Size: u.Offset})
 	}
 	deletedFiles, err := store.DeleteOrphanFiles(ctx, files, p.Cutoff)
 	if err != nil {
@@ -341,7 +368,7 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 		gone[f.Key] = true
 		res.Files++
 		res.Bytes += f.Size
-		res.Deleted = append(res.Deleted, Item{Kind: KindFile, Key: f.Key, Size: f.Size})
+		done(Item{Kind: KindFile, Key: f.Key, Size: f.Size})
 	}
 	var remaining []storage.GCFile
 	for _, f := range p.orphans {
@@ -353,7 +380,7 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 		errs = append(errs, err)
 	}
 	store.PruneChecks(p.Cutoff)
-	res.Skipped = planned - len(res.Deleted)
+	res.Skipped = planned - deleted
 	return res, errors.Join(errs...)
 }
 

@@ -94,11 +94,13 @@ func TestPlanAndApply(t *testing.T) {
 	p, _ = Plan(t.Context(), s, later(opts))
 	var buf bytes.Buffer
 	p.Print(&buf)
+	var deleted []Item
+	p.OnDeleted = func(it Item) { deleted = append(deleted, it) }
 	res, err := Apply(t.Context(), s, p)
 	if err != nil {
 		t.Fatalf("Apply = %v", err)
 	}
-	if got, want := keys(res.Deleted), keys(p.Items); !slices.Equal(got, want) {
+	if got, want := keys(deleted), keys(p.Items); !slices.Equal(got, want) {
 		t.Errorf("Apply deleted %v\nwant the plan's %v\nplan:\n%s", got, want, buf.String())
 	}
 	if res.Manifests != 4 || res.Blobs != 2 || res.Links != 2 || res.Skipped != 0 {
@@ -154,8 +156,10 @@ func TestConcurrentPushWins(t *testing.T) {
 		t.Fatalf("Plan = %v, want the link and the blob", got)
 	}
 	putManifest(t, s, "app", "new", storage.Manifest{Blobs: []digest.Digest{layer}}, "v2")
+	deleted := 0
+	p.OnDeleted = func(Item) { deleted++ }
 	res, err := Apply(t.Context(), s, p)
-	if err != nil || len(res.Deleted) != 0 || res.Skipped != 2 {
+	if err != nil || deleted != 0 || res.Skipped != 2 {
 		t.Fatalf("Apply after a push = %+v, %v, want 2 skipped", res, err)
 	}
 	rc, err := s.OpenBlob(t.Context(), layer, 0)

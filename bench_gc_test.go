@@ -123,7 +123,7 @@ func (b *benchRun) gcLoadPhase(srv *benchProc, socket string) {
 		note = fmt.Sprintf(" (of %d asked: the fill stopped at its %s limit)", n, fillLimit)
 		n = have
 	}
-	b.rep.section(fmt.Sprintf("GC under load: %d small images%s, then %d clients each pushing a new %d-byte image and pulling one, %d rounds of %s without GC and with GC passes %s (ceiling column: the same workload without GC)",
+	b.rep.section(fmt.Sprintf("GC under load: %d small images%s, then %d clients each pushing a new %d-byte image and pulling one, %d rounds of %s without GC and with GC passes %s at the default gc.pace, one after another (ceiling column: the same workload without GC)",
 		n, note, clients, layerSize, rounds, round, every))
 	b.rep.add(fmt.Sprintf("fill %d images, %d clients", n, fillClients), float64(n)/fillTook.Seconds(), 0, fmtRate, "", false)
 

@@ -27,6 +27,7 @@ import (
 func newGCCmd() *cobra.Command {
 	var configPath string
 	var dryRun, deleteUntagged bool
+	var pace float64
 	c := &cobra.Command{
 		Use:   "gc",
 		Short: "Delete blobs, manifests, uploads and files nothing references",
@@ -48,15 +49,19 @@ directory.`,
 			if cmd.Flags().Changed("delete-untagged") {
 				f.GC.DeleteUntagged = deleteUntagged
 			}
-			q := fmt.Sprintf("/gc?dry_run=%t&delete_untagged=%t", dryRun, f.GC.DeleteUntagged)
+			if pace < 0 || pace > 1 {
+				return fmt.Errorf("--pace %v: want a share of time above 0 and at most 1", pace)
+			}
+			q := fmt.Sprintf("/gc?dry_run=%t&delete_untagged=%t&pace=%v", dryRun, f.GC.DeleteUntagged, pace)
 			return withMaintenance(cmd.Context(), f, q, cmd.OutOrStdout(), func(m *maintenance) error {
-				return m.gc(cmd.Context(), dryRun, f.GC.DeleteUntagged, cmd.OutOrStdout())
+				return m.gc(cmd.Context(), dryRun, f.GC.DeleteUntagged, pace, cmd.OutOrStdout())
 			})
 		},
 	}
 	c.Flags().StringVarP(&configPath, "config", "c", os.Getenv("NORA_CONFIG"), "configuration `file` (default: $NORA_CONFIG, else built-in defaults)")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be deleted, delete nothing")
 	c.Flags().BoolVar(&deleteUntagged, "delete-untagged", false, "also delete manifests no tag, index or subject keeps (default: gc.delete_untagged)")
+	c.Flags().Float64Var(&pace, "pace", 0, "share of time the pass works, pausing the rest (default: gc.pace in a running server, 1 without one)")
 	return c
 }
 
@@ -83,11 +88,16 @@ func newMaintenance(f File, store *storage.Store, reg prometheus.Registerer, log
 	return &maintenance{store: store, gcCfg: f.GC, rules: rules, metrics: gc.NewMetrics(reg), log: log}, nil
 }
 
-func (m *maintenance) gc(ctx context.Context, dryRun, deleteUntagged bool, out io.Writer) error {
+// gc runs one pass, or plans one when dryRun. pace overrides gc.pace
+// unless it is 0.
+func (m *maintenance) gc(ctx context.Context, dryRun, deleteUntagged bool, pace float64, out io.Writer) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	opts := m.gcCfg.Options()
 	opts.DeleteUntagged = deleteUntagged
+	if pace > 0 {
+		opts.Pace = pace
+	}
 	if !dryRun {
 		res, err := gc.Run(ctx, m.store, opts, m.metrics, m.log)
 		fmt.Fprintf(out, "deleted %d manifests, %d blob links, %d blobs, %d uploads, %d unknown files; freed %d bytes; %d planned items no longer qualified\n",
@@ -136,7 +146,7 @@ func (m *maintenance) schedule(ctx context.Context, interval time.Duration) {
 		if err := m.retention(ctx, false, io.Discard); err != nil {
 			m.log.Error().Err(err).Msg("retention: failed")
 		}
-		if err := m.gc(ctx, false, m.gcCfg.DeleteUntagged, io.Discard); err != nil && ctx.Err() == nil {
+		if err := m.gc(ctx, false, m.gcCfg.DeleteUntagged, 0, io.Discard); err != nil && ctx.Err() == nil {
 			m.log.Error().Err(err).Msg("gc: failed")
 		}
 	}
@@ -150,7 +160,11 @@ func withMaintenanceRoutes(next http.Handler, m *maintenance) http.Handler {
 	mux.HandleFunc("POST /gc", func(w http.ResponseWriter, r *http.Request) {
 		dry, _ := strconv.ParseBool(r.URL.Query().Get("dry_run"))
 		untagged, _ := strconv.ParseBool(r.URL.Query().Get("delete_untagged"))
-		adminReply(w, m.gc(r.Context(), dry, untagged, w))
+		pace, _ := strconv.ParseFloat(r.URL.Query().Get("pace"), 64)
+		if pace < 0 || pace > 1 {
+			pace = 0
+		}
+		adminReply(w, m.gc(r.Context(), dry, untagged, pace, w))
 	})
 	mux.HandleFunc("POST /retention", func(w http.ResponseWriter, r *http.Request) {
 		dry, _ := strconv.ParseBool(r.URL.Query().Get("dry_run"))

@@ -15,9 +15,10 @@ type pacer struct {
 	since time.Time // start of the current slice of work
 }
 
-// pauseAfter is the least work between pauses: shorter slices would cost
-// more in wake-ups than they give back.
-const pauseAfter = 5 * time.Millisecond
+// pauseAfter is the least work between pauses. Short slices keep a
+// request that arrives during one from waiting long; shorter ones would
+// cost more in wake-ups than they give back.
+const pauseAfter = time.Millisecond
 
 // newPacer returns a pacer for share in (0, 1), or nil (never pauses).
 func newPacer(share float64) *pacer {

@@ -158,7 +158,7 @@ type GCRepo struct {
 // scanBudget bounds the records one read transaction of a scan reads. A
 // long transaction holds the metadata file's map and stalls writers that
 // grow it; one per small repository costs more than the reading.
-const scanBudget = 16384
+const scanBudget = 2048
 
 // ScanRepos calls fn with each repository, reading several small ones,
 // or one large one, per short read transaction. fn runs outside any
@@ -304,7 +304,7 @@ func (s *Store) ScanBlobs(ctx context.Context, fn func(GCBlob) error) error {
 					k, v = c.Next()
 				}
 			}
-			for ; k != nil && len(batch) < 4096; k, v = c.Next() {
+			for ; k != nil && len(batch) < 1024; k, v = c.Next() {
 				if rec, ok := decodeBlobRecord(v); ok {
 					batch = append(batch, GCBlob{Digest: digest.Digest(k), Size: rec.Size, Created: time.Unix(0, rec.Created)})
 				}
@@ -317,7 +317,7 @@ func (s *Store) ScanBlobs(ctx context.Context, fn func(GCBlob) error) error {
 				return err
 			}
 		}
-		if len(batch) < 4096 {
+		if len(batch) < 1024 {
 			return nil
 		}
 	}

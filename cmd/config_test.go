@@ -181,6 +181,9 @@ func TestCLIErrors(t *testing.T) {
 		{"serve", "extra"},
 		{"no-such-command"},
 		{"serve", "--config", fixture("bad_level.toml")},
+		{"gc", "--pace", "2"},
+		{"gc", "--pace", "-0.5"},
+		{"migrate", "--from", fixture("empty.toml")},
 	} {
 		out, err := run(t, args...)
 		if err == nil || strings.Contains(err.Error(), "\n") || out != "" {

@@ -36,10 +36,14 @@ func BenchmarkPass(b *testing.B) {
 		fill(b, s, n)
 		debug.FreeOSMemory() // what filling left is not the pass's
 		resetPeakRSS()
+		stop := watchRSS()
 		b.StartTimer()
 		start := time.Now()
 		res, err := Apply(b.Context(), s, mustPlan(b, s))
 		b.StopTimer()
+		anon, file := stop()
+		b.ReportMetric(float64(anon)/(1<<20), "peak-anon-MiB")
+		b.ReportMetric(float64(file)/(1<<20), "peak-file-MiB")
 		if err != nil || res.Manifests != n/2 || res.Blobs != n {
 			b.Fatalf("Apply = %+v, %v, want %d manifests and %d blobs", res, err, n/2, n)
 		}
@@ -87,7 +91,11 @@ func fill(b testing.TB, s *storage.Store, n int) {
 func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
 
 // peakRSS returns VmHWM in bytes, or 0 off Linux.
-func peakRSS() int64 {
+func peakRSS() int64 { return procStatus("VmHWM") }
+
+// procStatus returns a field of /proc/self/status in bytes, or 0 off
+// Linux.
+func procStatus(field string) int64 {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return 0
@@ -95,10 +103,38 @@ func peakRSS() int64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10
 		}
 	}
 	return 0
+}
+
+// watchRSS samples this process's anonymous and file-backed RSS every
+// 20 ms until stop is called, which returns the largest of each: the
+// heap and the pages of the metadata file mapped by bbolt.
+func watchRSS() (stop func() (anon, file int64)) {
+	quit := make(chan struct{})
+	res := make(chan [2]int64)
+	go func() {
+		var peak [2]int64
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			peak[0] = max(peak[0], procStatus("RssAnon"))
+			peak[1] = max(peak[1], procStatus("RssFile"))
+			select {
+			case <-tick.C:
+			case <-quit:
+				res <- peak
+				return
+			}
+		}
+	}()
+	return func() (int64, int64) {
+		close(quit)
+		p := <-res
+		return p[0], p[1]
+	}
 }

@@ -364,3 +364,38 @@ func TestS3SizedWriter(t *testing.T) {
 		t.Errorf("spool holds %d files, want none", len(spooled))
 	}
 }
+
+// TestS3AppendToWholeObject appends to a key stored as one object of at
+// least 5 MiB (a first chunk under the part size): the object becomes the
+// first segment, so a read never stops at its end.
+func TestS3AppendToWholeObject(t *testing.T) {
+	srv := s3test.Start(t)
+	cfg := s3Config(srv, "whole")
+	cfg.PartSizeMiB = 8
+	d, err := NewS3(t.Context(), cfg, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(41, 9<<20)
+	putObject(t, d, "uploads/w1", data[:6<<20])
+	if ps, _ := d.layout(t.Context(), "uploads/w1"); len(ps) != 1 || ps[0].seg != 0 {
+		t.Fatalf("layout after a 6 MiB write = %+v, want the key's own object", ps)
+	}
+	w, err := d.Writer(t.Context(), "uploads/w1", 6<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data[6<<20:])
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	ps, _ := d.layout(t.Context(), "uploads/w1")
+	if len(ps) != 2 || ps[0].seg == 0 || ps[0].size != 6<<20 {
+		t.Errorf("layout after appending = %+v, want two segments, the first the old object", ps)
+	}
+	wantObject(t, d, "uploads/w1", data)
+	if err := d.Move(t.Context(), "uploads/w1", "blobs/sha256/ee/eeee"); err != nil {
+		t.Fatal(err)
+	}
+	wantObject(t, d, "blobs/sha256/ee/eeee", data)
+}

@@ -165,8 +165,10 @@ func TestLoginBackoffOverHTTP(t *testing.T) {
 			srv := newLoginServer(t, func(rl *auth.RateLimitConfig) {
 				rl.Auth = auth.RateRule{} // the back-off alone
 				rl.LoginFailures = failures
-				rl.LoginBackoff = "50ms"
-				rl.LoginMaxBackoff = "200ms"
+				// Long enough that no check below, bcrypt under the
+				// race detector included, outlasts it; waited out once.
+				rl.LoginBackoff = "2s"
+				rl.LoginMaxBackoff = "2s"
 			})
 			const attacker, other = "198.51.100.1", "198.51.100.2"
 			for i := range failures {

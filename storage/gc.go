@@ -189,6 +189,7 @@ func (s *Store) ScanRepos(ctx context.Context, fn func(*GCRepo) error) error {
 		if err != nil {
 			return err
 		}
+		s.releaseMapped()
 		for _, r := range batch {
 			if err := fn(r); err != nil {
 				return err
@@ -312,6 +313,7 @@ func (s *Store) ScanBlobs(ctx context.Context, fn func(GCBlob) error) error {
 			}
 			return nil
 		})
+		s.releaseMapped()
 		for _, b := range batch {
 			if err := fn(b); err != nil {
 				return err

@@ -34,6 +34,7 @@ type GCRepoPlan struct {
 // by a manifest that stays (as an index child or a blob), or a referrer
 // whose subject stays. It returns what it deleted.
 func (s *Store) CollectRepo(ctx context.Context, p GCRepoPlan) (manifests, links []digest.Digest, err error) {
+	defer s.releaseMapped()
 	err = s.commit.update(func(tx *bolt.Tx) error {
 		manifests, links = nil, nil
 		rb := repoBucket(tx, p.Repo)
@@ -195,6 +196,7 @@ func removeManifest(rb *bolt.Bucket, d, subject digest.Digest) error {
 // cutoff. It returns the blobs deleted; a file that failed to delete is
 // left to a later pass as an orphan, and its error returned.
 func (s *Store) CollectBlobs(ctx context.Context, ds []digest.Digest, cutoff time.Time) ([]BlobInfo, error) {
+	defer s.releaseMapped()
 	unlock := lockBlobs(ds)
 	var deleted []BlobInfo
 	err := s.commit.update(func(tx *bolt.Tx) error {

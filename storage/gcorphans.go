@@ -23,6 +23,7 @@ type GCFile struct {
 // ScanOrphanFiles calls fn with every file under blobs/ and uploads/ that
 // has no blob record or upload session.
 func (s *Store) ScanOrphanFiles(ctx context.Context, fn func(GCFile) error) error {
+	defer s.releaseMapped()
 	type noted struct {
 		f          GCFile
 		first      time.Time
@@ -46,6 +47,7 @@ func (s *Store) ScanOrphanFiles(ctx context.Context, fn func(GCFile) error) erro
 			}
 			return nil
 		})
+		s.releaseMapped()
 		batch = batch[:0]
 		for _, o := range orphans {
 			if o.f.Size < 0 { // listed without its size

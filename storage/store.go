@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -19,6 +20,8 @@ type Store struct {
 	blobs  Driver
 	pulls  *pullRecorder
 	checks *checkRecorder
+
+	mapReleased atomic.Int64 // when releaseMapped last ran, in UnixNano
 }
 
 // Open opens (creating if needed) the store described by cfg. It fails if
@@ -54,6 +57,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{db: db, commit: &committer{db: db}, blobs: drv, checks: newCheckRecorder()}
 	s.pulls = newPullRecorder(s)
+	// Rebuilding the free list at open read every page of the file.
+	s.releaseMapped()
 	return s, nil
 }
 

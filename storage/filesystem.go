@@ -145,6 +145,22 @@ func (f *Filesystem) Delete(_ context.Context, key string) error {
 
 // WalkKeys implements keyLister with directory reads only.
 func (f *Filesystem) WalkKeys(ctx context.Context, prefix string, fn func(key string) error) error {
+	return f.walkFiles(ctx, prefix, func(key string, _ fs.DirEntry) error { return fn(key) })
+}
+
+// Walk implements Driver.
+func (f *Filesystem) Walk(ctx context.Context, prefix string, fn func(key string, size int64) error) error {
+	return f.walkFiles(ctx, prefix, func(key string, d fs.DirEntry) error {
+		info, err := d.Info()
+		if err != nil {
+			return nil // removed while walking
+		}
+		return fn(key, info.Size())
+	})
+}
+
+// walkFiles calls fn with the key of every file under prefix.
+func (f *Filesystem) walkFiles(ctx context.Context, prefix string, fn func(key string, d fs.DirEntry) error) error {
 	return filepath.WalkDir(f.path(prefix), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -162,37 +178,8 @@ func (f *Filesystem) WalkKeys(ctx context.Context, prefix string, fn func(key st
 		if err != nil {
 			return err
 		}
-		return fn(filepath.ToSlash(rel))
+		return fn(strings.ReplaceAll(filepath.ToSlash(rel), "\\", "/"), d)
 	})
-}
-
-// Walk implements Driver.
-func (f *Filesystem) Walk(ctx context.Context, prefix string, fn func(key string, size int64) error) error {
-	base := f.path(prefix)
-	err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if d.IsDir() {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil // removed while walking
-		}
-		rel, err := filepath.Rel(f.root, p)
-		if err != nil {
-			return err
-		}
-		return fn(strings.ReplaceAll(filepath.ToSlash(rel), "\\", "/"), info.Size())
-	})
-	return err
 }
 
 func notFound(err error) error {

@@ -81,6 +81,9 @@ type PassPlan struct {
 // Plan computes what a pass would delete from store, reading metadata in
 // short transactions. It changes nothing.
 func Plan(ctx context.Context, store *storage.Store, opts Options) (*PassPlan, error) {
+	if newPacer(opts.Pace) == nil {
+		defer tightHeap()()
+	}
 	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
@@ -281,6 +284,9 @@ func collectRepos(ctx context.Context, store *storage.Store, repos []string, pla
 // files are returned after everything else was tried: those files become
 // orphans for the next pass.
 func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, error) {
+	if p.pace == nil {
+		defer tightHeap()()
+	}
 	var res Result
 	deleted := 0
 	done := func(it Item) {

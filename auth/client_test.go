@@ -18,6 +18,15 @@ import (
 	"github.com/nora-registry/nora/storage"
 )
 
+// aliceAndBob are two users whose passwords are alice-pw and bob-pw.
+func aliceAndBob() []auth.UserConfig {
+	hash := func(pw string) string {
+		h, _ := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+		return string(h)
+	}
+	return []auth.UserConfig{{Name: "alice", Password: hash("alice-pw")}, {Name: "bob", Password: hash("bob-pw")}}
+}
+
 // newAuthRegistry serves registry.New with the token service under /auth/,
 // as serve does: alice may do anything to team/**, bob may pull it,
 // anonymous callers may pull public/**.
@@ -28,12 +37,8 @@ func newAuthRegistry(t *testing.T) (*httptest.Server, *auth.Robots) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	hash := func(pw string) string {
-		h, _ := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
-		return string(h)
-	}
 	cfg := auth.DefaultConfig()
-	cfg.Users = []auth.UserConfig{{Name: "alice", Password: hash("alice-pw")}, {Name: "bob", Password: hash("bob-pw")}}
+	cfg.Users = aliceAndBob()
 	cfg.Groups = map[string][]string{"team": {"alice"}}
 	cfg.Anonymous = []string{"pull:public/**"}
 	cfg.Rules = []auth.RuleConfig{

@@ -13,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/nora-registry/nora/auth"
 	"github.com/nora-registry/nora/registry"
@@ -36,12 +35,8 @@ func newLoginServer(t *testing.T, edit func(*auth.RateLimitConfig)) loginServer 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	hash := func(pw string) string {
-		h, _ := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
-		return string(h)
-	}
 	cfg := auth.DefaultConfig()
-	cfg.Users = []auth.UserConfig{{Name: "alice", Password: hash("alice-pw")}, {Name: "bob", Password: hash("bob-pw")}}
+	cfg.Users = aliceAndBob()
 	cfg.Rules = []auth.RuleConfig{{Users: []string{"alice", "bob"}, Permissions: []string{"*:team/**"}}}
 
 	rl := auth.DefaultRateLimitConfig()

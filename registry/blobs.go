@@ -19,9 +19,19 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	hd := w.Header()
+	if r.Method == http.MethodGet {
+		if u, err := h.store.BlobURL(r.Context(), d); err != nil {
+			return err
+		} else if u != "" {
+			// The object store serves the bytes, Range included.
+			hd.Set("Docker-Content-Digest", string(d))
+			http.Redirect(w, r, u, http.StatusTemporaryRedirect)
+			return nil
+		}
+	}
 	start, length := int64(0), info.Size
 	status := http.StatusOK
-	hd := w.Header()
 	if rh := r.Header.Get("Range"); rh != "" && r.Method == http.MethodGet {
 		var ok bool
 		start, length, ok = parseRange(rh, info.Size)
@@ -40,16 +50,6 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 	hd.Set("Accept-Ranges", "bytes")
 	hd.Set("Content-Length", strconv.FormatInt(length, 10))
 	if r.Method == http.MethodHead {
-		return nil
-	}
-	if u, err := h.store.BlobURL(r.Context(), d); err != nil {
-		return err
-	} else if u != "" {
-		// The object store serves the bytes, Range included.
-		for _, k := range []string{"Content-Range", "Content-Length", "Content-Type", "Accept-Ranges"} {
-			hd.Del(k)
-		}
-		http.Redirect(w, r, u, http.StatusTemporaryRedirect)
 		return nil
 	}
 	rc, err := h.store.OpenBlob(r.Context(), d, start)

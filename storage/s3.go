@@ -247,10 +247,6 @@ func (s *S3) Reader(ctx context.Context, key string, offset int64) (io.ReadClose
 	if len(ps) == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, key)
 	}
-	// A key stored as object plus segments: list both.
-	if ps, err = s.layout(ctx, key); err != nil {
-		return nil, err
-	}
 	return &pieceReader{ctx: ctx, s: s, key: key, pieces: ps, offset: offset}, nil
 }
 

@@ -36,9 +36,9 @@ type s3Multipart struct {
 	f    *os.File
 	size int64
 
-	flushing chan error
-	err      error
-	done     bool
+	flush inFlight // the part being sent, if any
+	err   error
+	done  bool
 }
 
 // AtomicWriter implements AtomicWriter.
@@ -71,7 +71,7 @@ func (w *s3Multipart) Write(p []byte) (int, error) {
 // sendPart sends the spool as the next part in the background and starts
 // an empty spool. At most one part is in flight.
 func (w *s3Multipart) sendPart() error {
-	if err := w.wait(); err != nil {
+	if err := w.flush.wait(); err != nil {
 		return err
 	}
 	if w.id == "" {
@@ -88,23 +88,13 @@ func (w *s3Multipart) sendPart() error {
 	}
 	w.f, w.size = next, 0
 	w.parts = append(w.parts, minio.CompletePart{PartNumber: n})
-	w.flushing = make(chan error, 1)
-	go func(done chan<- error) {
+	w.flush.start(func() error {
 		defer removeSpool(f)
 		part, err := w.s.core.PutObjectPart(w.ctx, w.s.bucket, w.s.object(w.key), w.id, n, newSpoolReader(f, size), size, minio.PutObjectPartOptions{})
 		w.parts[n-1].ETag = part.ETag
-		done <- s3Error("put part", w.key, err)
-	}(w.flushing)
+		return s3Error("put part", w.key, err)
+	})
 	return nil
-}
-
-func (w *s3Multipart) wait() error {
-	if w.flushing == nil {
-		return nil
-	}
-	err := <-w.flushing
-	w.flushing = nil
-	return err
 }
 
 // Commit sends the last part and completes the upload.
@@ -125,7 +115,7 @@ func (w *s3Multipart) finish() error {
 	if w.err != nil {
 		return w.err
 	}
-	if err := w.wait(); err != nil {
+	if err := w.flush.wait(); err != nil {
 		return err
 	}
 	if w.id == "" {
@@ -137,7 +127,7 @@ func (w *s3Multipart) finish() error {
 		if err := w.sendPart(); err != nil {
 			return err
 		}
-		if err := w.wait(); err != nil {
+		if err := w.flush.wait(); err != nil {
 			return err
 		}
 	}
@@ -153,7 +143,7 @@ func (w *s3Multipart) Close() error {
 		return nil
 	}
 	w.done = true
-	w.wait()
+	w.flush.wait()
 	if w.f != nil {
 		removeSpool(w.f)
 		w.f = nil

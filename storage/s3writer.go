@@ -28,9 +28,9 @@ type s3Writer struct {
 	f    *os.File // spool
 	size int64    // bytes in the spool
 
-	flushing chan error // result of the segment being sent, if any
-	err      error
-	done     bool
+	flush inFlight // the segment being sent, if any
+	err   error
+	done  bool
 
 	direct *directPut // the write's one segment, streamed as it comes
 }
@@ -235,7 +235,7 @@ func (w *s3Writer) Write(p []byte) (int, error) {
 // rotate sends the full spool as the next segment in the background and
 // starts an empty one. At most one segment is in flight.
 func (w *s3Writer) rotate() error {
-	if err := w.wait(); err != nil {
+	if err := w.flush.wait(); err != nil {
 		return err
 	}
 	f, size := w.f, w.size
@@ -247,19 +247,26 @@ func (w *s3Writer) rotate() error {
 	}
 	w.f, w.size = next, 0
 	w.sent = append(w.sent, seg)
-	w.flushing = make(chan error, 1)
-	go func(done chan<- error) {
-		done <- w.s.putFile(w.ctx, w.key, seg.name, f, size)
-	}(w.flushing)
+	w.flush.start(func() error { return w.s.putFile(w.ctx, w.key, seg.name, f, size) })
 	return nil
 }
 
-func (w *s3Writer) wait() error {
-	if w.flushing == nil {
+// inFlight is at most one request sent in the background.
+type inFlight struct{ done chan error }
+
+// start sends in the background; wait for the previous request first.
+func (b *inFlight) start(send func() error) {
+	b.done = make(chan error, 1)
+	go func() { b.done <- send() }()
+}
+
+// wait returns the result of the request in flight, if any.
+func (b *inFlight) wait() error {
+	if b.done == nil {
 		return nil
 	}
-	err := <-w.flushing
-	w.flushing = nil
+	err := <-b.done
+	b.done = nil
 	return err
 }
 
@@ -304,7 +311,7 @@ func (w *s3Writer) finish() error {
 		}
 		return w.dropReplaced()
 	}
-	if err := w.wait(); err != nil {
+	if err := w.flush.wait(); err != nil {
 		return err
 	}
 	f := w.f
@@ -356,7 +363,7 @@ func (w *s3Writer) Close() error {
 		return nil
 	}
 	w.done = true
-	w.wait()
+	w.flush.wait()
 	if d := w.direct; d != nil {
 		d.pw.CloseWithError(errDirectShort)
 		<-d.done

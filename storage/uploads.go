@@ -228,12 +228,7 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 	// GC deletes a blob's record and file under the same lock, so the
 	// existence check below stays true until the link commits.
 	defer lockBlob(d)()
-	var exists bool
-	s.db.View(func(tx *bolt.Tx) error {
-		exists = tx.Bucket(bucketBlobs).Get([]byte(d)) != nil
-		return nil
-	})
-	if exists {
+	if s.blobRecorded(d) {
 		s.blobs.Delete(ctx, uploadKey(id))
 	} else if size == 0 {
 		// An empty upload may never have created a file.
@@ -257,6 +252,16 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 		return BlobInfo{}, err
 	}
 	return s.recordBlob(repo, id, d, size)
+}
+
+// blobRecorded reports whether metadata holds blob d.
+func (s *Store) blobRecorded(d digest.Digest) bool {
+	var ok bool
+	s.db.View(func(tx *bolt.Tx) error {
+		ok = tx.Bucket(bucketBlobs).Get([]byte(d)) != nil
+		return nil
+	})
+	return ok
 }
 
 // recordBlob records blob d of size bytes, whose bytes are in place, links
@@ -367,12 +372,7 @@ func (s *Store) putBlobAtomic(ctx context.Context, aw AtomicWriter, repo, id str
 	// As in commitBlob: GC cannot delete d between the check and the
 	// record. A blob already stored keeps its bytes; Close drops ours.
 	defer lockBlob(d)()
-	var exists bool
-	s.db.View(func(tx *bolt.Tx) error {
-		exists = tx.Bucket(bucketBlobs).Get([]byte(d)) != nil
-		return nil
-	})
-	if !exists {
+	if !s.blobRecorded(d) {
 		if err := w.Commit(); err != nil {
 			return BlobInfo{}, err
 		}

@@ -29,36 +29,66 @@ type Options struct {
 }
 
 // Kind is what a plan item deletes.
-type Kind string
+type Kind uint8
 
 // The kinds of item, in the order Apply deletes them.
 const (
-	KindManifest Kind = "manifest"
-	KindLink     Kind = "link"
-	KindBlob     Kind = "blob"
-	KindUpload   Kind = "upload"
-	KindFile     Kind = "file"
+	KindManifest Kind = iota + 1
+	KindLink
+	KindBlob
+	KindUpload
+	KindFile
 )
+
+var kindNames = [...]string{KindManifest: "manifest", KindLink: "link", KindBlob: "blob", KindUpload: "upload", KindFile: "file"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Reason is why an item is deleted. Kind and Reason are a byte each so
+// that an item, of which a pass over a large store plans hundreds of
+// thousands, stays at 64 bytes.
+type Reason uint8
 
 // Reasons an item is deleted.
 const (
-	ReasonUntagged      = "untagged, nothing refers to it"
-	ReasonSubjectGone   = "referrer whose subject is gone"
-	ReasonUnreferenced  = "no manifest in the repository references it"
-	ReasonUnlinked      = "no repository links it"
-	ReasonUploadExpired = "upload session expired"
-	ReasonUnknownFile   = "file unknown to metadata"
+	ReasonUntagged Reason = iota + 1
+	ReasonSubjectGone
+	ReasonUnreferenced
+	ReasonUnlinked
+	ReasonUploadExpired
+	ReasonUnknownFile
 )
+
+var reasonTexts = [...]string{
+	ReasonUntagged:      "untagged, nothing refers to it",
+	ReasonSubjectGone:   "referrer whose subject is gone",
+	ReasonUnreferenced:  "no manifest in the repository references it",
+	ReasonUnlinked:      "no repository links it",
+	ReasonUploadExpired: "upload session expired",
+	ReasonUnknownFile:   "file unknown to metadata",
+}
+
+func (r Reason) String() string {
+	if int(r) < len(reasonTexts) && reasonTexts[r] != "" {
+		return reasonTexts[r]
+	}
+	return fmt.Sprintf("reason(%d)", uint8(r))
+}
 
 // Item is one thing a pass deletes. Repo is empty for blobs and files;
 // Key names an upload session or file.
 type Item struct {
 	Kind   Kind
+	Reason Reason
 	Repo   string
 	Digest digest.Digest
 	Key    string
 	Size   int64
-	Reason string
 }
 
 // PassPlan is what a pass would delete, and why.

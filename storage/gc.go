@@ -209,6 +209,7 @@ func (s *Store) scanRepo(tx *bolt.Tx, name string) (*GCRepo, error) {
 		if d, pushed, ok := decodeTag(v); ok {
 			r.Tags = append(r.Tags, GCTag{Name: string(k), Digest: d, Pushed: pushed})
 		}
+		s.releaseMappedIn(tx)
 		return nil
 	})
 	if err != nil {
@@ -223,6 +224,7 @@ func (s *Store) scanRepo(tx *bolt.Tx, name string) (*GCRepo, error) {
 		}
 		m.Used = s.used(pulls, name, d)
 		r.Manifests = append(r.Manifests, m)
+		s.releaseMappedIn(tx)
 		return nil
 	})
 	if err != nil {
@@ -231,6 +233,7 @@ func (s *Store) scanRepo(tx *bolt.Tx, name string) (*GCRepo, error) {
 	err = rb.Bucket(subLinks).ForEach(func(k, v []byte) error {
 		d := digest.Digest(k)
 		r.Links = append(r.Links, GCLink{Digest: d, Linked: decodeTime(v), Checked: s.checks.last(name, d)})
+		s.releaseMappedIn(tx)
 		return nil
 	})
 	return r, err
@@ -310,6 +313,7 @@ func (s *Store) ScanBlobs(ctx context.Context, fn func(GCBlob) error) error {
 					batch = append(batch, GCBlob{Digest: digest.Digest(k), Size: rec.Size, Created: time.Unix(0, rec.Created)})
 				}
 				after = append(after[:0], k...)
+				s.releaseMappedIn(tx)
 			}
 			return nil
 		})

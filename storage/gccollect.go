@@ -49,7 +49,7 @@ func (s *Store) CollectRepo(ctx context.Context, p GCRepoPlan) (manifests, links
 		if err != nil {
 			return err
 		}
-		referenced, err := survivorBlobs(rb, p, planned, doomed)
+		referenced, err := s.survivorBlobs(rb, p, planned, doomed)
 		if err != nil {
 			return err
 		}
@@ -62,6 +62,7 @@ func (s *Store) CollectRepo(ctx context.Context, p GCRepoPlan) (manifests, links
 				return err
 			}
 			manifests = append(manifests, d)
+			s.releaseMappedIn(tx)
 		}
 		lb := rb.Bucket(subLinks)
 		for _, d := range p.Links {
@@ -73,6 +74,7 @@ func (s *Store) CollectRepo(ctx context.Context, p GCRepoPlan) (manifests, links
 				return err
 			}
 			links = append(links, d)
+			s.releaseMappedIn(tx)
 		}
 		return dropRepoIfEmpty(tx, p.Repo)
 	})
@@ -103,6 +105,7 @@ func (s *Store) recheckManifests(rb *bolt.Bucket, p GCRepoPlan, planned map[dige
 		if m.Pushed.Before(p.Cutoff) && s.used(rb.Bucket(subPulls), p.Repo, d).Before(p.Cutoff) {
 			doomed[d] = m
 		}
+		s.releaseMappedIn(rb.Tx())
 	}
 	// Survivors the plan did not account for can keep doomed manifests
 	// alive; so can doomed ones that are kept, in turn.
@@ -119,6 +122,7 @@ func (s *Store) recheckManifests(rb *bolt.Bucket, p GCRepoPlan, planned map[dige
 			return nil, err
 		}
 		queue = append(queue, m)
+		s.releaseMappedIn(rb.Tx())
 	}
 	for {
 		for len(queue) > 0 {
@@ -152,7 +156,7 @@ func (s *Store) recheckManifests(rb *bolt.Bucket, p GCRepoPlan, planned map[dige
 
 // survivorBlobs returns the blobs referenced by manifests that stay and
 // that the plan did not account for.
-func survivorBlobs(rb *bolt.Bucket, p GCRepoPlan, planned map[digest.Digest]bool, doomed map[digest.Digest]Manifest) (map[digest.Digest]bool, error) {
+func (s *Store) survivorBlobs(rb *bolt.Bucket, p GCRepoPlan, planned map[digest.Digest]bool, doomed map[digest.Digest]Manifest) (map[digest.Digest]bool, error) {
 	out := map[digest.Digest]bool{}
 	if len(p.Links) == 0 {
 		return out, nil
@@ -170,6 +174,7 @@ func survivorBlobs(rb *bolt.Bucket, p GCRepoPlan, planned map[digest.Digest]bool
 		for _, b := range m.Blobs {
 			out[b] = true
 		}
+		s.releaseMappedIn(rb.Tx())
 	}
 	return out, nil
 }
@@ -221,6 +226,7 @@ func (s *Store) CollectBlobs(ctx context.Context, ds []digest.Digest, cutoff tim
 		c := repos.Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			markLinked(repos.Bucket(k).Bucket(subLinks), keys, linked)
+			s.releaseMappedIn(tx)
 		}
 		for i, b := range cand {
 			if linked[i] {

@@ -36,6 +36,7 @@ func (s *Store) ScanOrphanFiles(ctx context.Context, fn func(GCFile) error) erro
 		s.db.View(func(tx *bolt.Tx) error {
 			seen := tx.Bucket(bucketOrphans)
 			for _, f := range batch {
+				s.releaseMappedIn(tx)
 				if s.knownFile(tx, f.Key) {
 					continue
 				}

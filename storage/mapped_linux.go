@@ -14,14 +14,37 @@ import (
 // file would otherwise grow by the file's size, and the kernel can then
 // reclaim them before anyone's mapped pages. The read transaction keeps
 // the map where it is meanwhile (bbolt remaps only with no transaction
-// open). It runs at most every 5 ms.
+// open). It runs at most every millisecond.
 func (s *Store) releaseMapped() {
-	now := time.Now().UnixNano()
-	if last := s.mapReleased.Load(); now-last < int64(5*time.Millisecond) || !s.mapReleased.CompareAndSwap(last, now) {
-		return
+	if s.releaseDue() {
+		s.db.View(func(tx *bolt.Tx) error {
+			madviseDontNeed(tx)
+			return nil
+		})
 	}
-	s.db.View(func(tx *bolt.Tx) error {
-		unix.Syscall(unix.SYS_MADVISE, s.db.Info().Data, uintptr(tx.Size()), unix.MADV_DONTNEED)
-		return nil
-	})
+}
+
+// releaseMappedIn is releaseMapped for a walk inside tx, read or write,
+// called as it goes: the kernel maps 64 KiB of the page cache around
+// every page a read faults in (fault-around), so a walk over pages spread
+// through the file maps sixteen times what it reads unless released. The
+// open transaction keeps the map in place: bbolt remaps only in a write
+// transaction's commit, with no read transaction open.
+func (s *Store) releaseMappedIn(tx *bolt.Tx) {
+	if s.releaseDue() {
+		madviseDontNeed(tx)
+	}
+}
+
+// releaseDue reports whether a release is due, at most one per
+// millisecond across all callers: each costs the walks that follow a
+// fault per page they touch again.
+func (s *Store) releaseDue() bool {
+	now := time.Now().UnixNano()
+	last := s.mapReleased.Load()
+	return now-last >= int64(time.Millisecond) && s.mapReleased.CompareAndSwap(last, now)
+}
+
+func madviseDontNeed(tx *bolt.Tx) {
+	unix.Syscall(unix.SYS_MADVISE, tx.DB().Info().Data, uintptr(tx.Size()), unix.MADV_DONTNEED)
 }

@@ -30,36 +30,7 @@ func rssFile(t *testing.T) int64 {
 // TestReleaseMapped checks that after a scan of the whole metadata file
 // releaseMapped gives its pages back, and that they read the same after.
 func TestReleaseMapped(t *testing.T) {
-	s, err := Open(t.Context(), Config{Driver: "filesystem", Root: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	const n, size = 3000, 8 << 10 // 24 MiB of values
-	s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte("test"))
-		if err != nil {
-			return err
-		}
-		for i := range n {
-			v := make([]byte, size)
-			binary.BigEndian.PutUint64(v, uint64(i))
-			if err := b.Put(binary.BigEndian.AppendUint64(nil, uint64(i)), v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	sum := func() (total uint64) {
-		s.db.View(func(tx *bolt.Tx) error {
-			return tx.Bucket([]byte("test")).ForEach(func(_, v []byte) error {
-				total += binary.BigEndian.Uint64(v)
-				return nil
-			})
-		})
-		return total
-	}
-	want := sum()
+	s, want := mappedStore(t)
 	before := rssFile(t)
 	s.mapReleased.Store(0)
 	s.releaseMapped()
@@ -67,7 +38,83 @@ func TestReleaseMapped(t *testing.T) {
 	if before-after < 16<<20 {
 		t.Errorf("RssFile %d MiB before releaseMapped, %d MiB after: want at least 16 MiB given back", before>>20, after>>20)
 	}
-	if got := sum(); got != want {
+	if got := sumMapped(s); got != want {
 		t.Errorf("values after releaseMapped sum to %d, want %d", got, want)
 	}
+}
+
+// TestReleaseMappedIn checks that releasing the map inside a write
+// transaction, halfway through reading it, gives the pages back and
+// changes nothing the transaction reads or commits.
+func TestReleaseMappedIn(t *testing.T) {
+	s, want := mappedStore(t)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("test"))
+		got := sumBucket(b)
+		before := rssFile(t)
+		s.mapReleased.Store(0)
+		s.releaseMappedIn(tx)
+		if after := rssFile(t); before-after < 16<<20 {
+			t.Errorf("RssFile %d MiB before releaseMappedIn, %d MiB after: want at least 16 MiB given back", before>>20, after>>20)
+		}
+		if again := sumBucket(b); again != got || got != want {
+			t.Errorf("values sum to %d, then %d after releaseMappedIn; want %d", got, again, want)
+		}
+		return b.Put(binary.BigEndian.AppendUint64(nil, mappedValues), binary.BigEndian.AppendUint64(nil, 7))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sumMapped(s); got != want+7 {
+		t.Errorf("after the commit values sum to %d, want %d", got, want+7)
+	}
+}
+
+// mappedValues is how many 8 KiB values fillMapped writes: 24 MiB.
+const mappedValues = 3000
+
+// mappedStore opens a store with mappedValues values of 8 KiB in bucket
+// "test", each starting with its index, and returns it with their sum.
+func mappedStore(t *testing.T) (*Store, uint64) {
+	t.Helper()
+	s, err := Open(t.Context(), Config{Driver: "filesystem", Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("test"))
+		if err != nil {
+			return err
+		}
+		for i := range mappedValues {
+			v := make([]byte, 8<<10)
+			binary.BigEndian.PutUint64(v, uint64(i))
+			if err := b.Put(binary.BigEndian.AppendUint64(nil, uint64(i)), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, sumMapped(s)
+}
+
+func sumMapped(s *Store) (total uint64) {
+	s.db.View(func(tx *bolt.Tx) error {
+		total = sumBucket(tx.Bucket([]byte("test")))
+		return nil
+	})
+	return total
+}
+
+// sumBucket adds the first eight bytes of every value of b.
+func sumBucket(b *bolt.Bucket) (total uint64) {
+	b.ForEach(func(_, v []byte) error {
+		total += binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return total
 }

@@ -2,5 +2,10 @@
 
 package storage
 
+import bolt "go.etcd.io/bbolt"
+
 // releaseMapped does nothing off Linux.
 func (s *Store) releaseMapped() {}
+
+// releaseMappedIn does nothing off Linux.
+func (s *Store) releaseMappedIn(*bolt.Tx) {}

@@ -29,8 +29,9 @@ test: ## all tests, race detector on; then the end-to-end tests with blobs on S3
 	$(GO) test -race -count=1 -timeout 45m ./...
 	NORA_E2E_STORAGE=s3 $(GO) test -race -count=1 -timeout 30m -run '^TestE2E' .
 
-bench: ## end-to-end benchmarks (build tag bench)
+bench: ## end-to-end benchmarks (build tag bench), then one GC pass over 100,000 manifests
 	$(GO) test -tags bench -run 'TestBench' -v -count=1 -timeout 60m .
+	NORA_GC_BENCH_MANIFESTS=100000 $(GO) test -run '^$$' -bench '^BenchmarkPass$$' -benchtime 1x -timeout 30m ./gc
 
 fuzz: ## each registry parser fuzzer, FUZZTIME (30s) each
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePath$$' -fuzztime $(FUZZTIME) ./registry

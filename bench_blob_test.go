@@ -162,14 +162,24 @@ func (b *benchRun) pushMono(base, repo string, bb benchBlob) error {
 }
 
 // pushChunked uploads bb as POST, one PATCH with Content-Range per chunk,
-// and PUT ?digest=.
+// and PUT ?digest=; a negative chunk sends one PATCH of unknown length
+// with no Content-Range, as docker does.
 func (b *benchRun) pushChunked(base, repo string, bb benchBlob, chunk int64) error {
 	resp, _, err := b.hc.do(http.MethodPost, base+"/v2/"+repo+"/blobs/uploads/", nil, nil, 0, http.StatusAccepted)
 	if err != nil {
 		return err
 	}
 	loc := benchResolve(base, resp.Header.Get("Location"))
-	for off := int64(0); off < bb.size; off += chunk {
+	if chunk < 0 {
+		// As docker sends it: no Content-Range, no Content-Length.
+		hdr := http.Header{"Content-Type": {"application/octet-stream"}}
+		resp, _, err = b.hc.do(http.MethodPatch, loc, hdr, bb.reader(0, bb.size), -1, http.StatusAccepted)
+		if err != nil {
+			return err
+		}
+		loc = benchResolve(base, resp.Header.Get("Location"))
+	}
+	for off := int64(0); chunk > 0 && off < bb.size; off += chunk {
 		n := min(chunk, bb.size-off)
 		hdr := http.Header{
 			"Content-Type":  {"application/octet-stream"},

@@ -9,10 +9,10 @@ LDFLAGS := -s -w -X $(PKG).version=$(VERSION) -X $(PKG).commit=$(COMMIT)
 BUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 FUZZTIME ?= 30s
 
-.PHONY: help build cross run test bench fuzz fmt vet clean
+.PHONY: help build cross run test conformance bench fuzz fmt vet clean
 
 help: ## list targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-6s %s\n", $$1, $$2}'
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
 
 build: ## static, stripped binary: bin/registry
 	$(BUILD) -o $(BIN)/registry .
@@ -28,6 +28,9 @@ run: build ## build, then serve (NORA_CONFIG selects a file)
 test: ## all tests, race detector on; then the end-to-end tests with blobs on S3
 	$(GO) test -race -count=1 -timeout 45m ./...
 	NORA_E2E_STORAGE=s3 $(GO) test -race -count=1 -timeout 30m -run '^TestE2E' .
+
+conformance: ## the official OCI distribution-spec conformance suite against the binary (see .ci/run to install it)
+	$(GO) test -count=1 -run '^TestE2EConformance$$' -v .
 
 bench: ## end-to-end benchmarks (build tag bench), then one GC pass over 100,000 manifests
 	$(GO) test -tags bench -run 'TestBench' -v -count=1 -timeout 60m .

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,19 +36,12 @@ import (
 // report is the same workload without GC, so value/ceiling is the cost of
 // GC; the target is 1.2×.
 func TestBenchGC(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the benchmarks read /proc/PID/status")
-	}
 	b := newBenchRun(t)
-	start := time.Now()
 	dir := b.dataDir("gc")
 	srv := b.startGCProc(dir)
 	b.gcLoadPhase(srv, filepath.Join(dir, "data", auth.AdminSocket))
-	if w := srv.warnings(); len(w) > 0 {
-		t.Logf("server logged %d warnings or errors; first: %s", len(w), w[0])
-	}
 	srv.stop()
-	b.rep.print(os.Stdout, time.Since(start))
+	b.printReport()
 }
 
 // benchGCTOML is the [gc] section of the GC benchmark's server: no

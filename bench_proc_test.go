@@ -130,8 +130,12 @@ func (p *benchProc) warnings() []string {
 	return append([]string(nil), p.logs...)
 }
 
-// stop sends SIGTERM and waits for the exit.
+// stop notes what the process logged at warn and above, then sends
+// SIGTERM and waits for the exit.
 func (p *benchProc) stop() {
+	if w := p.warnings(); len(w) > 0 {
+		p.t.Logf("server logged %d warnings or errors; first: %s", len(w), w[0])
+	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:

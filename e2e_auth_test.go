@@ -95,11 +95,7 @@ func TestE2EAuthTokenDance(t *testing.T) {
 		t.Fatalf("remote.Write as alice = %v", err)
 	}
 	bob := remote.WithAuth(&authn.Basic{Username: "bob", Password: "bob-secret"})
-	got, err := remote.Image(ref, bob)
-	if err != nil {
-		t.Fatalf("remote.Image as bob = %v", err)
-	}
-	checkLayers(t, got)
+	pullWhole(t, ref, img, bob)
 	ref2, _ := name.ParseReference(s.host()+"/team/bob:v1", name.Insecure)
 	if err := remote.Write(ref2, img, bob); err == nil {
 		t.Fatal("remote.Write as bob succeeded, want denied")

@@ -34,6 +34,23 @@ func (s *e2eServer) ref(t *testing.T, r string) name.Reference {
 	return ref
 }
 
+// pullWhole pulls ref and checks every layer with checkLayers and, when
+// want is not nil, that the image is want.
+func pullWhole(t *testing.T, ref name.Reference, want v1.Image, opts ...remote.Option) v1.Image {
+	t.Helper()
+	got, err := remote.Image(ref, opts...)
+	if err != nil {
+		t.Fatalf("remote.Image(%s) = %v", ref, err)
+	}
+	if want != nil {
+		if g, w := digestOf(t, got), digestOf(t, want); g != w {
+			t.Errorf("remote.Image(%s).Digest() = %v, want %v", ref, g, w)
+		}
+	}
+	checkLayers(t, got)
+	return got
+}
+
 // checkLayers reads every layer of img and checks its bytes against its
 // digest and, uncompressed, against its diff id.
 func checkLayers(t *testing.T, img v1.Image) {
@@ -85,14 +102,7 @@ func TestE2EImagePushPull(t *testing.T) {
 	if err := remote.Write(ref, img); err != nil {
 		t.Fatalf("remote.Write(%s) = %v", ref, err)
 	}
-	got, err := remote.Image(ref)
-	if err != nil {
-		t.Fatalf("remote.Image(%s) = %v", ref, err)
-	}
-	if g, w := digestOf(t, got), digestOf(t, img); g != w {
-		t.Errorf("remote.Image(%s).Digest() = %v, want %v", ref, g, w)
-	}
-	checkLayers(t, got)
+	pullWhole(t, ref, img)
 
 	tags, err := remote.List(ref.Context())
 	if err != nil || len(tags) != 1 || tags[0] != "v1" {
@@ -293,11 +303,7 @@ func TestE2ECrossRepoMount(t *testing.T) {
 	if mounted != 4 {
 		t.Errorf("POST /v2/mount/dst/blobs/uploads/ answered 201 %d times in the log, want 4 (one mount per layer and config)", mounted)
 	}
-	got, err := remote.Image(dst)
-	if err != nil {
-		t.Fatalf("remote.Image(%s) = %v", dst, err)
-	}
-	checkLayers(t, got)
+	pullWhole(t, dst, nil)
 
 	layers, _ := img.Layers()
 	d := digestOf(t, layers[0]).String()
@@ -500,14 +506,6 @@ func TestE2EConcurrentPushes(t *testing.T) {
 		}
 	}
 	for i, img := range imgs {
-		ref := s.ref(t, fmt.Sprintf("race/r%d:v%d", i%2, i))
-		got, err := remote.Image(ref)
-		if err != nil {
-			t.Fatalf("remote.Image(%s) = %v", ref, err)
-		}
-		if g, w := digestOf(t, got), digestOf(t, img); g != w {
-			t.Errorf("remote.Image(%s).Digest() = %v, want %v", ref, g, w)
-		}
-		checkLayers(t, got)
+		pullWhole(t, s.ref(t, fmt.Sprintf("race/r%d:v%d", i%2, i)), img)
 	}
 }

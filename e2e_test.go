@@ -461,14 +461,7 @@ func TestE2EServeLifecycle(t *testing.T) {
 		t.Errorf("GET /v2/ after restart = %s, want 200", resp.Status)
 	}
 	ref := s.ref(t, "persist/app:v1")
-	got, err := remote.Image(ref)
-	if err != nil {
-		t.Fatalf("remote.Image(%s) after restart = %v", ref, err)
-	}
-	if g, w := digestOf(t, got), digestOf(t, img); g != w {
-		t.Errorf("remote.Image(%s).Digest() after restart = %v, want %v", ref, g, w)
-	}
-	checkLayers(t, got)
+	pullWhole(t, ref, img) // after the restart
 	repos, err := remote.Catalog(context.Background(), ref.Context().Registry)
 	if err != nil || fmt.Sprint(repos) != "[persist/app]" {
 		t.Errorf("remote.Catalog() after restart = %v, %v, want [persist/app]", repos, err)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/nora-registry/nora/auth"
 	"github.com/nora-registry/nora/registry"
-	"github.com/nora-registry/nora/storage"
 )
 
 // aliceAndBob are two users whose passwords are alice-pw and bob-pw.
@@ -32,11 +31,7 @@ func aliceAndBob() []auth.UserConfig {
 // anonymous callers may pull public/**.
 func newAuthRegistry(t *testing.T) (*httptest.Server, *auth.Robots) {
 	t.Helper()
-	store, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := auth.OpenTestStore(t)
 	cfg := auth.DefaultConfig()
 	cfg.Users = aliceAndBob()
 	cfg.Groups = map[string][]string{"team": {"alice"}}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/nora-registry/nora/auth"
 	"github.com/nora-registry/nora/registry"
-	"github.com/nora-registry/nora/storage"
 )
 
 // loginServer serves a registry and its token service as serve does, with
@@ -30,11 +29,7 @@ type loginServer struct {
 
 func newLoginServer(t *testing.T, edit func(*auth.RateLimitConfig)) loginServer {
 	t.Helper()
-	store, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := auth.OpenTestStore(t)
 	cfg := auth.DefaultConfig()
 	cfg.Users = aliceAndBob()
 	cfg.Rules = []auth.RuleConfig{{Users: []string{"alice", "bob"}, Permissions: []string{"*:team/**"}}}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/nora-registry/nora/auth"
 	"github.com/nora-registry/nora/registry"
-	"github.com/nora-registry/nora/storage"
 )
 
 // openAuthorizer lets everyone in under the name of their Basic
@@ -27,11 +26,7 @@ func (openAuthorizer) Authorize(*http.Request, *auth.Identity, string, auth.Acti
 // wrapper, rendered by the registry (per identity). Both are
 // TOOMANYREQUESTS with a Retry-After in whole seconds.
 func TestRateLimitedResponses(t *testing.T) {
-	store, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := auth.OpenTestStore(t)
 	cfg := auth.DefaultRateLimitConfig()
 	cfg.API = auth.RateRule{PerIP: 0.01, Burst: 5}
 	byAddr := auth.NewRateLimiter(cfg)

@@ -20,11 +20,7 @@ import (
 // the rules also grant robot "ci-bot" pull on shared/**.
 func newRobotService(t *testing.T) (*Service, *Robots) {
 	t.Helper()
-	store, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := OpenTestStore(t)
 	robots := NewRobots(store)
 	cfg := newService(t).cfg
 	cfg.Rules = append(cfg.Rules, RuleConfig{Robots: []string{"ci-bot"}, Permissions: []string{"pull:shared/**"}})
@@ -131,11 +127,7 @@ func TestRobotTokenExpires(t *testing.T) {
 }
 
 func TestAdminSocket(t *testing.T) {
-	store, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := OpenTestStore(t)
 	dir, err := os.MkdirTemp("", "nora")
 	if err != nil {
 		t.Fatal(err)

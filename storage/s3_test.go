@@ -121,12 +121,19 @@ func TestS3ChunkedUpload(t *testing.T) {
 	if got := readObject(t, d, "uploads/u1", 6<<20+5); !bytes.Equal(got, data[6<<20+5:]) {
 		t.Errorf("Reader at an offset inside the second segment: %d bytes, want %d matching", len(got), len(data)-(6<<20+5))
 	}
-	if err := d.Move(t.Context(), "uploads/u1", "blobs/sha256/ab/abcd"); err != nil {
-		t.Fatalf("Move = %v", err)
+	wantMovedAlone(t, d, spool, "uploads/u1", "blobs/sha256/ab/abcd", data)
+}
+
+// wantMovedAlone moves from to to and checks that to holds data and is
+// then the bucket's only object, and that the spool is empty.
+func wantMovedAlone(t *testing.T, d *S3, spool, from, to string, data []byte) {
+	t.Helper()
+	if err := d.Move(t.Context(), from, to); err != nil {
+		t.Fatalf("Move(%q, %q) = %v", from, to, err)
 	}
-	wantObject(t, d, "blobs/sha256/ab/abcd", data)
-	if got := s3Objects(t, d); !slices.Equal(got, []string{"blobs/sha256/ab/abcd"}) {
-		t.Errorf("objects after Move = %q, want only the blob", got)
+	wantObject(t, d, to, data)
+	if got := s3Objects(t, d); !slices.Equal(got, []string{to}) {
+		t.Errorf("objects after Move = %q, want only %q", got, to)
 	}
 	if spooled, _ := os.ReadDir(spool); len(spooled) != 0 {
 		t.Errorf("spool holds %d files after the writes, want none", len(spooled))
@@ -353,16 +360,7 @@ func TestS3SizedWriter(t *testing.T) {
 		t.Fatalf("last chunk = %v", err)
 	}
 	wantObject(t, d, "uploads/s1", data)
-	if err := d.Move(ctx, "uploads/s1", "blobs/sha256/cd/cdef"); err != nil {
-		t.Fatal(err)
-	}
-	wantObject(t, d, "blobs/sha256/cd/cdef", data)
-	if got := s3Objects(t, d); !slices.Equal(got, []string{"blobs/sha256/cd/cdef"}) {
-		t.Errorf("objects after Move = %q, want only the blob", got)
-	}
-	if spooled, _ := os.ReadDir(spool); len(spooled) != 0 {
-		t.Errorf("spool holds %d files, want none", len(spooled))
-	}
+	wantMovedAlone(t, d, spool, "uploads/s1", "blobs/sha256/cd/cdef", data)
 }
 
 // TestS3AppendToWholeObject appends to a key stored as one object of at

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -158,30 +159,18 @@ func (s *Service) postGrant(r *http.Request) (*Identity, []string, bool, error) 
 }
 
 // issue signs a token granting the intersection of the scopes asked and
-// what id may do: a partial grant is not an error.
+// what id may do: a partial grant is not an error. Only repository scopes
+// with a valid name and the actions pull, push, delete and `*` (each of
+// them that is allowed) are granted; anything else asked is ignored.
 func (s *Service) issue(id *Identity, scopes []string, offline bool) (tokenResponse, error) {
 	now := time.Now()
 	var granted []access
 	for _, sc := range scopes {
 		typ, name, actions, ok := parseScope(sc)
-		if !ok || typ != "repository" {
+		if !ok || typ != "repository" || !validRepoName(name) {
 			continue
 		}
-		var allowed []string
-		for _, a := range actions {
-			if a == "*" { // everything: grant each action allowed
-				for _, each := range []Action{ActionPull, ActionPush, ActionDelete} {
-					if id.Grants.Allows(name, each) && !slices.Contains(allowed, string(each)) {
-						allowed = append(allowed, string(each))
-					}
-				}
-				continue
-			}
-			if id.Grants != nil && id.Grants.Allows(name, Action(a)) && !slices.Contains(allowed, a) {
-				allowed = append(allowed, a)
-			}
-		}
-		granted = append(granted, access{Type: "repository", Name: name, Actions: nonNil(allowed)})
+		granted = append(granted, access{Type: "repository", Name: name, Actions: grantedActions(id.Grants, name, actions)})
 	}
 	subject := id.Name
 	tok, err := s.signer.sign(claims{
@@ -206,6 +195,35 @@ func (s *Service) issue(id *Identity, scopes []string, offline bool) (tokenRespo
 	return resp, err
 }
 
+// grantedActions returns the actions asked on repo that g allows, each
+// once; `*` asks for every action.
+func grantedActions(g Grants, repo string, asked []string) []string {
+	allowed := []string{}
+	for _, a := range asked {
+		each := []Action{Action(a)}
+		if a == string(ActionAll) {
+			each = []Action{ActionPull, ActionPush, ActionDelete}
+		}
+		for _, act := range each {
+			if validAction(act) && g != nil && g.Allows(repo, act) && !slices.Contains(allowed, string(act)) {
+				allowed = append(allowed, string(act))
+			}
+		}
+	}
+	return allowed
+}
+
+// repoName is the distribution spec's repository name: path components of
+// lowercase alphanumerics joined by '.', '_', '__' or dashes.
+// https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests
+var repoName = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
+
+// validRepoName reports whether name is a repository name the registry
+// serves, so a token never names "a/../b" or other paths it would not.
+func validRepoName(name string) bool {
+	return len(name) <= 255 && repoName.MatchString(name)
+}
+
 // parseScope splits "repository:name:pull,push". The name may itself hold
 // a colon (a "host:port/" prefix), so type is cut at the first colon and
 // actions at the last.
@@ -215,13 +233,6 @@ func parseScope(s string) (typ, name string, actions []string, ok bool) {
 		return "", "", nil, false
 	}
 	return s[:i], s[i+1 : j], strings.Split(s[j+1:], ","), true
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 func randomID() string {

@@ -16,7 +16,24 @@ type rule struct {
 	deny   bool
 	action Action // ActionAll for every action
 	repo   *glob.Pattern
-	text   string
+	// root is the glob before a trailing "/**": a rule on a tree also
+	// covers the tree's root, so `!delete:team/prod/**` protects
+	// team/prod itself, as whoever wrote it expects. nil otherwise.
+	root *glob.Pattern
+	text string
+}
+
+func (r *rule) matches(repo string) bool {
+	return r.repo.Match(repo) || (r.root != nil && r.root.Match(repo))
+}
+
+// validAction reports whether a is an action of permissions and scopes.
+func validAction(a Action) bool {
+	switch a {
+	case ActionPull, ActionPush, ActionDelete, ActionAll:
+		return true
+	}
+	return false
 }
 
 // Permissions is a compiled set of permission strings such as `pull:*`,
@@ -24,7 +41,9 @@ type rule struct {
 //
 // Precedence: a request is allowed when at least one allow rule matches its
 // action and repository and no deny rule does. Deny always wins; order does
-// not matter.
+// not matter. A glob ending in "/**" matches the repository it names too:
+// `push:team/**` allows team and team/app, and `!delete:team/prod/**` denies
+// deleting team/prod as well as everything under it.
 type Permissions struct {
 	rules []rule
 }
@@ -51,10 +70,7 @@ func parseRule(s string) (rule, error) {
 	if !ok || pattern == "" {
 		return r, fmt.Errorf("permission %q: want action:repository-glob, e.g. pull:team/**", s)
 	}
-	switch a := Action(action); a {
-	case ActionPull, ActionPush, ActionDelete, ActionAll:
-		r.action = a
-	default:
+	if r.action = Action(action); !validAction(r.action) {
 		return r, fmt.Errorf("permission %q: unknown action %q (want pull, push, delete or *)", s, action)
 	}
 	g, err := repoGlobs.Compile(pattern)
@@ -62,13 +78,19 @@ func parseRule(s string) (rule, error) {
 		return r, fmt.Errorf("permission %q: %w", s, err)
 	}
 	r.repo = g
+	if root, ok := strings.CutSuffix(pattern, "/**"); ok && root != "" {
+		if r.root, err = repoGlobs.Compile(root); err != nil {
+			return r, fmt.Errorf("permission %q: %w", s, err)
+		}
+	}
 	return r, nil
 }
 
 // Allows reports whether the permissions allow action on repo. A nil
-// Permissions allows nothing.
+// Permissions allows nothing, and no rule allows an action other than
+// pull, push or delete (`*` in a rule means each of them, not any word).
 func (p *Permissions) Allows(repo string, action Action) bool {
-	if p == nil {
+	if p == nil || action == ActionAll || !validAction(action) {
 		return false
 	}
 	allowed := false
@@ -77,7 +99,7 @@ func (p *Permissions) Allows(repo string, action Action) bool {
 		if r.action != ActionAll && r.action != action {
 			continue
 		}
-		if !r.repo.Match(repo) {
+		if !r.matches(repo) {
 			continue
 		}
 		if r.deny {

@@ -27,7 +27,15 @@ func TestPermissionsAllows(t *testing.T) {
 			{"team/x/y", ActionPush, false}, {"team", ActionPush, false}, {"evil/team/x", ActionPush, false}}},
 		{"subtree", []string{"push:team/**"}, []check{
 			{"team/x", ActionPush, true}, {"team/x/y/z", ActionPush, true}, {"teamx/y", ActionPush, false},
-			{"team", ActionPush, false}, {"team-evil/x", ActionPush, false}}},
+			{"team", ActionPush, true}, {"team-evil/x", ActionPush, false}, {"teamx", ActionPush, false}}},
+		{"a subtree deny covers its root", []string{"*:team-a/**", "!delete:team-a/prod/**"}, []check{
+			{"team-a/prod", ActionDelete, false}, {"team-a/prod/app", ActionDelete, false}, {"team-a/prod", ActionPull, true},
+			{"team-a/prodx", ActionDelete, true}, {"team-a/prod-2", ActionDelete, true}, {"team-a", ActionDelete, true}}},
+		{"a subtree root keeps its globs", []string{"pull:team-*/**"}, []check{
+			{"team-a", ActionPull, true}, {"team-a/x", ActionPull, true}, {"team", ActionPull, false}, {"other", ActionPull, false}}},
+		{"a trailing star is no subtree", []string{"pull:team/*"}, []check{{"team", ActionPull, false}}},
+		{"only real actions", []string{"*:**"}, []check{
+			{"x", Action("admin"), false}, {"x", Action("**"), false}, {"x", ActionAll, false}, {"x", Action(""), false}}},
 		{"globstar prefix matches any depth", []string{"delete:**/dev-*"}, []check{
 			{"dev-1", ActionDelete, true}, {"a/dev-1", ActionDelete, true}, {"a/b/dev-1", ActionDelete, true},
 			{"a/dev-1/x", ActionDelete, false}, {"a/prod-1", ActionDelete, false}}},
@@ -55,7 +63,7 @@ func TestPermissionsAllows(t *testing.T) {
 		{"a deny of one action leaves the others", []string{"*:prod/**", "!delete:prod/**"}, []check{
 			{"prod/app", ActionDelete, false}, {"prod/app", ActionPull, true}, {"prod/app", ActionPush, true}}},
 		{"deny of a subtree leaves look-alikes", []string{"pull:**", "!pull:secret/**"}, []check{
-			{"secret/x", ActionPull, false}, {"secret-not/x", ActionPull, true}, {"secretx", ActionPull, true}, {"a/secret/x", ActionPull, true}}},
+			{"secret/x", ActionPull, false}, {"secret", ActionPull, false}, {"secret-not/x", ActionPull, true}, {"secretx", ActionPull, true}, {"a/secret/x", ActionPull, true}}},
 		{"deny only: nothing", []string{"!push:prod/**"}, []check{{"dev/app", ActionPush, false}, {"dev/app", ActionPull, false}}},
 		{"case of the action", []string{"pull:**"}, []check{{"x", Action("PULL"), false}}},
 		{"digits and dots", []string{"pull:v1.2/*"}, []check{{"v1.2/x", ActionPull, true}, {"v1x2/x", ActionPull, false}}},

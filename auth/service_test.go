@@ -292,3 +292,35 @@ func BenchmarkIssueToken(b *testing.B) {
 		}
 	}
 }
+
+// TestTokenGrantsOnlyRealActionsAndNames: a scope's unknown actions and
+// invalid repository names are granted nothing, whatever the rules match.
+func TestTokenGrantsOnlyRealActionsAndNames(t *testing.T) {
+	s := newService(t)
+	code, resp := getToken(t, s, "alice", "alice-pw",
+		"repository:team/app:pull,admin,**,push", "repository:team/../secret/app:pull", "repository:team/Upper:pull",
+		"repository:team/prod:*", "repository:team/"+strings.Repeat("a", 260)+":pull")
+	if code != 200 {
+		t.Fatalf("token endpoint = %d", code)
+	}
+	c, err := s.signer.verify(resp.Token, "nora", "nora")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []access{
+		{Type: "repository", Name: "team/app", Actions: []string{"pull", "push"}},
+		{Type: "repository", Name: "team/prod", Actions: []string{"pull", "push"}}, // team/prod/** denies delete on team/prod too
+	}
+	if got, _ := json.Marshal(c.Access); string(got) != mustJSON(t, want) {
+		t.Errorf("access claim = %s, want %s", got, mustJSON(t, want))
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

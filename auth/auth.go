@@ -38,14 +38,32 @@ type Identity struct {
 	Kind Kind
 	// Groups the user belongs to, for the audit log.
 	Groups []string
-	// Grants decides what the identity may do. For a bearer token it is
-	// the token's access claim, never more.
+	// Grants decides what the identity may do, completely: what
+	// anonymous callers may do is part of every identity's grants, so
+	// Grants.Allows alone answers for any identity. For a bearer token
+	// it is the token's access claim and the anonymous rights, never
+	// more.
 	Grants Grants
 }
 
 // Grants answers whether an action on a repository is allowed.
 type Grants interface {
 	Allows(repo string, action Action) bool
+}
+
+// eitherGrants allows what any of its sets allows. Each set keeps its own
+// denies: a user's deny never takes away what anonymous callers may do,
+// since the user could drop their credentials and do it anyway.
+type eitherGrants []Grants
+
+// Allows implements Grants.
+func (e eitherGrants) Allows(repo string, action Action) bool {
+	for _, g := range e {
+		if g != nil && g.Allows(repo, action) {
+			return true
+		}
+	}
+	return false
 }
 
 // Authorizer decides who a request comes from and what it may do. The

@@ -21,7 +21,7 @@ type Config struct {
 	// (`registry user hash` makes one).
 	Users []UserConfig `toml:"users"`
 	// Anonymous lists what callers without credentials may do, e.g.
-	// ["pull:public/**"]. Empty: nothing.
+	// ["pull:public/**"]. Empty: nothing. Every identity may do it too.
 	Anonymous []string `toml:"anonymous"`
 	// Htpasswd is an htpasswd file of more users, "name:bcrypt-hash" per
 	// line (htpasswd -B makes them), read at start.

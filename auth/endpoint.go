@@ -144,7 +144,7 @@ func (s *Service) postGrant(r *http.Request) (*Identity, []string, bool, error) 
 			s.failed(r, "invalid_refresh_token", "")
 			return nil, nil, false, &Error{Status: http.StatusUnauthorized, Message: "invalid refresh token"}
 		}
-		return &Identity{Name: u.name, Kind: KindUser, Groups: u.groups, Grants: u.perms}, scopes, false, nil
+		return s.userIdentity(u), scopes, false, nil
 	case grantTokenExchange: // RFC 8693, with an OIDC ID token as the subject
 		id, err := s.verifyIDToken(r, "", r.PostForm.Get("subject_token"))
 		if e, limited := overLimit(err); limited {

@@ -275,9 +275,23 @@ func (s *Service) checkUser(key [32]byte, name, password string) *Identity {
 	if bcrypt.CompareHashAndPassword(u.hash, []byte(password)) != nil {
 		return nil
 	}
-	id := &Identity{Name: u.name, Kind: KindUser, Groups: u.groups, Grants: u.perms}
+	id := s.userIdentity(u)
 	s.remember(key, id, time.Now().Add(basicCacheTTL))
 	return id
+}
+
+// userIdentity is the identity of configured user u.
+func (s *Service) userIdentity(u *user) *Identity {
+	return &Identity{Name: u.name, Kind: KindUser, Groups: u.groups, Grants: s.withAnonymous(u.perms)}
+}
+
+// withAnonymous returns g together with what anonymous callers may do:
+// logging in never loses a right that not logging in has.
+func (s *Service) withAnonymous(g Grants) Grants {
+	if len(s.anonymous.rules) == 0 {
+		return g
+	}
+	return eitherGrants{g, s.anonymous}
 }
 
 // checkRobot checks a robot token and caches the identity under key until
@@ -292,7 +306,7 @@ func (s *Service) checkRobot(ctx context.Context, key [32]byte, token string) *I
 		s.log.Error().Err(err).Str("robot", rb.Name).Msg("robot token permissions")
 		return nil
 	}
-	id := &Identity{Name: rb.Name, Kind: KindRobot, Grants: perms}
+	id := &Identity{Name: rb.Name, Kind: KindRobot, Grants: s.withAnonymous(perms)}
 	expires := time.Now().Add(basicCacheTTL)
 	if !rb.Expires.IsZero() && rb.Expires.Before(expires) {
 		expires = rb.Expires
@@ -331,6 +345,7 @@ func (s *Service) verifyIDToken(r *http.Request, name, raw string) (*Identity, e
 		s.log.Warn().Err(err).Str("remote", r.RemoteAddr).Str("reason", "invalid_id_token").Msg("authentication failed")
 		return nil, err
 	}
+	id.Grants = s.withAnonymous(id.Grants)
 	s.remember(key, id, expires)
 	return id, nil
 }
@@ -345,7 +360,7 @@ func (s *Service) verifyToken(raw string) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := &Identity{Name: c.Subject, Kind: KindToken, Grants: tokenGrants{access: c.Access, kind: c.Kind}}
+	id := &Identity{Name: c.Subject, Kind: KindToken, Grants: tokenGrants{access: c.Access, kind: c.Kind, anonymous: s.anonymous}}
 	s.remember(key, id, c.ExpiresAt.Time)
 	return id, nil
 }

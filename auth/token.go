@@ -36,14 +36,19 @@ type claims struct {
 	Kind Kind `json:"kind,omitempty"`
 }
 
-// tokenGrants is what a bearer token allows: its access claim, never more.
+// tokenGrants is what a bearer token allows: its access claim and what
+// anonymous callers may do, never more.
 type tokenGrants struct {
-	access []access
-	kind   Kind // of the identity the token was issued to
+	access    []access
+	kind      Kind // of the identity the token was issued to
+	anonymous *Permissions
 }
 
 // Allows implements Grants.
 func (g tokenGrants) Allows(repo string, action Action) bool {
+	if g.anonymous.Allows(repo, action) {
+		return true
+	}
 	for _, a := range g.access {
 		if a.Type == "repository" && a.Name == repo && (slices.Contains(a.Actions, string(action)) || slices.Contains(a.Actions, "*")) {
 			return true

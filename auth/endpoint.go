@@ -2,6 +2,7 @@ package auth
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -133,8 +134,13 @@ func (s *Service) postGrant(r *http.Request) (*Identity, []string, bool, error) 
 		var u *user
 		if err := s.attempt(r, "", func() bool {
 			c, err := s.signer.verify(r.PostForm.Get("refresh_token"), s.cfg.Service, s.cfg.Service+"/refresh")
-			if err == nil {
-				u = s.users[c.Subject]
+			if err != nil {
+				return false
+			}
+			// A token of an earlier password, rules or user of the
+			// same name is no longer one.
+			if cur := s.users[c.Subject]; cur != nil && subtle.ConstantTimeCompare([]byte(c.Generation), []byte(cur.generation)) == 1 {
+				u = cur
 			}
 			return u != nil
 		}); err != nil {
@@ -186,11 +192,11 @@ func (s *Service) issue(id *Identity, scopes []string, offline bool) (tokenRespo
 		return tokenResponse{}, err
 	}
 	resp := tokenResponse{Token: tok, AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(s.lifetime / time.Second), IssuedAt: now.UTC().Format(time.RFC3339)}
-	if offline && id.Kind == KindUser {
+	if u := s.users[id.Name]; offline && id.Kind == KindUser && u != nil {
 		resp.RefreshToken, err = s.signer.sign(claims{RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: s.cfg.Service, Subject: subject, Audience: jwt.ClaimStrings{s.cfg.Service + "/refresh"},
 			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(s.refresh)), ID: randomID(),
-		}})
+		}, Generation: u.generation})
 	}
 	return resp, err
 }

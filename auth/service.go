@@ -76,6 +76,9 @@ func New(cfg Config, dataDir string, log zerolog.Logger, opts ...Option) (*Servi
 	if s.users, err = cfg.buildUsers(); err != nil {
 		return nil, err
 	}
+	for _, u := range s.users {
+		u.generation = sg.mac(append([]string{"refresh", u.name}, u.credentials()...)...)
+	}
 	s.lifetime, _ = time.ParseDuration(cfg.TokenLifetime)
 	s.refresh, _ = time.ParseDuration(cfg.RefreshLifetime)
 	s.anonymous, _ = ParsePermissions(cfg.Anonymous)

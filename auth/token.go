@@ -3,6 +3,7 @@ package auth
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -34,6 +35,10 @@ type claims struct {
 	// outside its access can be told "get another token" (401) or "you
 	// may not" (403).
 	Kind Kind `json:"kind,omitempty"`
+	// Generation binds a refresh token to its user's credentials and
+	// rights when it was issued (user.generation): a password change,
+	// the user's removal or a change of their rules ends it.
+	Generation string `json:"gen,omitempty"`
 }
 
 // tokenGrants is what a bearer token allows: its access claim and what
@@ -94,6 +99,18 @@ func loadSigner(dir string) (*signer, error) {
 	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	sum := sha256.Sum256(pub)
 	return &signer{key: key, kid: base64.RawURLEncoding.EncodeToString(sum[:12])}, nil
+}
+
+// mac returns a short keyed hash of parts, under a key derived from the
+// signing key: stable across restarts, meaningless without the key.
+func (s *signer) mac(parts ...string) string {
+	d := s.key.D.Bytes()
+	m := hmac.New(sha256.New, append([]byte("nora-mac\x00"), d...))
+	for _, p := range parts {
+		m.Write([]byte(p))
+		m.Write([]byte{0})
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:12])
 }
 
 func (s *signer) sign(c claims) (string, error) {

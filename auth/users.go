@@ -15,6 +15,21 @@ type user struct {
 	hash   []byte
 	groups []string
 	perms  *Permissions
+	// generation names the user's password hash, groups and rules, for
+	// refresh tokens; set by the Service, which holds the key.
+	generation string
+}
+
+// credentials returns what a refresh token must outlive no change of: the
+// password hash, the groups, and the permission strings (sorted: the order
+// of rules changes nothing).
+func (u *user) credentials() []string {
+	texts := make([]string, len(u.perms.rules))
+	for i, r := range u.perms.rules {
+		texts[i] = r.text
+	}
+	slices.Sort(texts)
+	return []string{string(u.hash), strings.Join(u.groups, "\x00"), strings.Join(texts, "\x00")}
 }
 
 // readHtpasswd reads "name:bcrypt-hash" lines. Blank lines and lines

@@ -126,13 +126,18 @@ func (s *Service) Authenticate(r *http.Request) (*Identity, error) {
 	return id, nil
 }
 
-// failed counts and logs an authentication failure. The user name is
-// logged, the credential never.
+// failed counts and logs an authentication failure. The credential is
+// never logged, and neither is a user name that is no configured user's:
+// it may be a password typed into the wrong field. Such a name is logged
+// as user_unknown and a keyed hash, so repeated attempts with one name can
+// still be told apart.
 func (s *Service) failed(r *http.Request, reason, name string) {
 	s.metrics.failures.WithLabelValues(reason).Inc()
 	e := s.log.Warn().Str("remote", r.RemoteAddr).Str("reason", reason).Str("method", r.Method).Str("path", r.URL.Path)
-	if name != "" {
+	if s.users[name] != nil {
 		e = e.Str("user", name)
+	} else if name != "" {
+		e = e.Bool("user_unknown", true).Str("user_hash", s.signer.mac("user", name))
 	}
 	e.Msg("authentication failed")
 }

@@ -132,7 +132,7 @@ func (s *Service) postGrant(r *http.Request) (*Identity, []string, bool, error) 
 		return id, scopes, offline, nil
 	case "refresh_token":
 		var u *user
-		if err := s.attempt(r, "", func() bool {
+		if err := s.attempt(r, "", "", func() bool {
 			c, err := s.signer.verify(r.PostForm.Get("refresh_token"), s.cfg.Service, s.cfg.Service+"/refresh")
 			if err != nil {
 				return false

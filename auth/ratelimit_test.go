@@ -209,7 +209,8 @@ func TestLoginBackoff(t *testing.T) {
 		c.Auth = RateRule{}
 		c.LoginFailures, c.LoginBackoff, c.LoginMaxBackoff = 3, "1s", "8s"
 	})
-	attacker, other := req("198.51.100.1:4000", "", "alice"), req("198.51.100.2:4000", "", "alice")
+	attacker, other := req("198.51.100.1:4000", "", "alice"), req("198.51.100.2:4000", "", "bob")
+	aliceElsewhere := req("198.51.100.3:4000", "", "alice")
 	// Each failure, then the wait it imposes.
 	for i, want := range []time.Duration{0, 0, 1 * time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second} {
 		l.AuthFailed(attacker)
@@ -218,7 +219,10 @@ func TestLoginBackoff(t *testing.T) {
 		}
 	}
 	if err := l.AllowAuthAttempt(other); err != nil {
-		t.Errorf("AllowAuthAttempt(another address) = %v, want nil", err)
+		t.Errorf("AllowAuthAttempt(another address, another user) = %v, want nil", err)
+	}
+	if got := retryOf(l.AllowAuthAttempt(aliceElsewhere)); got != 8*time.Second {
+		t.Errorf("AllowAuthAttempt(alice from another address): retry after %v, want 8s (her own back-off)", got)
 	}
 	clk.advance(3 * time.Second)
 	if got := retryOf(l.AllowAuthAttempt(attacker)); got != 5*time.Second {
@@ -232,10 +236,15 @@ func TestLoginBackoff(t *testing.T) {
 	if got := retryOf(l.AllowAuthAttempt(attacker)); got != 8*time.Second {
 		t.Errorf("a failure after the back-off: retry after %v, want 8s", got)
 	}
-	l.AuthSucceeded(attacker)
-	if err := l.AllowAuthAttempt(attacker); err != nil {
-		t.Errorf("after a success: AllowAuthAttempt = %v, want nil", err)
+	// alice logs in: her own count ends, the address's goes on.
+	l.AuthSucceeded(aliceElsewhere)
+	if err := l.AllowAuthAttempt(aliceElsewhere); err != nil {
+		t.Errorf("after alice's success: AllowAuthAttempt(alice elsewhere) = %v, want nil", err)
 	}
+	if got := retryOf(l.AllowAuthAttempt(attacker)); got != 8*time.Second {
+		t.Errorf("after alice's success: the failing address retries after %v, want 8s", got)
+	}
+	clk.advance(8 * time.Second)
 	l.AuthFailed(attacker)
 	l.AuthFailed(attacker)
 	clk.advance(2 * time.Hour) // old failures are forgotten

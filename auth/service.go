@@ -232,15 +232,21 @@ func (s *Service) checkPassword(r *http.Request, name, password string) (*Identi
 		return s.verifyIDToken(r, name, password) // cached and limited on its own
 	}
 	var id *Identity
-	err := s.attempt(r, name, func() bool {
-		if robot {
-			// A robot token works whatever the user name, like an ID token.
+	var err error
+	if robot {
+		// A robot token works whatever the user name, like an ID token,
+		// so it proves nothing about that user, and the user's back-off
+		// does not apply.
+		err = s.attempt(r, name, "", func() bool {
 			id = s.checkRobot(r.Context(), key, password)
-		} else {
+			return id != nil
+		})
+	} else {
+		err = s.attempt(r, name, name, func() bool {
 			id = s.checkUser(key, name, password)
-		}
-		return id != nil
-	})
+			return id != nil
+		})
+	}
 	if err == nil && id == nil {
 		err = errBadCredentials
 	}
@@ -248,17 +254,20 @@ func (s *Service) checkPassword(r *http.Request, name, password string) (*Identi
 }
 
 // attempt runs check, a credential check that costs, as a login attempt of
-// r's client claiming name ("" when the credential names no one): refused
-// with a 429 *Error while the client is over its login limits, else its
-// outcome is reported to the limiter.
-func (s *Service) attempt(r *http.Request, name string, check func() (ok bool)) error {
-	if err := s.limiter.allowLogin(r, name); err != nil {
+// r's client claiming name ("" when the credential names no one) and
+// checking user's password (name, or "" when the credential is no
+// password): refused with a 429 *Error while the client or the user is
+// over its login limits, else its outcome is reported to the limiter. A
+// failure counts against the address and user; a success ends the
+// back-off of user, and of no one else.
+func (s *Service) attempt(r *http.Request, name, user string, check func() (ok bool)) error {
+	if err := s.limiter.allowLogin(r, name, user); err != nil {
 		return err
 	}
 	if check() {
-		s.limiter.AuthSucceeded(r)
+		s.limiter.loginSucceeded(user)
 	} else {
-		s.limiter.AuthFailed(r)
+		s.limiter.loginFailed(r, user)
 	}
 	return nil
 }
@@ -342,7 +351,7 @@ func (s *Service) verifyIDToken(r *http.Request, name, raw string) (*Identity, e
 		expires time.Time
 		err     error
 	)
-	if lerr := s.attempt(r, name, func() bool {
+	if lerr := s.attempt(r, name, "", func() bool {
 		id, expires, err = s.oidc.Verify(r.Context(), raw)
 		return err == nil
 	}); lerr != nil {

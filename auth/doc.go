@@ -4,4 +4,8 @@
 //
 // The registry sees it through Authorizer: Authenticate once per request,
 // Authorize per repository and action. Deny by default: no rule, no access.
+// What anonymous callers may do is part of every identity's Grants, so
+// Identity.Grants.Allows alone answers for any caller (the catalog filters
+// with it); a deny wins within its own set of rules, and never takes away
+// an anonymous right.
 package auth

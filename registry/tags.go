@@ -61,13 +61,20 @@ func (h *handler) pullableRepositories(r *http.Request, last string, n int) ([]s
 	if n == 0 {
 		return out, false, nil
 	}
+	hidden := 0
+	defer func() {
+		if hidden > 0 {
+			h.log.Debug().Int("hidden", hidden).Msg("catalog filtered repositories the caller cannot pull")
+		}
+	}()
 	for {
 		page, more, err := h.store.Repositories(r.Context(), last, 1000)
 		if err != nil {
 			return nil, false, err
 		}
 		for _, repo := range page {
-			if !h.canPull(r, repo) {
+			if !h.grantsPull(r, repo) {
+				hidden++
 				continue
 			}
 			if n >= 0 && len(out) == n {

@@ -54,7 +54,18 @@ func (h *handler) startUpload(w http.ResponseWriter, r *http.Request) error {
 func (h *handler) mount(w http.ResponseWriter, r *http.Request, name, from string, d digest.Digest) (done bool, err error) {
 	switch {
 	case from == "":
-		_, err = h.store.MountAnyBlob(r.Context(), name, d, func(repo string) bool { return h.canPull(r, repo) })
+		denied := 0
+		_, err = h.store.MountAnyBlob(r.Context(), name, d, func(repo string) bool {
+			ok := h.grantsPull(r, repo)
+			if !ok {
+				denied++
+			}
+			return ok
+		})
+		if denied > 0 {
+			h.log.Debug().Str("repository", name).Str("digest", string(d)).Int("denied", denied).
+				Msg("mount skipped repositories the caller cannot pull")
+		}
 	case !validName(from):
 		return false, apiError(CodeNameInvalid, "invalid repository name "+quote(from))
 	case !h.canPull(r, from):

@@ -121,25 +121,31 @@ func (s *Store) MountBlob(ctx context.Context, from, to string, d digest.Digest)
 	return info, err
 }
 
-// MountAnyBlob links blob d to repository to from the first repository that
-// has it and that allowed accepts, so a digest alone never grants access to
-// a blob the caller could not read anyway. It returns ErrBlobNotFound if no
-// such repository has d.
+// MountAnyBlob links blob d to repository to from the first repository,
+// in name order, that has it and that allowed accepts, so a digest alone
+// never grants access to a blob the caller could not read anyway. It
+// returns ErrBlobNotFound if no such repository has d. allowed runs
+// outside any transaction and only for repositories that link d: what
+// other repositories exist costs the caller nothing but a read.
 func (s *Store) MountAnyBlob(ctx context.Context, to string, d digest.Digest, allowed func(repo string) bool) (BlobInfo, error) {
 	if err := checkDigest(d); err != nil {
 		return BlobInfo{}, err
 	}
-	var info BlobInfo
-	err := s.commit.update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketBlobs).Get([]byte(d)) == nil {
-			return fmt.Errorf("%w: %s", ErrBlobNotFound, d)
+	holders, err := s.reposLinking(d)
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	var from []string
+	for _, repo := range holders {
+		if allowed(repo) {
+			from = append(from, repo)
 		}
-		c := tx.Bucket(bucketRepos).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			repo := string(k)
-			if !allowed(repo) {
-				continue
-			}
+	}
+	var info BlobInfo
+	err = s.commit.update(func(tx *bolt.Tx) error {
+		// A source may have lost the link since the read: take the
+		// first that still has it.
+		for _, repo := range from {
 			var err error
 			if info, err = linkedBlob(tx, repo, d); err == nil {
 				return link(tx, to, d, time.Now())
@@ -148,6 +154,27 @@ func (s *Store) MountAnyBlob(ctx context.Context, to string, d digest.Digest, al
 		return fmt.Errorf("%w: %s", ErrBlobNotFound, d)
 	})
 	return info, err
+}
+
+// reposLinking returns, in name order, the repositories that link blob d.
+func (s *Store) reposLinking(d digest.Digest) ([]string, error) {
+	var repos []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketBlobs).Get([]byte(d)) == nil {
+			return fmt.Errorf("%w: %s", ErrBlobNotFound, d)
+		}
+		c := tx.Bucket(bucketRepos).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if v != nil { // not a repository bucket
+				continue
+			}
+			if rb := tx.Bucket(bucketRepos).Bucket(k); rb != nil && rb.Bucket(subLinks).Get([]byte(d)) != nil {
+				repos = append(repos, string(k))
+			}
+		}
+		return nil
+	})
+	return repos, err
 }
 
 func link(tx *bolt.Tx, repo string, d digest.Digest, now time.Time) error {

@@ -20,6 +20,10 @@ type Store struct {
 	blobs  Driver
 	pulls  *pullRecorder
 	checks *checkRecorder
+	// writing holds the upload files being written without a session
+	// record (a blob pushed in one request), which the orphan scan
+	// must not take for a crash's leftovers.
+	writing inflight
 
 	mapReleased atomic.Int64 // when releaseMapped last ran, in UnixNano
 }
@@ -55,7 +59,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, commit: &committer{db: db}, blobs: drv, checks: newCheckRecorder()}
+	s := &Store{db: db, commit: &committer{db: db}, blobs: drv, checks: newCheckRecorder(), writing: inflight{ids: map[string]struct{}{}}}
 	s.pulls = newPullRecorder(s)
 	// Rebuilding the free list at open read every page of the file.
 	s.releaseMapped()

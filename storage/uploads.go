@@ -314,8 +314,13 @@ func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size 
 	rand.Read(raw[:])
 	id := hex.EncodeToString(raw[:])
 	if aw, ok := s.blobs.(AtomicWriter); ok {
+		// No file under uploads/: S3 keeps the bytes in a multipart
+		// upload, which the orphan scan never lists.
 		return s.putBlobAtomic(ctx, aw, repo, id, d, size, r)
 	}
+	// No session record names this file while the body arrives, which
+	// may take longer than GC's grace.
+	defer s.writing.add(id)()
 	h, err := newHash(d.Algorithm())
 	if err != nil {
 		return BlobInfo{}, err

@@ -72,13 +72,37 @@ func linkEverywhere(t testing.TB, st *storage.Store, from string, d digest.Diges
 	}
 }
 
+// basic is the Authorization header of user with password pw.
+func basic(user, pw string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pw))
+}
+
 // aliceBasic is the Authorization header of alice, password alice-pw.
-var aliceBasic = "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:alice-pw"))
+var aliceBasic = basic("alice", "alice-pw")
+
+// authServer serves st behind the real token service: each user's
+// password is their name with "-pw", and rules say what they may do. The
+// service and the registry log to log.
+func authServer(t testing.TB, st *storage.Store, log zerolog.Logger, users []string, rules ...auth.RuleConfig) *httptest.Server {
+	t.Helper()
+	cfg := auth.DefaultConfig()
+	for _, u := range users {
+		hash, _ := bcrypt.GenerateFromPassword([]byte(u+"-pw"), bcrypt.MinCost)
+		cfg.Users = append(cfg.Users, auth.UserConfig{Name: u, Password: string(hash)})
+	}
+	cfg.Rules = rules
+	svc, err := auth.New(cfg, t.TempDir(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(New(st, WithAuthorizer(svc), WithLogger(log)))
+	t.Cleanup(func() { srv.Close(); st.Close() })
+	return srv
+}
 
 // manyReposRegistry serves a store of n+1 repositories that all link one
-// blob, behind the real token service, where alice may push and pull
-// team/** and nothing else. Both the service and the registry log to the
-// returned buffer.
+// blob, where alice may push and pull team/** and nothing else. Both the
+// token service and the registry log to the returned buffer.
 func manyReposRegistry(t testing.TB, n int) (*httptest.Server, *lockedBuffer, digest.Digest) {
 	t.Helper()
 	st, err := storage.Open(context.Background(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
@@ -91,18 +115,9 @@ func manyReposRegistry(t testing.TB, n int) (*httptest.Server, *lockedBuffer, di
 		t.Fatal(err)
 	}
 	linkEverywhere(t, st, "team/src", d, n)
-	hash, _ := bcrypt.GenerateFromPassword([]byte("alice-pw"), bcrypt.MinCost)
-	cfg := auth.DefaultConfig()
-	cfg.Users = []auth.UserConfig{{Name: "alice", Password: string(hash)}}
-	cfg.Rules = []auth.RuleConfig{{Users: []string{"alice"}, Permissions: []string{"pull:team/**", "push:team/**"}}}
 	logs := &lockedBuffer{}
-	log := zerolog.New(logs).Level(zerolog.DebugLevel)
-	svc, err := auth.New(cfg, t.TempDir(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(New(st, WithAuthorizer(svc), WithLogger(log)))
-	t.Cleanup(func() { srv.Close(); st.Close() })
+	srv := authServer(t, st, zerolog.New(logs).Level(zerolog.DebugLevel), []string{"alice"},
+		auth.RuleConfig{Users: []string{"alice"}, Permissions: []string{"pull:team/**", "push:team/**"}})
 	return srv, logs, d
 }
 

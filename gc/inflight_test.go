@@ -11,19 +11,38 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/nora-registry/nora/storage"
+	"github.com/nora-registry/nora/storage/s3test"
 )
 
 // TestMonolithicUploadSurvivesGC: a blob pushed in one request whose body
 // stalls for longer than the grace period is not an orphan; passes that
-// run meanwhile leave its file alone, and the blob commits whole.
+// run meanwhile leave its bytes alone (an upload file on a filesystem, a
+// multipart upload on S3), and the blob commits whole.
 func TestMonolithicUploadSurvivesGC(t *testing.T) {
-	root := t.TempDir()
-	s, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: root})
+	t.Run("filesystem", func(t *testing.T) {
+		root := t.TempDir()
+		stalledPushSurvivesGC(t, storage.Config{Driver: "filesystem", Root: root}, filepath.Join(root, "uploads"))
+	})
+	t.Run("s3", func(t *testing.T) {
+		srv := s3test.Start(t)
+		root := t.TempDir()
+		cfg := storage.Config{Driver: "s3", Root: root, S3: storage.DefaultS3Config()}
+		cfg.S3.Endpoint, cfg.S3.Bucket, cfg.S3.Prefix = srv.Endpoint, srv.Bucket, "inflight/"
+		cfg.S3.AccessKey, cfg.S3.SecretKey, cfg.S3.Secure, cfg.S3.PartSizeMiB = srv.AccessKey, srv.SecretKey, false, 5
+		stalledPushSurvivesGC(t, cfg, filepath.Join(root, "s3-spool"))
+	})
+}
+
+// stalledPushSurvivesGC runs GC passes while a push into a store of cfg
+// stalls with some of its bytes in a file under dir.
+func stalledPushSurvivesGC(t *testing.T, cfg storage.Config, dir string) {
+	s, err := storage.Open(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	data := bytes.Repeat([]byte("stalled body "), 50_000) // 650 KB: some of it on disk before the stall
+	// 13 MB: on S3, a part of the multipart upload is sent before the stall.
+	data := bytes.Repeat([]byte("stalled body "), 1_000_000)
 	d := digest.FromBytes(data)
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
@@ -35,7 +54,7 @@ func TestMonolithicUploadSurvivesGC(t *testing.T) {
 	if _, err := pw.Write(data[:half]); err != nil {
 		t.Fatal(err)
 	}
-	waitFile(t, filepath.Join(root, "uploads"))
+	waitFile(t, dir)
 
 	// Two passes: the first would note the file, the second delete it.
 	opts := Options{Grace: time.Millisecond, UploadMaxAge: time.Millisecond}

@@ -38,7 +38,13 @@ func TestUploadLimits(t *testing.T) {
 		{name: "monolithic at the limit", method: "POST", path: "/v2/app/blobs/uploads/?digest=" + string(digest.FromString(big[:1024])), body: big[:1024], wantStatus: 201},
 		{name: "chunk past the limit", method: "PATCH", path: loc, header: map[string]string{"Content-Range": "0-1024"}, body: big, wantStatus: 413, wantCode: "SIZE_INVALID"},
 		{name: "session cut", method: "GET", path: loc, wantStatus: 404, wantCode: "BLOB_UPLOAD_UNKNOWN"},
-		{name: "place freed", method: "POST", path: "/v2/app/blobs/uploads/", wantStatus: 202},
+	})
+	// The place is freed: a new session, then a PUT of the whole body
+	// past the limit.
+	loc = call{method: "POST", path: "/v2/app/blobs/uploads/", wantStatus: 202}.run(t, srv.URL).Header.Get("Location")
+	runCalls(t, srv.URL, []call{
+		{name: "put too large", method: "PUT", path: loc + "?digest=" + string(digest.FromString(big)), body: big, wantStatus: 413, wantCode: "SIZE_INVALID"},
+		{name: "put's session cut", method: "GET", path: loc, wantStatus: 404, wantCode: "BLOB_UPLOAD_UNKNOWN"},
 	})
 }
 

@@ -149,17 +149,56 @@ func TestMountAndCatalogCostWhatCallerSees(t *testing.T) {
 // linking the blob, through the real token service.
 func BenchmarkMountWithoutFrom(b *testing.B) {
 	srv, _, d := manyReposRegistry(b, 3000)
-	req, _ := http.NewRequest("POST", srv.URL+"/v2/team/app/blobs/uploads/?mount="+string(d), nil)
-	req.Header.Set("Authorization", aliceBasic)
 	b.ResetTimer()
 	for b.Loop() {
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			b.Fatalf("mount = %d", resp.StatusCode)
-		}
+		alicePosts(b, srv.URL+"/v2/team/app/blobs/uploads/?mount="+string(d), "")
 	}
+}
+
+// alicePosts sends a POST as alice and expects 201 Created.
+func alicePosts(b *testing.B, url, body string) {
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Authorization", aliceBasic)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		b.Fatalf("POST %s = %d", url, resp.StatusCode)
+	}
+}
+
+// BenchmarkPushDuringMounts measures a small blob push into an unrelated
+// repository while another client keeps mounting without from= in the
+// registry of BenchmarkMountWithoutFrom: what a mount holds up.
+func BenchmarkPushDuringMounts(b *testing.B) {
+	srv, _, d := manyReposRegistry(b, 3000)
+	stop := make(chan struct{})
+	mounted := make(chan struct{})
+	go func() {
+		defer close(mounted)
+		req, _ := http.NewRequest("POST", srv.URL+"/v2/team/app/blobs/uploads/?mount="+string(d), nil)
+		req.Header.Set("Authorization", aliceBasic)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}()
+	i := 0
+	b.ResetTimer()
+	for b.Loop() {
+		i++
+		content := fmt.Sprintf("layer %d", i)
+		alicePosts(b, srv.URL+"/v2/team/other/blobs/uploads/?digest="+string(digest.FromString(content)), content)
+	}
+	b.StopTimer()
+	close(stop)
+	<-mounted
 }

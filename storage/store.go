@@ -20,9 +20,10 @@ type Store struct {
 	blobs  Driver
 	pulls  *pullRecorder
 	checks *checkRecorder
-	// writing holds the upload files being written without a session
-	// record (a blob pushed in one request), which the orphan scan
-	// must not take for a crash's leftovers.
+	// writing holds the uploads whose bytes are arriving: the orphan
+	// scan must not take the file of one without a session record (a
+	// blob pushed in one request) for a crash's leftovers, and a
+	// session receiving a long chunk is not idle.
 	writing inflight
 	limits  uploadLimits
 

@@ -131,11 +131,13 @@ func TestMountAndCatalogCostWhatCallerSees(t *testing.T) {
 		wantStatus: 201, wantHeader: map[string]string{"Location": "/v2/team/app/blobs/" + string(d)}}.run(t, srv.URL)
 	if lines := logs.take(); len(lines) > 1 {
 		t.Errorf("mount without from logged %d lines, want at most 1; first: %s", len(lines), lines[0])
+	} else if len(lines) == 1 && !strings.Contains(lines[0], `"denied":3000`) {
+		t.Errorf("mount without from logged %s, want the 3000 skipped repositories summed up", lines[0])
 	}
 	call{method: "GET", path: "/v2/_catalog", header: map[string]string{"Authorization": aliceBasic},
 		wantStatus: 200, wantBody: `{"repositories":["team/app","team/src"]}`}.run(t, srv.URL)
-	if lines := logs.take(); len(lines) > 1 {
-		t.Errorf("catalog logged %d lines, want at most 1; first: %s", len(lines), lines[0])
+	if lines := logs.take(); len(lines) != 1 || !strings.Contains(lines[0], `"hidden":3000`) {
+		t.Errorf("catalog logged %q, want one line that sums up the 3000 hidden repositories", lines)
 	}
 	// A single decision the caller asked for is still logged when denied.
 	call{method: "GET", path: "/v2/other/0001/tags/list", header: map[string]string{"Authorization": aliceBasic}, wantStatus: 403}.run(t, srv.URL)

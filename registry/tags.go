@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/rs/zerolog"
 )
 
 // listTags lists a repository's tags in lexical order, paginated by n and
@@ -64,7 +66,7 @@ func (h *handler) pullableRepositories(r *http.Request, last string, n int) ([]s
 	hidden := 0
 	defer func() {
 		if hidden > 0 {
-			h.log.Debug().Int("hidden", hidden).Msg("catalog filtered repositories the caller cannot pull")
+			zerolog.Ctx(r.Context()).Debug().Int("hidden", hidden).Msg("catalog filtered repositories the caller cannot pull")
 		}
 	}()
 	for {

@@ -103,6 +103,17 @@ func TestUploadCountsOfOlderStore(t *testing.T) {
 	wantErr(t, "StartUpload(4th, cap 3 with 2 older sessions)", err, ErrTooManyUploads)
 }
 
+func TestExpiredUploadFreesItsPlace(t *testing.T) {
+	s := limitedStore(t, func(c *Config) { c.MaxUploads = 1 })
+	up, _ := s.StartUpload(t.Context(), "app", "")
+	if ups, err := s.ExpireUploads(t.Context(), []string{up.ID}, time.Now().Add(time.Hour)); err != nil || len(ups) != 1 {
+		t.Fatalf("ExpireUploads = %v, %v; want the session expired", ups, err)
+	}
+	if _, err := s.StartUpload(t.Context(), "app", ""); err != nil {
+		t.Errorf("StartUpload after GC expired the only session = %v", err)
+	}
+}
+
 func TestUploadIdleExpiry(t *testing.T) {
 	s := limitedStore(t, func(c *Config) { c.UploadIdleExpiry = "300ms"; c.MaxUploads = 2 })
 	ctx := t.Context()

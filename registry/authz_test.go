@@ -16,12 +16,20 @@ import (
 // on the right repository, whatever the Authorizer behind it.
 type staticAuthz struct{ grants map[string]auth.Action }
 
+// staticGrants is what staticAuthz grants, as an identity carries it.
+type staticGrants map[string]auth.Action
+
+func (g staticGrants) Allows(repo string, action auth.Action) bool {
+	a, ok := g[repo]
+	return ok && (a == action || a == auth.ActionAll)
+}
+
 func (s staticAuthz) Authenticate(r *http.Request) (*auth.Identity, error) {
 	switch r.Header.Get("Authorization") {
 	case "":
 		return &auth.Identity{Kind: auth.KindAnonymous}, nil
 	case "Bearer ok":
-		return &auth.Identity{Name: "ci", Kind: auth.KindToken}, nil
+		return &auth.Identity{Name: "ci", Kind: auth.KindToken, Grants: staticGrants(s.grants)}, nil
 	}
 	return nil, &auth.Error{Status: 401, Challenge: `Bearer realm="x"`, Message: "bad token"}
 }
@@ -33,7 +41,7 @@ func (s staticAuthz) Authorize(r *http.Request, id *auth.Identity, repo string, 
 	if repo == "" && action == "" {
 		return nil
 	}
-	if a, ok := s.grants[repo]; ok && (a == action || a == auth.ActionAll) {
+	if staticGrants(s.grants).Allows(repo, action) {
 		return nil
 	}
 	return &auth.Error{Status: 403, Message: "denied"}

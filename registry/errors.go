@@ -41,6 +41,7 @@ var (
 	CodeTagInvalid        = Code{"TAG_INVALID", http.StatusBadRequest, "invalid tag"}
 	CodeRangeInvalid      = Code{"RANGE_INVALID", http.StatusRequestedRangeNotSatisfiable, "requested range not satisfiable"}
 	CodeManifestTooLarge  = Code{"SIZE_INVALID", http.StatusRequestEntityTooLarge, "manifest exceeds the size limit"}
+	CodeBlobTooLarge      = Code{"SIZE_INVALID", http.StatusRequestEntityTooLarge, "blob exceeds the size limit"}
 	CodePaginationInvalid = Code{"PAGINATION_NUMBER_INVALID", http.StatusBadRequest, "invalid number of results requested"}
 	CodeNotFound          = Code{"NOT_FOUND", http.StatusNotFound, "no such endpoint"}
 	CodeUnavailable       = Code{"UNAVAILABLE", http.StatusServiceUnavailable, "service unavailable"}
@@ -81,6 +82,8 @@ var storageCodes = []struct {
 	{storage.ErrManifestBlobUnknown, CodeManifestBlobUnknown},
 	{storage.ErrRepositoryNotFound, CodeNameUnknown},
 	{storage.ErrUnavailable, CodeUnavailable},
+	{storage.ErrTooManyUploads, CodeTooManyRequests},
+	{storage.ErrBlobTooLarge, CodeBlobTooLarge},
 }
 
 // asError turns any handler error into an Error.

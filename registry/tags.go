@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/rs/zerolog"
 )
 
 // listTags lists a repository's tags in lexical order, paginated by n and
@@ -61,13 +63,20 @@ func (h *handler) pullableRepositories(r *http.Request, last string, n int) ([]s
 	if n == 0 {
 		return out, false, nil
 	}
+	hidden := 0
+	defer func() {
+		if hidden > 0 {
+			zerolog.Ctx(r.Context()).Debug().Int("hidden", hidden).Msg("catalog filtered repositories the caller cannot pull")
+		}
+	}()
 	for {
 		page, more, err := h.store.Repositories(r.Context(), last, 1000)
 		if err != nil {
 			return nil, false, err
 		}
 		for _, repo := range page {
-			if !h.canPull(r, repo) {
+			if !h.grantsPull(r, repo) {
+				hidden++
 				continue
 			}
 			if n >= 0 && len(out) == n {

@@ -3,12 +3,15 @@ package registry
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/rs/zerolog"
 
+	"github.com/nora-registry/nora/auth"
 	"github.com/nora-registry/nora/storage"
 )
 
@@ -16,6 +19,7 @@ import (
 // (?digest=), or mounts one from another repository (?mount=&from=).
 // https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-blobs
 func (h *handler) startUpload(w http.ResponseWriter, r *http.Request) error {
+	r = h.asUploader(r)
 	name, q := r.PathValue("name"), r.URL.Query()
 	if mount := q.Get("mount"); mount != "" {
 		d, err := parseDigest(mount)
@@ -54,7 +58,18 @@ func (h *handler) startUpload(w http.ResponseWriter, r *http.Request) error {
 func (h *handler) mount(w http.ResponseWriter, r *http.Request, name, from string, d digest.Digest) (done bool, err error) {
 	switch {
 	case from == "":
-		_, err = h.store.MountAnyBlob(r.Context(), name, d, func(repo string) bool { return h.canPull(r, repo) })
+		denied := 0
+		_, err = h.store.MountAnyBlob(r.Context(), name, d, func(repo string) bool {
+			ok := h.grantsPull(r, repo)
+			if !ok {
+				denied++
+			}
+			return ok
+		})
+		if denied > 0 {
+			zerolog.Ctx(r.Context()).Debug().Str("repository", name).Str("digest", string(d)).Int("denied", denied).
+				Msg("mount skipped repositories the caller cannot pull")
+		}
 	case !validName(from):
 		return false, apiError(CodeNameInvalid, "invalid repository name "+quote(from))
 	case !h.canPull(r, from):
@@ -69,6 +84,24 @@ func (h *handler) mount(w http.ResponseWriter, r *http.Request, name, from strin
 		return false, err
 	}
 	return true, blobCreated(w, name, d)
+}
+
+// asUploader returns r with its caller named as the uploader in its
+// context: an upload session belongs to the identity that opened it, and
+// counts against that identity's cap (an anonymous caller's, against its
+// address's).
+func (h *handler) asUploader(r *http.Request) *http.Request {
+	id, _ := r.Context().Value(identityKey{}).(*auth.Identity)
+	u := storage.Uploader{Owner: string(auth.KindAnonymous)}
+	if id != nil && id.Kind != auth.KindAnonymous {
+		u.Owner = string(id.Kind) + ":" + id.Name
+		u.Client = u.Owner
+	} else if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		u.Client = "anonymous@" + host
+	} else {
+		u.Client = "anonymous@" + r.RemoteAddr
+	}
+	return r.WithContext(storage.WithUploader(r.Context(), u))
 }
 
 func blobCreated(w http.ResponseWriter, name string, d digest.Digest) error {
@@ -98,6 +131,7 @@ func uploadRange(n int64) string {
 // getUpload reports how much of an upload the registry holds.
 // https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-a-blob-in-chunks
 func (h *handler) getUpload(w http.ResponseWriter, r *http.Request) error {
+	r = h.asUploader(r)
 	up, err := h.store.GetUpload(r.Context(), r.PathValue("name"), r.PathValue("id"))
 	if err != nil {
 		return err
@@ -108,6 +142,7 @@ func (h *handler) getUpload(w http.ResponseWriter, r *http.Request) error {
 // patchUpload appends a chunk. With Content-Range, the chunk must start
 // where the upload ends; without, the body is streamed onto the end.
 func (h *handler) patchUpload(w http.ResponseWriter, r *http.Request) error {
+	r = h.asUploader(r)
 	up, err := h.appendChunk(r)
 	if err != nil {
 		return err
@@ -165,6 +200,7 @@ func parseContentRange(s string) (start, end int64, ok bool) {
 // putUpload finishes an upload, with an optional last chunk, and verifies
 // the digest before the blob becomes visible.
 func (h *handler) putUpload(w http.ResponseWriter, r *http.Request) error {
+	r = h.asUploader(r)
 	name, id := r.PathValue("name"), r.PathValue("id")
 	ds := r.URL.Query().Get("digest")
 	if ds == "" {
@@ -196,6 +232,7 @@ func (h *handler) putUpload(w http.ResponseWriter, r *http.Request) error {
 // deleteUpload cancels an upload.
 // https://github.com/opencontainers/distribution-spec/blob/main/spec.md#canceling-a-blob-upload
 func (h *handler) deleteUpload(w http.ResponseWriter, r *http.Request) error {
+	r = h.asUploader(r)
 	if err := h.store.CancelUpload(r.Context(), r.PathValue("name"), r.PathValue("id")); err != nil {
 		return err
 	}

@@ -2,8 +2,10 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -121,33 +123,79 @@ func (s *Store) MountBlob(ctx context.Context, from, to string, d digest.Digest)
 	return info, err
 }
 
-// MountAnyBlob links blob d to repository to from the first repository that
-// has it and that allowed accepts, so a digest alone never grants access to
-// a blob the caller could not read anyway. It returns ErrBlobNotFound if no
-// such repository has d.
+// MountAnyBlob links blob d to repository to from the first repository,
+// in name order, that has it and that allowed accepts, so a digest alone
+// never grants access to a blob the caller could not read anyway. It
+// returns ErrBlobNotFound if no such repository has d. allowed runs
+// outside any transaction, so a slow check holds up no other call; only
+// the repositories it accepts are searched for d, and the write that
+// links d re-checks just the source found.
 func (s *Store) MountAnyBlob(ctx context.Context, to string, d digest.Digest, allowed func(repo string) bool) (BlobInfo, error) {
 	if err := checkDigest(d); err != nil {
 		return BlobInfo{}, err
 	}
-	var info BlobInfo
-	err := s.commit.update(func(tx *bolt.Tx) error {
+	names, err := s.repoNames(d)
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	readable := names[:0]
+	for _, repo := range names {
+		if allowed(repo) {
+			readable = append(readable, repo)
+		}
+	}
+	for {
+		from, err := s.firstLinking(readable, d)
+		if err != nil {
+			return BlobInfo{}, err
+		}
+		var info BlobInfo
+		err = s.commit.update(func(tx *bolt.Tx) error {
+			var err error
+			if info, err = linkedBlob(tx, from, d); err != nil {
+				return err
+			}
+			return link(tx, to, d, time.Now())
+		})
+		if !errors.Is(err, ErrBlobNotFound) {
+			return info, err
+		}
+		// The source lost d since the read: look past it.
+		readable = readable[slices.Index(readable, from)+1:]
+	}
+}
+
+// repoNames returns every repository name in order, or ErrBlobNotFound
+// when the store has no blob d.
+func (s *Store) repoNames(d digest.Digest) ([]string, error) {
+	var names []string
+	err := s.db.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketBlobs).Get([]byte(d)) == nil {
 			return fmt.Errorf("%w: %s", ErrBlobNotFound, d)
 		}
 		c := tx.Bucket(bucketRepos).Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			repo := string(k)
-			if !allowed(repo) {
-				continue
-			}
-			var err error
-			if info, err = linkedBlob(tx, repo, d); err == nil {
-				return link(tx, to, d, time.Now())
+			names = append(names, string(k))
+		}
+		return nil
+	})
+	return names, err
+}
+
+// firstLinking returns the first of repos that links d, or
+// ErrBlobNotFound.
+func (s *Store) firstLinking(repos []string, d digest.Digest) (string, error) {
+	var from string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, repo := range repos {
+			if rb := repoBucket(tx, repo); rb != nil && rb.Bucket(subLinks).Get([]byte(d)) != nil {
+				from = repo
+				return nil
 			}
 		}
 		return fmt.Errorf("%w: %s", ErrBlobNotFound, d)
 	})
-	return info, err
+	return from, err
 }
 
 func link(tx *bolt.Tx, repo string, d digest.Digest, now time.Time) error {

@@ -19,7 +19,12 @@
 //   - A manifest is stored only if every blob and child manifest it
 //     references is in its repository when the transaction commits.
 //   - Upload sessions persist their offset and hash state, so chunked
-//     uploads survive a restart.
+//     uploads survive a restart. A session belongs to the Uploader that
+//     opened it; open sessions are counted per client and in total, and
+//     end after storage.upload_idle_expiry without a write.
+//   - No upload in progress is ever collected: an upload file being
+//     written without a session record (a blob pushed in one request) is
+//     known to the orphan scan while this process writes it.
 //   - Blob bytes are streamed through one fixed-size buffer per upload;
 //     memory does not grow with blob size.
 //

@@ -29,6 +29,11 @@ var (
 	ErrUploadNotFound = errors.New("blob upload unknown")
 	// ErrUploadOffset means a chunk does not start where the upload ends.
 	ErrUploadOffset = errors.New("chunk does not start at the upload's offset")
+	// ErrTooManyUploads means opening a session would pass the cap on
+	// open sessions, in total or of the client.
+	ErrTooManyUploads = errors.New("too many open upload sessions")
+	// ErrBlobTooLarge means a blob would pass storage.max_blob_size.
+	ErrBlobTooLarge = errors.New("blob exceeds the size limit")
 )
 
 // Manifest errors.

@@ -355,7 +355,7 @@ func (s *Store) expireUpload(ctx context.Context, id string, cutoff time.Time) (
 			return nil
 		}
 		up = Upload{ID: id, Repo: rec.Repo, Offset: rec.Offset, Started: time.Unix(0, rec.Started)}
-		return b.Delete([]byte(id))
+		return deleteSession(tx, id)
 	})
 	if err != nil || up.ID == "" {
 		return up, err

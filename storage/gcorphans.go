@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -101,15 +102,43 @@ type keyLister interface {
 }
 
 // knownFile reports whether metadata names key: a blob record for a blob
-// key, a session for an upload key.
+// key, a session for an upload key. An upload file this process is still
+// writing is known too, however long its body takes: its id is random and
+// registered before the file exists, so no check can see the file
+// unregistered while it is being written.
 func (s *Store) knownFile(tx *bolt.Tx, key string) bool {
 	if d, ok := blobKeyDigest(key); ok {
 		return tx.Bucket(bucketBlobs).Get([]byte(d)) != nil
 	}
 	if id, ok := strings.CutPrefix(key, "uploads/"); ok && validUploadID(id) {
-		return tx.Bucket(bucketUploads).Get([]byte(id)) != nil
+		return tx.Bucket(bucketUploads).Get([]byte(id)) != nil || s.writing.has(id)
 	}
 	return false
+}
+
+// inflight is a set of upload ids being written in this process.
+type inflight struct {
+	mu  sync.Mutex
+	ids map[string]struct{}
+}
+
+// add registers id until the returned function is called.
+func (f *inflight) add(id string) func() {
+	f.mu.Lock()
+	f.ids[id] = struct{}{}
+	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		delete(f.ids, id)
+		f.mu.Unlock()
+	}
+}
+
+func (f *inflight) has(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.ids[id]
+	return ok
 }
 
 // blobKeyDigest is the inverse of blobKey.

@@ -13,6 +13,7 @@ import (
 //
 //	blobs    digest → blobRecord: every verified blob in the blob store
 //	uploads  id → uploadRecord: open upload sessions
+//	uploadcounts  "t" and "c " + client → open sessions, in total and per client
 //	repos    name → bucket per repository, holding:
 //	    m  digest → manifestRecord (metadata, then the manifest bytes)
 //	    t  tag → push time and digest (encodeTag)
@@ -66,6 +67,12 @@ type uploadRecord struct {
 	Algorithm string `json:"alg"`
 	HashState []byte `json:"hash"`
 	Started   int64  `json:"started"`
+	// Touched is when bytes last arrived, 0 before the first.
+	Touched int64 `json:"touched,omitempty"`
+	// Owner alone may use the session, when set; Client is whose cap
+	// it counts against (see Uploader).
+	Owner  string `json:"owner,omitempty"`
+	Client string `json:"client,omitempty"`
 }
 
 // repoBucket returns the bucket of repository name, or nil.

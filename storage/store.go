@@ -20,6 +20,12 @@ type Store struct {
 	blobs  Driver
 	pulls  *pullRecorder
 	checks *checkRecorder
+	// writing holds the uploads whose bytes are arriving: the orphan
+	// scan must not take the file of one without a session record (a
+	// blob pushed in one request) for a crash's leftovers, and a
+	// session receiving a long chunk is not idle.
+	writing inflight
+	limits  uploadLimits
 
 	mapReleased atomic.Int64 // when releaseMapped last ran, in UnixNano
 }
@@ -51,12 +57,21 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if err := db.Update(createBuckets); err != nil {
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := createBuckets(tx); err != nil {
+			return err
+		}
+		return initUploadCounts(tx)
+	})
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, commit: &committer{db: db}, blobs: drv, checks: newCheckRecorder()}
+	s := &Store{db: db, commit: &committer{db: db}, blobs: drv, checks: newCheckRecorder(), writing: inflight{ids: map[string]struct{}{}}}
 	s.pulls = newPullRecorder(s)
+	s.limits.total, s.limits.perClient = cfg.MaxUploads, cfg.MaxUploadsPerClient
+	s.limits.maxBlob, _ = ParseSize(cfg.MaxBlobSize)
+	s.limits.idle, _ = parseDurationOrZero(cfg.UploadIdleExpiry)
 	// Rebuilding the free list at open read every page of the file.
 	s.releaseMapped()
 	return s, nil

@@ -270,6 +270,50 @@ func TestMountAnyBlob(t *testing.T) {
 	readBlob(t, s, "mine", d)
 }
 
+// TestMountAnyBlobAsksOutsideWrites: the caller's permission check runs
+// while no metadata write is open, so however slow it is, other writes go
+// on.
+func TestMountAnyBlobAsksOutsideWrites(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	d := pushBlob(t, s, "b-has", []byte("mountable"))
+	pushBlob(t, s, "a-other", []byte("something else"))
+	if _, err := s.MountBlob(ctx, "b-has", "c-has", d); err != nil {
+		t.Fatal(err)
+	}
+	var asked []string
+	var waiting []chan error
+	stalled := 0
+	allowed := func(repo string) bool {
+		asked = append(asked, repo)
+		done := make(chan error, 1)
+		go func() { _, err := s.StartUpload(ctx, "elsewhere", ""); done <- err }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("StartUpload during the check = %v", err)
+			}
+		case <-time.After(time.Second):
+			stalled++ // it may finish only once MountAnyBlob commits
+			waiting = append(waiting, done)
+		}
+		return repo == "c-has"
+	}
+	if _, err := s.MountAnyBlob(ctx, "mine", d, allowed); err != nil {
+		t.Fatalf("MountAnyBlob = %v", err)
+	}
+	for _, done := range waiting {
+		<-done
+	}
+	if stalled > 0 {
+		t.Errorf("%d writes waited for the permission check: it ran inside a write transaction", stalled)
+	}
+	if !slices.Equal(asked, []string{"a-other", "b-has", "c-has"}) {
+		t.Errorf("allowed was asked about %v, want every repository once, in order", asked)
+	}
+	readBlob(t, s, "mine", d)
+}
+
 func TestDeleteBlob(t *testing.T) {
 	ctx := t.Context()
 	s := newStore(t)

@@ -53,11 +53,16 @@ func newHash(alg digest.Algorithm) (hash.Hash, error) {
 var uploadLocks [64]sync.Mutex
 
 func lockUpload(id string) func() {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	m := &uploadLocks[h.Sum32()%uint32(len(uploadLocks))]
+	m := stripeOf(id)
 	m.Lock()
 	return m.Unlock
+}
+
+// stripeOf is the lock of upload id, shared with other ids.
+func stripeOf(id string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return &uploadLocks[h.Sum32()%uint32(len(uploadLocks))]
 }
 
 // StartUpload opens an upload session in repo. alg is the digest algorithm
@@ -79,33 +84,59 @@ func (s *Store) StartUpload(ctx context.Context, repo string, alg digest.Algorit
 	rand.Read(raw[:])
 	id := hex.EncodeToString(raw[:])
 	now := time.Now()
-	rec := uploadRecord{Repo: repo, Algorithm: string(alg), HashState: state, Started: now.UnixNano()}
-	err = s.commit.update(func(tx *bolt.Tx) error {
-		return putJSON(tx.Bucket(bucketUploads), []byte(id), rec)
-	})
+	who := uploaderFrom(ctx)
+	rec := uploadRecord{Repo: repo, Algorithm: string(alg), HashState: state, Started: now.UnixNano(),
+		Owner: who.Owner, Client: who.Client}
+	open := func() error {
+		return s.commit.update(func(tx *bolt.Tx) error {
+			if err := s.limits.admit(tx, who.Client); err != nil {
+				return err
+			}
+			if err := putJSON(tx.Bucket(bucketUploads), []byte(id), rec); err != nil {
+				return err
+			}
+			return countSession(tx, rec, 1)
+		})
+	}
+	swept := s.sweepIdleUploads(ctx, now)
+	err = open()
+	if errors.Is(err, ErrTooManyUploads) && swept == 0 && s.sweepIdleUploads(ctx, time.Now()) > 0 {
+		err = open()
+	}
 	if err != nil {
 		return Upload{}, err
 	}
 	return Upload{ID: id, Repo: repo, Started: now}, nil
 }
 
-func (s *Store) uploadRecord(repo, id string) (uploadRecord, error) {
+// uploadRecord returns session id of repo, or ErrUploadNotFound when there
+// is none, when it belongs to another uploader than ctx's (a session with
+// no owner belongs to all), or when it has been idle for longer than
+// storage.upload_idle_expiry: a session may not be found by anyone else,
+// nor revived once it is due to be swept.
+func (s *Store) uploadRecord(ctx context.Context, repo, id string) (uploadRecord, error) {
 	var rec uploadRecord
 	if !validUploadID(id) {
 		return rec, fmt.Errorf("%w: %q", ErrUploadNotFound, id)
 	}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if !getJSON(tx.Bucket(bucketUploads), []byte(id), &rec) || rec.Repo != repo {
+		if !getJSON(tx.Bucket(bucketUploads), []byte(id), &rec) || rec.Repo != repo ||
+			(rec.Owner != "" && rec.Owner != uploaderFrom(ctx).Owner) {
 			return fmt.Errorf("%w: %s", ErrUploadNotFound, id)
+		}
+		if idle := s.limits.idle; idle > 0 && s.idleSince(id, rec, time.Now().Add(-idle)) {
+			return fmt.Errorf("%w: %s expired after %s without a write (storage.upload_idle_expiry)", ErrUploadNotFound, id, idle)
 		}
 		return nil
 	})
 	return rec, err
 }
 
-// GetUpload returns the session id of repo, or ErrUploadNotFound.
+// GetUpload returns the session id of repo, or ErrUploadNotFound. Like
+// every call on an existing session, it finds only the sessions of ctx's
+// Uploader (see WithUploader).
 func (s *Store) GetUpload(ctx context.Context, repo, id string) (Upload, error) {
-	rec, err := s.uploadRecord(repo, id)
+	rec, err := s.uploadRecord(ctx, repo, id)
 	if err != nil {
 		return Upload{}, err
 	}
@@ -126,13 +157,19 @@ func (s *Store) AppendUpload(ctx context.Context, repo, id string, offset int64,
 // piece; if the chunk then ends early, nothing of it is kept.
 func (s *Store) AppendUploadSized(ctx context.Context, repo, id string, offset, size int64, r io.Reader) (Upload, error) {
 	defer lockUpload(id)()
-	rec, err := s.uploadRecord(repo, id)
+	rec, err := s.uploadRecord(ctx, repo, id)
 	if err != nil {
 		return Upload{}, err
 	}
 	if offset >= 0 && offset != rec.Offset {
 		return Upload{}, fmt.Errorf("%w: chunk starts at %d, upload holds %d bytes", ErrUploadOffset, offset, rec.Offset)
 	}
+	if r, err = s.capBody(rec.Offset, size, r); err != nil {
+		s.discardUpload(ctx, id)
+		return Upload{}, err
+	}
+	// However long the chunk takes, the session is not idle meanwhile.
+	defer s.writing.add(id)()
 	h, err := newHash(digest.Algorithm(rec.Algorithm))
 	if err != nil {
 		return Upload{}, err
@@ -151,6 +188,11 @@ func (s *Store) AppendUploadSized(ctx context.Context, repo, id string, offset, 
 	}
 	defer w.Close()
 	n, copyErr := copyHashed(w, h, r)
+	if errors.Is(copyErr, ErrBlobTooLarge) {
+		w.Close()
+		s.discardUpload(ctx, id)
+		return Upload{}, copyErr
+	}
 	if n == 0 && copyErr != nil {
 		return Upload{}, copyErr
 	}
@@ -158,6 +200,7 @@ func (s *Store) AppendUploadSized(ctx context.Context, repo, id string, offset, 
 		return Upload{}, err
 	}
 	rec.Offset += n
+	rec.Touched = time.Now().UnixNano()
 	if rec.HashState, err = h.(encoding.BinaryMarshaler).MarshalBinary(); err != nil {
 		return Upload{}, err
 	}
@@ -179,7 +222,7 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, d digest.Dige
 		return BlobInfo{}, err
 	}
 	defer lockUpload(id)()
-	rec, err := s.uploadRecord(repo, id)
+	rec, err := s.uploadRecord(ctx, repo, id)
 	if err != nil {
 		return BlobInfo{}, err
 	}
@@ -275,7 +318,7 @@ func (s *Store) recordBlob(repo, id string, d digest.Digest, size int64) (BlobIn
 				return err
 			}
 		}
-		if err := tx.Bucket(bucketUploads).Delete([]byte(id)); err != nil {
+		if err := deleteSession(tx, id); err != nil {
 			return err
 		}
 		return link(tx, repo, d, now)
@@ -289,7 +332,7 @@ func (s *Store) recordBlob(repo, id string, d digest.Digest, size int64) (BlobIn
 // CancelUpload discards upload id and its bytes.
 func (s *Store) CancelUpload(ctx context.Context, repo, id string) error {
 	defer lockUpload(id)()
-	if _, err := s.uploadRecord(repo, id); err != nil {
+	if _, err := s.uploadRecord(ctx, repo, id); err != nil {
 		return err
 	}
 	return s.discardUpload(ctx, id)
@@ -297,7 +340,7 @@ func (s *Store) CancelUpload(ctx context.Context, repo, id string) error {
 
 func (s *Store) discardUpload(ctx context.Context, id string) error {
 	if err := s.commit.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketUploads).Delete([]byte(id))
+		return deleteSession(tx, id)
 	}); err != nil {
 		return err
 	}
@@ -314,7 +357,16 @@ func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size 
 	rand.Read(raw[:])
 	id := hex.EncodeToString(raw[:])
 	if aw, ok := s.blobs.(AtomicWriter); ok {
+		// No file under uploads/: S3 keeps the bytes in a multipart
+		// upload, which the orphan scan never lists.
 		return s.putBlobAtomic(ctx, aw, repo, id, d, size, r)
+	}
+	// No session record names this file while the body arrives, which
+	// may take longer than GC's grace.
+	defer s.writing.add(id)()
+	r, err := s.capBody(0, size, r)
+	if err != nil {
+		return BlobInfo{}, err
 	}
 	h, err := newHash(d.Algorithm())
 	if err != nil {
@@ -350,6 +402,10 @@ func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size 
 // once verified, then records it as commitBlob does and ends upload
 // session id.
 func (s *Store) putBlobAtomic(ctx context.Context, aw AtomicWriter, repo, id string, d digest.Digest, size int64, r io.Reader) (BlobInfo, error) {
+	r, err := s.capBody(0, size, r)
+	if err != nil {
+		return BlobInfo{}, err
+	}
 	h, err := newHash(d.Algorithm())
 	if err != nil {
 		return BlobInfo{}, err
@@ -389,15 +445,16 @@ func (s *Store) FinishUpload(ctx context.Context, repo, id string, d digest.Dige
 			return BlobInfo{}, err
 		}
 		unlock := lockUpload(id)
-		rec, err := s.uploadRecord(repo, id)
+		rec, err := s.uploadRecord(ctx, repo, id)
 		if err != nil {
 			unlock()
 			return BlobInfo{}, err
 		}
 		if rec.Offset == 0 {
 			defer unlock()
+			defer s.writing.add(id)()
 			info, err := s.putBlobAtomic(ctx, aw, repo, id, d, size, r)
-			if errors.Is(err, ErrDigestMismatch) || errors.Is(err, ErrSizeMismatch) {
+			if errors.Is(err, ErrDigestMismatch) || errors.Is(err, ErrSizeMismatch) || errors.Is(err, ErrBlobTooLarge) {
 				s.discardUpload(ctx, id)
 			}
 			return info, err

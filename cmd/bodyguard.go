@@ -69,18 +69,17 @@ type idleBody struct {
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
+	// Once the body is read, net/http clears the deadline and waits on the
+	// connection for the client to go away, cancelling the request if that
+	// read fails: a deadline set then would cancel handlers that run long
+	// after the upload, such as an S3 copy.
 	if !b.eof {
 		b.rc.SetReadDeadline(time.Now().Add(b.idle))
 	}
 	n, err := b.ReadCloser.Read(p)
 	b.n += int64(n)
-	if err == io.EOF && !b.eof {
+	if err == io.EOF {
 		b.eof = true
-		// With the body read, net/http waits on the connection for the
-		// client to go away, and cancels the request when that read
-		// fails: an idle deadline left in force would cancel handlers
-		// that run long after the upload, such as an S3 copy.
-		b.rc.SetReadDeadline(time.Time{})
 	}
 	return n, err
 }

@@ -30,9 +30,21 @@ type limitListener struct {
 	refused prometheus.Counter // nil without metrics
 }
 
-// newLimitListener wraps ln with the caps of [server].
-func newLimitListener(ln *net.TCPListener, max, perClient int, log zerolog.Logger) *limitListener {
-	return &limitListener{TCPListener: ln, max: max, perClient: perClient, log: log, byAddr: make(map[netip.Addr]int)}
+// fdReserve is how many open files are kept for the store, logs and the
+// admin socket when max_connections is lowered to fit the process limit.
+const fdReserve = 256
+
+// newLimitListener wraps ln with the caps of [server]. A max that the
+// process's open-file limit cannot hold is lowered, with a warning: over
+// it, accept fails for everyone and the store cannot open its files.
+func newLimitListener(ln *net.TCPListener, total, perClient int, log zerolog.Logger) *limitListener {
+	if lim := openFileLimit(); lim > 0 && total > lim-fdReserve {
+		fit := max(lim-fdReserve, lim/2)
+		log.Warn().Int("max_connections", total).Int("open_file_limit", lim).Int("using", fit).
+			Msg("server.max_connections is more than the open-file limit (ulimit -n) leaves room for; using less")
+		total = fit
+	}
+	return &limitListener{TCPListener: ln, max: total, perClient: min(perClient, total), log: log, byAddr: make(map[netip.Addr]int)}
 }
 
 // register exports the number of open connections and of refused ones.

@@ -137,6 +137,12 @@ func startServer(t *testing.T) *e2eServer {
 // startServerWith is startServer with extra TOML sections in the config.
 func startServerWith(t *testing.T, extra string) *e2eServer {
 	t.Helper()
+	return startServerConfig(t, "", extra)
+}
+
+// startServerConfig is startServerWith with extra keys in [server] too.
+func startServerConfig(t *testing.T, server, extra string) *e2eServer {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
@@ -152,7 +158,7 @@ func startServerWith(t *testing.T, extra string) *e2eServer {
 	}
 	cfg := `[server]
 listen = "127.0.0.1:0"
-
+` + server + `
 [log]
 format = "json"
 level = "info"

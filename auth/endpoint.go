@@ -26,6 +26,12 @@ func (s *Service) OIDCHandler() http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
+		if s.oidc == nil {
+			// Refused before the body is read: nothing to exchange it for.
+			writeTokenError(w, r, &Error{Status: http.StatusNotFound, Message: "no OIDC issuer is configured"})
+			return
+		}
+		limitTokenForm(w, r)
 		if err := r.ParseForm(); err != nil {
 			writeTokenError(w, r, &Error{Status: http.StatusBadRequest, Message: "malformed form"})
 			return
@@ -76,6 +82,7 @@ func (s *Service) TokenHandler() http.Handler {
 			offline = r.URL.Query().Get("offline_token") == "true"
 			id, err = s.Authenticate(r)
 		case http.MethodPost:
+			limitTokenForm(w, r)
 			id, scopes, offline, err = s.postGrant(r)
 		default:
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -92,6 +99,19 @@ func (s *Service) TokenHandler() http.Handler {
 		}
 		s.respond(w, r, id, scopes, offline)
 	})
+}
+
+// maxTokenForm bounds a token request's form: credentials and scopes fit
+// in a few KiB, and a client must not make the server buffer megabytes
+// before it is known who the client is.
+const maxTokenForm = 64 << 10
+
+// limitTokenForm makes reading more than maxTokenForm bytes of r's body
+// an error, which ParseForm reports.
+func limitTokenForm(w http.ResponseWriter, r *http.Request) {
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, maxTokenForm)
+	}
 }
 
 // respond issues a token for id and writes it, with an audit log line.

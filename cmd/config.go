@@ -51,6 +51,16 @@ type ServerConfig struct {
 	// ShutdownTimeout is how long in-flight requests may run after a stop
 	// signal before their connections are closed.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// BodyIdleTimeout cuts a request whose body sends nothing for this
+	// long. It restarts with every read, so a slow upload that keeps
+	// moving is never cut, whatever its length.
+	BodyIdleTimeout Duration `toml:"body_idle_timeout"`
+	// MaxConnections caps open client connections; connections over the
+	// cap are closed as soon as they are accepted.
+	MaxConnections int `toml:"max_connections"`
+	// MaxConnectionsPerClient caps open connections from one IP address,
+	// so one client cannot take every connection.
+	MaxConnectionsPerClient int `toml:"max_connections_per_client"`
 }
 
 // LogConfig is the [log] section.
@@ -89,6 +99,11 @@ func DefaultFile() File {
 			ReadHeaderTimeout: "10s",
 			IdleTimeout:       "2m",
 			ShutdownTimeout:   "30s",
+			BodyIdleTimeout:   "60s",
+			// Under the usual 8,192+ descriptors a process may open,
+			// leaving room for the store's files.
+			MaxConnections:          4096,
+			MaxConnectionsPerClient: 512,
 		},
 		Storage:   storage.DefaultConfig(),
 		Log:       LogConfig{Level: "info", Format: "auto"},
@@ -178,6 +193,8 @@ func (s ServerConfig) validate() error {
 		{"server.read_header_timeout", s.ReadHeaderTimeout, true},
 		{"server.idle_timeout", s.IdleTimeout, false},
 		{"server.shutdown_timeout", s.ShutdownTimeout, false},
+		// Zero would let a stalled body hold its connection forever.
+		{"server.body_idle_timeout", s.BodyIdleTimeout, true},
 	} {
 		v, err := time.ParseDuration(string(d.v))
 		switch {
@@ -186,6 +203,14 @@ func (s ServerConfig) validate() error {
 		case v < 0 || (d.positive && v == 0):
 			return fmt.Errorf("%s: must be positive, got %q", d.key, d.v)
 		}
+	}
+	switch {
+	case s.MaxConnections < 1:
+		return fmt.Errorf("server.max_connections: must be at least 1, got %d", s.MaxConnections)
+	case s.MaxConnectionsPerClient < 1:
+		return fmt.Errorf("server.max_connections_per_client: must be at least 1, got %d", s.MaxConnectionsPerClient)
+	case s.MaxConnectionsPerClient > s.MaxConnections:
+		return fmt.Errorf("server.max_connections_per_client: %d is more than server.max_connections (%d)", s.MaxConnectionsPerClient, s.MaxConnections)
 	}
 	return nil
 }

@@ -111,6 +111,25 @@ func TestDefaultFileValid(t *testing.T) {
 	}
 }
 
+func TestServerLimitsValidate(t *testing.T) {
+	for _, tt := range []struct {
+		edit    func(*ServerConfig)
+		wantErr string
+	}{
+		{func(s *ServerConfig) { s.BodyIdleTimeout = "0s" }, `server.body_idle_timeout: must be positive, got "0s"`},
+		{func(s *ServerConfig) { s.BodyIdleTimeout = "soon" }, `server.body_idle_timeout: invalid duration "soon"`},
+		{func(s *ServerConfig) { s.MaxConnections = 0 }, "server.max_connections: must be at least 1, got 0"},
+		{func(s *ServerConfig) { s.MaxConnectionsPerClient = -1 }, "server.max_connections_per_client: must be at least 1, got -1"},
+		{func(s *ServerConfig) { s.MaxConnections = 10 }, "server.max_connections_per_client: 512 is more than server.max_connections (10)"},
+	} {
+		f := DefaultFile()
+		tt.edit(&f.Server)
+		if err := f.Validate(); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("Validate() = %v, want %q", err, tt.wantErr)
+		}
+	}
+}
+
 func TestExpand(t *testing.T) {
 	t.Setenv("NORA_A", "a")
 	t.Setenv("NORA_EMPTY", "")

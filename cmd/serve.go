@@ -132,6 +132,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	}
 	trim := &idleTrimmer{after: idleTrimAfter}
 	handler = trim.wrap(handler)
+	handler = guardBodies(handler, f.Server.BodyIdleTimeout.Std())
 	trimCtx, stopTrim := context.WithCancel(ctx)
 	defer stopTrim()
 	go trim.run(trimCtx)
@@ -144,9 +145,16 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		defer stop()
 	}
 
-	ln, err := net.Listen("tcp", f.Server.Listen)
+	tcp, err := net.Listen("tcp", f.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("server.listen: %w", err)
+	}
+	ln := newLimitListener(tcp.(*net.TCPListener), f.Server.MaxConnections, f.Server.MaxConnectionsPerClient, log)
+	if reg != nil {
+		if err := ln.register(reg); err != nil {
+			ln.Close()
+			return err
+		}
 	}
 	srv := &http.Server{
 		Handler:           handler,

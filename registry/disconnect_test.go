@@ -1,8 +1,11 @@
 package registry
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -51,4 +54,28 @@ func TestClientDisconnectMidUpload(t *testing.T) {
 	call{method: "PATCH", path: loc, header: map[string]string{"Content-Range": fmt.Sprintf("3000-%d", len(data)-1)}, body: data[3000:], wantStatus: 202}.run(t, base)
 	call{method: "PUT", path: loc + "?digest=" + string(d), wantStatus: 201}.run(t, base)
 	call{method: "GET", path: "/v2/cut/chunk/blobs/" + string(d), wantStatus: 200, wantBody: data}.run(t, base)
+}
+
+// TestMalformedChunkedManifest: a manifest body whose chunk framing is
+// broken did not arrive, which is the client's fault: 400
+// MANIFEST_INVALID, not a server error.
+func TestMalformedChunkedManifest(t *testing.T) {
+	srv, _ := newTestServer(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "PUT /v2/broken/app/manifests/latest HTTP/1.1\r\nHost: x\r\n"+
+		"Content-Type: application/vnd.oci.image.manifest.v1+json\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"5\r\n{\"sch\r\nzz\r\n")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "MANIFEST_INVALID") {
+		t.Errorf("PUT with broken chunk framing = %s %s, want 400 MANIFEST_INVALID", resp.Status, body)
+	}
 }

@@ -74,6 +74,12 @@ func acceptable(accept []string, mediaType string) bool {
 func (h *handler) putManifest(w http.ResponseWriter, r *http.Request) error {
 	name, ref := r.PathValue("name"), r.PathValue("reference")
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxManifestSize))
+	var tooBig *http.MaxBytesError
+	if err != nil && !errors.As(err, &tooBig) {
+		// Broken chunk framing, a stalled or vanished client: the body
+		// did not arrive, which is the client's fault, not the server's.
+		return apiError(CodeManifestInvalid, "reading the manifest body: "+err.Error())
+	}
 	if err != nil {
 		return err
 	}

@@ -60,10 +60,14 @@ func (h *handler) observe(next http.Handler) http.Handler {
 		finished := false
 		defer func() {
 			status := rw.status
-			if !finished && !rw.wroteHeader {
+			switch {
+			case !finished && !rw.wroteHeader:
 				// The handler panicked before answering; net/http drops the
 				// connection, which the client sees as a server failure.
 				status = http.StatusInternalServerError
+			case !rw.wroteHeader:
+				// Headers only, as a successful HEAD: net/http sends 200.
+				status = http.StatusOK
 			}
 			route := routeOf(r.Pattern)
 			elapsed := time.Since(start)

@@ -158,6 +158,38 @@ func TestObserveAccessLog(t *testing.T) {
 	}
 }
 
+// TestObserveImplicitStatus: a handler that answers with headers only, as
+// a successful HEAD does, is logged and counted with the 200 that net/http
+// sends for it.
+func TestObserveImplicitStatus(t *testing.T) {
+	var buf bytes.Buffer
+	reg := prometheus.NewRegistry()
+	h := &handler{log: zerolog.New(&buf), metrics: newMetrics(reg, nil)}
+	srv := h.observe(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "42")
+	}))
+	srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("HEAD", "/v2/app/blobs/sha256:0", nil))
+
+	lines := logLines(t, &buf)
+	if len(lines) != 1 || lines[0]["status"] != float64(200) {
+		t.Errorf("access log = %v, want status 200", lines)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "nora_http_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if code := m.GetLabel()[0].GetValue(); code != "200" {
+				t.Errorf("nora_http_requests_total code = %q, want 200", code)
+			}
+		}
+	}
+}
+
 func TestObserveMetricLabels(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	srv := observed(t, new(bytes.Buffer), reg)

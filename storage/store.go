@@ -91,7 +91,13 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// Ready reports whether metadata and blob storage are usable.
+// readyTimeout bounds Ready: a readiness probe must answer in a few
+// seconds, whatever the blob store's own timeout and retries (with S3's
+// defaults, 30 s times 3).
+const readyTimeout = 3 * time.Second
+
+// Ready reports whether metadata and blob storage are usable, within
+// readyTimeout. Its error says which part is not, and why.
 func (s *Store) Ready(ctx context.Context) error {
 	if err := s.db.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketRepos) == nil {
@@ -101,8 +107,18 @@ func (s *Store) Ready(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if _, err := s.blobs.Stat(ctx, "ready"); err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("blob store: %w", err)
+	bctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	_, err := s.blobs.Stat(bctx, "ready")
+	if err == nil || errors.Is(err, ErrNotFound) {
+		return nil
 	}
-	return nil
+	if bctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+		what := "the blob store"
+		if d, ok := s.blobs.(*S3); ok {
+			what = "S3 at " + d.endpoint
+		}
+		return fmt.Errorf("blob store: %s did not answer within %s", what, readyTimeout)
+	}
+	return fmt.Errorf("blob store: %w", err)
 }

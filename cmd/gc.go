@@ -100,8 +100,8 @@ func (m *maintenance) gc(ctx context.Context, dryRun, deleteUntagged bool, pace 
 	}
 	if !dryRun {
 		res, err := gc.Run(ctx, m.store, opts, m.metrics, m.log)
-		fmt.Fprintf(out, "deleted %d manifests, %d blob links, %d blobs, %d uploads, %d unknown files; freed %d bytes; %d planned items no longer qualified\n",
-			res.Manifests, res.Links, res.Blobs, res.Uploads, res.Files, res.Bytes, res.Skipped)
+		fmt.Fprintf(out, "deleted %d manifests, %d blob links, %d blobs, %d uploads, %d unknown files; freed %d bytes; %d planned items no longer qualified; %d failed\n",
+			res.Manifests, res.Links, res.Blobs, res.Uploads, res.Files, res.Bytes, res.Skipped, res.Failed)
 		return err
 	}
 	p, err := gc.Plan(ctx, m.store, opts)

@@ -44,6 +44,7 @@ var (
 	CodePaginationInvalid = Code{"PAGINATION_NUMBER_INVALID", http.StatusBadRequest, "invalid number of results requested"}
 	CodeNotFound          = Code{"NOT_FOUND", http.StatusNotFound, "no such endpoint"}
 	CodeUnavailable       = Code{"UNAVAILABLE", http.StatusServiceUnavailable, "service unavailable"}
+	CodeStorageFull       = Code{"STORAGE_FULL", http.StatusInsufficientStorage, "the registry's storage is full"}
 	CodeUnknown           = Code{"UNKNOWN", http.StatusInternalServerError, "unknown error"}
 )
 
@@ -81,6 +82,8 @@ var storageCodes = []struct {
 	{storage.ErrManifestBlobUnknown, CodeManifestBlobUnknown},
 	{storage.ErrRepositoryNotFound, CodeNameUnknown},
 	{storage.ErrUnavailable, CodeUnavailable},
+	// Its code's message only: the error names files of the data directory.
+	{storage.ErrStorageFull, CodeStorageFull},
 }
 
 // asError turns any handler error into an Error.
@@ -90,6 +93,9 @@ func asError(err error) *Error {
 		return e
 	}
 	for _, m := range storageCodes {
+		if errors.Is(err, m.err) && m.code == CodeStorageFull {
+			return &Error{Code: m.code}
+		}
 		if errors.Is(err, m.err) {
 			return &Error{Code: m.code, Message: err.Error()}
 		}

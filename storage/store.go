@@ -51,11 +51,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if err := db.Update(createBuckets); err != nil {
+	commit := &committer{db: db, reserve: &metaReserve{path: path}}
+	if err := commit.tx(createBuckets); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, commit: &committer{db: db}, blobs: drv, checks: newCheckRecorder()}
+	s := &Store{db: db, commit: commit, blobs: drv, checks: newCheckRecorder()}
 	s.pulls = newPullRecorder(s)
 	// Rebuilding the free list at open read every page of the file.
 	s.releaseMapped()

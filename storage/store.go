@@ -63,6 +63,27 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// ErrNoStore means OpenExisting found no metadata file in the data
+// directory.
+var ErrNoStore = errors.New("no registry store")
+
+// OpenExisting is Open for a store that must already exist, as every
+// command but the server needs: it creates nothing, and fails with
+// ErrNoStore, naming the data directory, when there is no meta.db in it.
+func OpenExisting(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("storage.root: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "meta.db")); err != nil {
+		return nil, fmt.Errorf("%w in %s: %w", ErrNoStore, root, err)
+	}
+	return Open(ctx, cfg)
+}
+
 // OpenDriver returns the blob driver cfg selects.
 func OpenDriver(ctx context.Context, cfg Config) (Driver, error) {
 	if cfg.Driver == "s3" {

@@ -39,7 +39,9 @@ Otherwise it deletes and prints a summary.
 
 It works whether or not the server runs: when a server holds the data
 directory, the pass runs inside it, through the admin socket in the data
-directory.`,
+directory, and if that server goes away during the pass, gc stops with an
+error rather than run on its own. Without a server it opens the store
+where storage.root points, and never creates one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := loadConfig(configPath)
@@ -245,6 +247,7 @@ func askServer(ctx context.Context, root, configPath, query string, out, say io.
 	if err != nil {
 		return errNoServer // no socket, or a stale one: nobody listens
 	}
+	defer conn.Close() // if the request never used it
 	settings := "the built-in configuration"
 	if configPath != "" {
 		settings = configPath
@@ -263,7 +266,6 @@ func askServer(ctx context.Context, root, configPath, query string, out, say io.
 	}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://nora"+query, nil)
 	if err != nil {
-		conn.Close()
 		return err
 	}
 	resp, err := client.Do(req)

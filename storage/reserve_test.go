@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/nora-registry/nora/storage/disktest"
 )
@@ -39,5 +42,21 @@ func TestMetadataReserveOnFullDisk(t *testing.T) {
 	os.Remove(filepath.Join(root, "filler"))
 	if err := s.PutManifest(t.Context(), "app", bigManifest("after", 1<<20), nil); err != nil {
 		t.Fatalf("PutManifest once space is back = %v", err)
+	}
+	// The reserve is refilled by a write once space is back, after the
+	// pause that follows a failed refill.
+	deadline := time.Now().Add(3 * reserveRetry)
+	for i := 0; ; i++ {
+		var data int64
+		s.db.View(func(tx *bolt.Tx) error { data = tx.Size(); return nil })
+		fi, err := os.Stat(filepath.Join(root, "meta.db"))
+		if err == nil && fi.Size() >= data+reserveSize(data) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("meta.db holds %d bytes past its %d of data, want the reserve of %d refilled", fi.Size()-data, data, reserveSize(data))
+		}
+		time.Sleep(100 * time.Millisecond)
+		putManifest(t, s, "app", testManifest(fmt.Sprint("refill ", i)))
 	}
 }

@@ -33,10 +33,10 @@ func TestE2EFullDisk(t *testing.T) {
 	}
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	disktest.MountTmpfs(t, data, 64<<20)
+	disktest.MountTmpfs(t, data, 32<<20)
 	s := startServerIn(t, dir, "[gc]\ninterval = \"0\"\ngrace = \"0s\"\ndelete_untagged = true\n")
 
-	const layerSize, small = 4 << 20, 300
+	const layerSize, small = 2 << 20, 160
 	push := func(repo string, i int, size int64) (name.Tag, error) {
 		layer, err := random.Layer(size, types.OCILayer)
 		if err != nil {
@@ -68,7 +68,7 @@ func TestE2EFullDisk(t *testing.T) {
 		pushed = append(pushed, ref)
 	}
 	if pushErr == nil {
-		t.Fatalf("30 pushes of %d bytes fit in a 64 MiB filesystem", layerSize)
+		t.Fatalf("30 pushes of %d bytes fit in a 32 MiB filesystem", layerSize)
 	}
 	var terr *transport.Error
 	if !errors.As(pushErr, &terr) || terr.StatusCode != http.StatusInsufficientStorage ||

@@ -42,58 +42,51 @@ type metaReserve struct {
 }
 
 // ensure refills the reserve when less than half of it is left. It runs
-// inside a write transaction, so bbolt does not grow the file meanwhile.
-// Failing to refill is not an error: the disk is full, and writes go on
-// as they would without a reserve.
+// inside a write transaction, so bbolt neither grows the file nor writes
+// past its data meanwhile: no committed page lies at or past tx.Size(),
+// and this transaction writes its pages only when it commits. Failing to
+// refill is not an error: the disk is full, and writes go on as they
+// would without a reserve.
 func (r *metaReserve) ensure(tx *bolt.Tx) {
 	data := tx.Size()
 	size := reserveSize(data)
 	if data+size/2 <= r.end.Load() || time.Now().UnixNano() < r.retry.Load() {
 		return
 	}
-	end, err := fillFile(r.path, data+size)
-	r.end.Store(end)
-	if err != nil {
+	if err := allocateRange(r.path, data, data+size); err != nil {
+		r.end.Store(0)
 		r.retry.Store(time.Now().Add(reserveRetry).UnixNano())
+		return
 	}
+	r.end.Store(data + size)
 }
 
 // spaceFreed lets the next write transaction refill the reserve at once.
 func (r *metaReserve) spaceFreed() { r.retry.Store(0) }
 
-// fillFile extends the file at path up to size bytes with blocks the
-// filesystem allocates (truncate would leave a hole). It returns the
-// file's size afterwards.
-func fillFile(path string, size int64) (int64, error) {
+// allocateRange makes the filesystem allocate bytes [from, to) of the file
+// at path, extending it if needed. The range may lie below the file's end
+// yet be a hole: bbolt grows the file with truncate, which allocates
+// nothing.
+func allocateRange(path string, from, to int64) error {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, err
+	if ok, err := allocate(f, from, to-from); ok {
+		return err
 	}
-	end := fi.Size()
-	if end >= size {
-		return end, nil
-	}
-	if ok, err := allocate(f, end, size-end); ok {
+	// No fallocate: zeros, which bbolt never reads past its data.
+	zeros := make([]byte, min(to-from, 1<<20))
+	for off := from; off < to; {
+		n, err := f.WriteAt(zeros[:min(int64(len(zeros)), to-off)], off)
+		off += int64(n)
 		if err != nil {
-			fi, _ := f.Stat()
-			return fi.Size(), err
-		}
-		return size, nil
-	}
-	zeros := make([]byte, min(size-end, 1<<20))
-	for end < size {
-		n, err := f.WriteAt(zeros[:min(int64(len(zeros)), size-end)], end)
-		end += int64(n)
-		if err != nil {
-			return end, err
+			return err
 		}
 	}
-	return end, nil
+	return nil
 }
 
 // full marks err as ErrStorageFull when it says the disk or the quota is

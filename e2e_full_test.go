@@ -103,6 +103,7 @@ func TestE2EFullDisk(t *testing.T) {
 	if m == nil {
 		t.Fatalf("registry gc printed no summary:\n%s", out)
 	}
+	t.Logf("registry gc: %s; %d bytes free after it", m[0], disktest.Free(t, data))
 	n := func(i int) int64 { v, _ := strconv.ParseInt(m[i], 10, 64); return v }
 	// Each image is a layer and a config; the push that failed may have
 	// left its config.

@@ -143,13 +143,19 @@ func startServerWith(t *testing.T, extra string) *e2eServer {
 // startServerConfig is startServerWith with extra keys in [server] too.
 func startServerConfig(t *testing.T, server, extra string) *e2eServer {
 	t.Helper()
+	return startServerIn(t, t.TempDir(), server, extra)
+}
+
+// startServerIn is startServerConfig with the config and the data
+// directory in dir.
+func startServerIn(t *testing.T, dir, server, extra string) *e2eServer {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
 	if buildErr != nil {
 		t.Fatalf("building the registry binary: %v", buildErr)
 	}
-	dir := t.TempDir()
 	s := &e2eServer{t: t, dataDir: filepath.Join(dir, "data"), config: filepath.Join(dir, "nora.toml")}
 	store := fmt.Sprintf("[storage]\ndriver = \"filesystem\"\nroot = %q\n", s.dataDir)
 	if e2eStorage() == "s3" {

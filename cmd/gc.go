@@ -39,7 +39,9 @@ Otherwise it deletes and prints a summary.
 
 It works whether or not the server runs: when a server holds the data
 directory, the pass runs inside it, through the admin socket in the data
-directory.`,
+directory, and if that server goes away during the pass, gc stops with an
+error rather than run on its own. Without a server it opens the store
+where storage.root points, and never creates one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := loadConfig(configPath)
@@ -53,7 +55,7 @@ directory.`,
 				return fmt.Errorf("--pace %v: want a share of time above 0 and at most 1", pace)
 			}
 			q := fmt.Sprintf("/gc?dry_run=%t&delete_untagged=%t&pace=%v", dryRun, f.GC.DeleteUntagged, pace)
-			return withMaintenance(cmd.Context(), f, q, cmd.OutOrStdout(), func(m *maintenance) error {
+			return withMaintenance(cmd.Context(), f, configPath, q, cmd.OutOrStdout(), cmd.ErrOrStderr(), func(m *maintenance) error {
 				return m.gc(cmd.Context(), dryRun, f.GC.DeleteUntagged, pace, cmd.OutOrStdout())
 			})
 		},
@@ -100,8 +102,8 @@ func (m *maintenance) gc(ctx context.Context, dryRun, deleteUntagged bool, pace 
 	}
 	if !dryRun {
 		res, err := gc.Run(ctx, m.store, opts, m.metrics, m.log)
-		fmt.Fprintf(out, "deleted %d manifests, %d blob links, %d blobs, %d uploads, %d unknown files; freed %d bytes; %d planned items no longer qualified\n",
-			res.Manifests, res.Links, res.Blobs, res.Uploads, res.Files, res.Bytes, res.Skipped)
+		fmt.Fprintf(out, "deleted %d manifests, %d blob links, %d blobs, %d uploads, %d unknown files; freed %d bytes; %d planned items no longer qualified; %d failed\n",
+			res.Manifests, res.Links, res.Blobs, res.Uploads, res.Files, res.Bytes, res.Skipped, res.Failed)
 		return err
 	}
 	p, err := gc.Plan(ctx, m.store, opts)
@@ -184,14 +186,14 @@ func adminReply(w io.Writer, err error) {
 
 // withMaintenance runs fn on the store of f, opened here, or, when a
 // server holds it, asks that server over its admin socket with query; the
-// server then uses its own configuration.
-func withMaintenance(ctx context.Context, f File, query string, out io.Writer, fn func(*maintenance) error) error {
-	if err := askServer(ctx, f.Storage.Root, query, out); !errors.Is(err, errNoServer) {
+// server then uses its own configuration. It says on say which it did.
+func withMaintenance(ctx context.Context, f File, configPath, query string, out, say io.Writer, fn func(*maintenance) error) error {
+	if err := askServer(ctx, f.Storage.Root, configPath, query, out, say); !errors.Is(err, errNoServer) {
 		return err
 	}
-	store, err := storage.Open(ctx, f.Storage)
+	store, err := openOffline(ctx, f, configPath, say)
 	if err != nil {
-		return fmt.Errorf("%w; if a registry server uses %s, stop it or wait for its scheduler ([gc] interval)", err, f.Storage.Root)
+		return err
 	}
 	defer store.Close()
 	m, err := newMaintenance(f, store, nil, zerolog.Nop())
@@ -202,16 +204,64 @@ func withMaintenance(ctx context.Context, f File, query string, out io.Writer, f
 	return fn(m)
 }
 
+// openOffline opens the existing store of f for a command run with no
+// server, and says which store on say. It creates nothing: a command
+// pointed at the wrong directory would otherwise act on an empty store
+// that no server uses.
+func openOffline(ctx context.Context, f File, configPath string, say io.Writer) (*storage.Store, error) {
+	store, err := storage.OpenExisting(ctx, f.Storage)
+	switch {
+	case errors.Is(err, storage.ErrNoStore) && configPath == "":
+		return nil, fmt.Errorf("%w; no --config given, so the built-in storage.root %q applies: pass --config (or set NORA_CONFIG) with the server's configuration file", err, f.Storage.Root)
+	case errors.Is(err, storage.ErrNoStore):
+		return nil, fmt.Errorf("%w; check storage.root in %s (`registry serve` creates the store)", err, configPath)
+	case err != nil:
+		return nil, fmt.Errorf("%w; if a registry server uses %s, stop it or wait for its scheduler ([gc] interval)", err, f.Storage.Root)
+	}
+	fmt.Fprintf(say, "store %s (offline)\n", absPath(f.Storage.Root))
+	return store, nil
+}
+
+// absPath is path made absolute for messages, or path if that fails.
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
+}
+
 var errNoServer = errors.New("no server on the admin socket")
 
-func askServer(ctx context.Context, root, query string, out io.Writer) error {
+// errServerGone means a server took the request and then went away: the
+// pass may have half run, and the restarting server needs the store, so
+// the command stops rather than run on its own.
+var errServerGone = errors.New("the server went away during the pass; not running offline")
+
+// askServer sends query to the server listening on the admin socket under
+// root, streaming its output to out. It returns errNoServer when no server
+// listens there, and errServerGone when one accepted the request and the
+// connection broke before the pass ended.
+func askServer(ctx context.Context, root, configPath, query string, out, say io.Writer) error {
 	path := filepath.Join(root, auth.AdminSocket)
-	if _, err := os.Stat(path); err != nil {
-		return errNoServer
+	conn, err := (&net.Dialer{}).DialContext(ctx, "unix", path)
+	if err != nil {
+		return errNoServer // no socket, or a stale one: nobody listens
 	}
+	defer conn.Close() // if the request never used it
+	settings := "the built-in configuration"
+	if configPath != "" {
+		settings = configPath
+	}
+	fmt.Fprintf(say, "using the running server on %s; its own [gc] and [retention] settings apply, not those of %s\n", absPath(path), settings)
+	dialed := false
 	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		DisableKeepAlives: true,
+		DialContext: func(context.Context, string, string) (net.Conn, error) {
+			if dialed { // one request, on the connection that answered
+				return nil, errServerGone
+			}
+			dialed = true
+			return conn, nil
 		},
 	}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://nora"+query, nil)
@@ -220,7 +270,7 @@ func askServer(ctx context.Context, root, query string, out io.Writer) error {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return errNoServer // a stale socket: nobody listens
+		return gone(ctx, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -228,9 +278,18 @@ func askServer(ctx context.Context, root, query string, out io.Writer) error {
 	}
 	ew := &errorTail{w: out}
 	if _, err := io.Copy(ew, resp.Body); err != nil {
-		return err
+		return gone(ctx, err)
 	}
 	return ew.err()
+}
+
+// gone returns errServerGone with the broken connection's error, or the
+// context's error when the command itself was interrupted.
+func gone(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("%w (%v)", errServerGone, err)
 }
 
 // errorTail passes output through and remembers whether it ended with the

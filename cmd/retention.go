@@ -31,7 +31,7 @@ Like gc, it works whether or not the server runs.`,
 				return fmt.Errorf("no [[retention.rules]] in %s: nothing to do", orDefault(configPath))
 			}
 			q := fmt.Sprintf("/retention?dry_run=%t", dryRun)
-			return withMaintenance(cmd.Context(), f, q, cmd.OutOrStdout(), func(m *maintenance) error {
+			return withMaintenance(cmd.Context(), f, configPath, q, cmd.OutOrStdout(), cmd.ErrOrStderr(), func(m *maintenance) error {
 				return m.retention(cmd.Context(), dryRun, cmd.OutOrStdout())
 			})
 		},

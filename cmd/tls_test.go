@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -64,14 +63,7 @@ root = %q
 format = "json"
 `, certFile, keyFile, filepath.Join(dir, "data")), 0o600)
 
-	cmd := NewRoot()
-	logs := &syncBuffer{}
-	cmd.SetErr(logs)
-	cmd.SetArgs([]string{"serve", "--config", config})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	line := logs.waitLog(t, "listening")
+	line, stop := serveConfig(t, config)
 	if line["tls"] != true {
 		t.Errorf("listening line tls = %v, want true", line["tls"])
 	}
@@ -86,8 +78,7 @@ format = "json"
 	if resp.StatusCode != http.StatusOK || resp.TLS == nil {
 		t.Errorf("GET /v2/ over TLS = %d (tls %v), want 200 over TLS", resp.StatusCode, resp.TLS != nil)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Errorf("serve = %v, want clean shutdown", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nora-registry/nora/auth"
-	"github.com/nora-registry/nora/storage"
 )
 
 func newTokenCmd() *cobra.Command {
@@ -50,7 +50,7 @@ func newTokenCreateCmd(configPath *string) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--expires: %w", err)
 			}
-			return withRobotAdmin(cmd.Context(), *configPath, func(a auth.RobotAdmin) error {
+			return withRobotAdmin(cmd.Context(), *configPath, cmd.ErrOrStderr(), func(a auth.RobotAdmin) error {
 				token, err := a.Create(cmd.Context(), name, splitPermissions(perms), ttl)
 				if err != nil {
 					return err
@@ -74,7 +74,7 @@ func newTokenListCmd(configPath *string) *cobra.Command {
 		Short: "List robot tokens (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withRobotAdmin(cmd.Context(), *configPath, func(a auth.RobotAdmin) error {
+			return withRobotAdmin(cmd.Context(), *configPath, cmd.ErrOrStderr(), func(a auth.RobotAdmin) error {
 				list, err := a.List(cmd.Context())
 				if err != nil {
 					return err
@@ -103,7 +103,7 @@ func newTokenRevokeCmd(configPath *string) *cobra.Command {
 		Short: "Revoke a robot token: it stops working at once",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withRobotAdmin(cmd.Context(), *configPath, func(a auth.RobotAdmin) error {
+			return withRobotAdmin(cmd.Context(), *configPath, cmd.ErrOrStderr(), func(a auth.RobotAdmin) error {
 				if err := a.Revoke(cmd.Context(), args[0]); err != nil {
 					return err
 				}
@@ -115,18 +115,21 @@ func newTokenRevokeCmd(configPath *string) *cobra.Command {
 }
 
 // withRobotAdmin runs fn against the running server's admin socket, or
-// against the store opened directly when no server runs.
-func withRobotAdmin(ctx context.Context, configPath string, fn func(auth.RobotAdmin) error) error {
+// against the existing store opened directly when no server runs, and
+// says on say which.
+func withRobotAdmin(ctx context.Context, configPath string, say io.Writer, fn func(auth.RobotAdmin) error) error {
 	f, err := loadConfig(configPath)
 	if err != nil {
 		return err
 	}
-	if c, err := auth.DialAdmin(filepath.Join(f.Storage.Root, auth.AdminSocket)); err == nil {
+	sock := filepath.Join(f.Storage.Root, auth.AdminSocket)
+	if c, err := auth.DialAdmin(sock); err == nil {
+		fmt.Fprintf(say, "using the running server on %s\n", absPath(sock))
 		return fn(c)
 	}
-	store, err := storage.Open(ctx, f.Storage)
+	store, err := openOffline(ctx, f, configPath, say)
 	if err != nil {
-		return fmt.Errorf("%w (is a server running without its admin socket?)", err)
+		return err
 	}
 	return errors.Join(fn(auth.NewRobots(store)), store.Close())
 }

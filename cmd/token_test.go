@@ -1,8 +1,6 @@
 package cmd
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,13 +13,8 @@ import (
 // runCmd runs the registry CLI with args and returns its stdout.
 func runCmd(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := NewRoot()
-	var out, errOut bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(t.Context())
-	return out.String(), err
+	out, _, err := runCmdSay(t, args...)
+	return out, err
 }
 
 // authConfig writes a config with [auth] on, storage in dir/data, and
@@ -45,7 +38,9 @@ format = "json"
 }
 
 func TestTokenCommandsWithoutServer(t *testing.T) {
-	config := authConfig(t, t.TempDir())
+	dir := t.TempDir()
+	config := authConfig(t, dir)
+	createStore(t, filepath.Join(dir, "data"))
 	token, err := runCmd(t, "token", "create", "-c", config, "--name", "ci-bot", "--permissions", "push:team-a/**,pull:{a,b}/**", "--permissions", "pull:shared/*", "--expires", "90d")
 	if err != nil || !strings.HasPrefix(token, "nora_rbt_") {
 		t.Fatalf("token create = %q, %v", token, err)
@@ -76,20 +71,14 @@ func TestTokenCommandsWithoutServer(t *testing.T) {
 // server holds the store, and uses it against the server in between.
 func TestTokenCommandsWithServer(t *testing.T) {
 	config := authConfig(t, t.TempDir())
-	cmd := NewRoot()
-	logs := &syncBuffer{}
-	cmd.SetErr(logs)
-	cmd.SetArgs([]string{"serve", "--config", config})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
+	listening, stop := serveConfig(t, config)
+	stopped := false
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve = %v", err)
+		if !stopped {
+			stop()
 		}
 	}()
-	addr, _ := logs.waitLog(t, "listening")["addr"].(string)
+	addr, _ := listening["addr"].(string)
 
 	out, err := runCmd(t, "token", "create", "-c", config, "--name", "ci-bot", "--permissions", "push:team-a/**", "--expires", "1h")
 	token := strings.TrimSpace(out)
@@ -118,12 +107,9 @@ func TestTokenCommandsWithServer(t *testing.T) {
 	if code := upload(); code != http.StatusUnauthorized {
 		t.Errorf("POST upload with the revoked token = %d, want 401", code)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		done <- err
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not stop")
+	stopped = true
+	if err := stop(); err != nil {
+		t.Errorf("serve = %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(config), "data", "admin.sock")); !os.IsNotExist(err) {
 		t.Errorf("admin socket after shutdown: %v, want removed", err)

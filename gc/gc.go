@@ -265,6 +265,9 @@ type Result struct {
 	Bytes int64
 	// Skipped counts planned items that no longer qualified.
 	Skipped int
+	// Failed counts planned items not deleted because of an error, which
+	// Apply returns.
+	Failed int
 }
 
 // blobBatch bounds the blobs deleted per write transaction, and so how
@@ -358,6 +361,7 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 		name := repos[i]
 		if c.err != nil {
 			errs = append(errs, fmt.Errorf("repository %s: %w", name, c.err))
+			res.Failed += len(byRepo[name].Manifests) + len(byRepo[name].Links)
 			continue
 		}
 		res.Manifests += len(c.manifests)
@@ -376,9 +380,13 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 		if err := p.pace.yield(ctx); err != nil {
 			return res, err
 		}
-		deleted, err := store.CollectBlobs(ctx, blobs[i:min(i+blobBatch, len(blobs))], p.Cutoff)
+		batch := blobs[i:min(i+blobBatch, len(blobs))]
+		deleted, err := store.CollectBlobs(ctx, batch, p.Cutoff)
 		if err != nil {
 			errs = append(errs, err)
+			if deleted == nil { // the transaction failed, not a file
+				res.Failed += len(batch)
+			}
 		}
 		for _, b := range deleted {
 			res.Blobs++
@@ -389,6 +397,7 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 	ups, err := store.ExpireUploads(ctx, uploads, p.UploadCutoff)
 	if err != nil {
 		errs = append(errs, err)
+		res.Failed += len(uploads) - len(ups)
 	}
 	for _, u := range ups {
 		res.Uploads++
@@ -398,6 +407,7 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 	deletedFiles, err := store.DeleteOrphanFiles(ctx, files, p.Cutoff)
 	if err != nil {
 		errs = append(errs, err)
+		res.Failed += len(files) - len(deletedFiles)
 	}
 	gone := map[string]bool{}
 	for _, f := range deletedFiles {
@@ -416,7 +426,7 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 		errs = append(errs, err)
 	}
 	store.PruneChecks(p.Cutoff)
-	res.Skipped = planned - deleted
+	res.Skipped = planned - deleted - res.Failed
 	return res, errors.Join(errs...)
 }
 

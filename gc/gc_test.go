@@ -205,3 +205,24 @@ func TestConfig(t *testing.T) {
 		t.Errorf("DefaultConfig().Options() = %+v", got)
 	}
 }
+
+// TestApplyCountsFailures: items a pass could not delete are counted as
+// failed, not as no longer qualified, and the error is returned.
+func TestApplyCountsFailures(t *testing.T) {
+	s, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, repo := range []string{"app", "other"} {
+		image(t, s, repo, "a", putBlob(t, s, repo, []byte("base")))
+	}
+	p, err := Plan(t.Context(), s, later(Options{DeleteUntagged: true}))
+	if err != nil || len(p.Items) == 0 {
+		t.Fatalf("Plan = %v, %v, want items", keys(p.Items), err)
+	}
+	s.Close() // every metadata write now fails
+	res, err := Apply(t.Context(), s, p)
+	if err == nil || res.Failed != len(p.Items) || res.Skipped != 0 {
+		t.Errorf("Apply on a store that fails = %+v, %v, want %d failed, 0 skipped and an error", res, err, len(p.Items))
+	}
+}

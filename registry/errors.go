@@ -45,6 +45,7 @@ var (
 	CodePaginationInvalid = Code{"PAGINATION_NUMBER_INVALID", http.StatusBadRequest, "invalid number of results requested"}
 	CodeNotFound          = Code{"NOT_FOUND", http.StatusNotFound, "no such endpoint"}
 	CodeUnavailable       = Code{"UNAVAILABLE", http.StatusServiceUnavailable, "service unavailable"}
+	CodeStorageFull       = Code{"STORAGE_FULL", http.StatusInsufficientStorage, "the registry's storage is full"}
 	CodeUnknown           = Code{"UNKNOWN", http.StatusInternalServerError, "unknown error"}
 )
 
@@ -84,6 +85,8 @@ var storageCodes = []struct {
 	{storage.ErrUnavailable, CodeUnavailable},
 	{storage.ErrTooManyUploads, CodeTooManyRequests},
 	{storage.ErrBlobTooLarge, CodeBlobTooLarge},
+	// Its code's message only: the error names files of the data directory.
+	{storage.ErrStorageFull, CodeStorageFull},
 }
 
 // asError turns any handler error into an Error.
@@ -93,6 +96,9 @@ func asError(err error) *Error {
 		return e
 	}
 	for _, m := range storageCodes {
+		if errors.Is(err, m.err) && m.code == CodeStorageFull {
+			return &Error{Code: m.code}
+		}
 		if errors.Is(err, m.err) {
 			return &Error{Code: m.code, Message: err.Error()}
 		}

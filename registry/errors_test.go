@@ -15,7 +15,7 @@ func TestErrorEnvelope(t *testing.T) {
 	codes := []Code{CodeBlobUnknown, CodeBlobUploadInvalid, CodeBlobUploadUnknown, CodeDigestInvalid, CodeManifestBlobUnknown,
 		CodeManifestInvalid, CodeManifestUnknown, CodeNameInvalid, CodeNameUnknown, CodeSizeInvalid, CodeUnauthorized,
 		CodeDenied, CodeUnsupported, CodeTooManyRequests, CodeTagInvalid, CodeRangeInvalid, CodeManifestTooLarge,
-		CodePaginationInvalid, CodeNotFound, CodeUnavailable, CodeUnknown}
+		CodePaginationInvalid, CodeNotFound, CodeUnavailable, CodeStorageFull, CodeUnknown}
 	for _, c := range codes {
 		t.Run(c.Value, func(t *testing.T) {
 			w := httptest.NewRecorder()
@@ -51,4 +51,17 @@ func TestStorageErrorsMapToCodes(t *testing.T) {
 		t.Errorf("asError(MaxBytesError) = %s", got.Value)
 	}
 	_ = storage.ErrNotFound
+}
+
+func TestStorageFullHidesPaths(t *testing.T) {
+	err := fmt.Errorf("upload x: %w: write /data/uploads/x: no space left on device", storage.ErrStorageFull)
+	got := asError(err)
+	if got.Code != CodeStorageFull || got.Message != "" {
+		t.Errorf("asError(%v) = %+v, want STORAGE_FULL with its own message", err, got)
+	}
+	w := httptest.NewRecorder()
+	writeError(w, httptest.NewRequest("PATCH", "/v2/", nil), err)
+	if w.Code != http.StatusInsufficientStorage {
+		t.Errorf("status = %d, want 507", w.Code)
+	}
 }

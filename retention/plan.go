@@ -171,8 +171,10 @@ type Result struct {
 }
 
 // Apply deletes the tags and untagged manifests decisions mark, planned at
-// now: a tag only if it still names the planned digest, a manifest only if
-// still untagged, unreferenced and unused since now.
+// now: a tag only if it still names the planned digest and was not pushed
+// again since the plan's scan (a re-push of the same manifest makes it the
+// newest), a manifest only if still untagged, unreferenced and unused
+// since now.
 func Apply(ctx context.Context, store *storage.Store, now time.Time, decisions []Decision) (Result, error) {
 	var res Result
 	var errs []error
@@ -192,7 +194,7 @@ func Apply(ctx context.Context, store *storage.Store, now time.Time, decisions [
 			untagged[d.Repo] = append(untagged[d.Repo], d.Digest)
 			continue
 		}
-		ok, err := store.DeleteTagIf(ctx, d.Repo, d.Tag.Tag, d.Digest)
+		ok, err := store.DeleteTagIf(ctx, d.Repo, d.Tag.Tag, d.Digest, d.Pushed)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s:%s: %w", d.Repo, d.Tag.Tag, err))

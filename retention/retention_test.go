@@ -318,3 +318,29 @@ func TestApplySkipsRepushedTag(t *testing.T) {
 		t.Errorf("Tags = %v, want [pr-1]", got)
 	}
 }
+
+// TestApplySkipsTagRepushedSameManifest: a tag pushed again with the same
+// manifest between the plan and its application is newest now, and stays.
+func TestApplySkipsTagRepushedSameManifest(t *testing.T) {
+	s, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	putImage(t, s, "app", "same", "pr-1")
+	rules, _ := Compile(Config{Rules: []Rule{{Repositories: []string{"**"}, OlderThan: "0s"}}})
+	tags, _ := Collect(t.Context(), s)
+	when := time.Now().Add(time.Second)
+	plan := Plan(when, tags, rules)
+	if got := deleted(plan); !slices.Equal(got, []string{"app:pr-1"}) {
+		t.Fatalf("Plan deletes %v, want [app:pr-1]", got)
+	}
+	putImage(t, s, "app", "same", "pr-1")
+	res, err := Apply(t.Context(), s, when, plan)
+	if err != nil || res.Tags != 0 || res.Skipped != 1 {
+		t.Errorf("Apply after a re-push of the same manifest = %+v, %v, want 1 skipped", res, err)
+	}
+	if got, _, _ := s.Tags(t.Context(), "app", "", -1); !slices.Equal(got, []string{"pr-1"}) {
+		t.Errorf("Tags = %v, want [pr-1]", got)
+	}
+}

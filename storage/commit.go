@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"errors"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -12,6 +13,7 @@ import (
 // holds whatever arrived meanwhile.
 type committer struct {
 	db      *bolt.DB
+	reserve *metaReserve
 	mu      sync.Mutex
 	pending []*commitCall
 	running bool
@@ -54,10 +56,13 @@ func (c *committer) loop() {
 
 // run commits batch in one transaction. If a call fails, the transaction is
 // rolled back, that call is answered on its own, and the rest run again.
+// If the commit fails for lack of space, each call runs on its own: a
+// smaller transaction needs fewer new pages, and each one that commits
+// frees pages for the next (a GC pass deleting repository by repository).
 func (c *committer) run(batch []*commitCall) {
 	for len(batch) > 0 {
 		failed := -1
-		err := c.db.Update(func(tx *bolt.Tx) error {
+		err := c.tx(func(tx *bolt.Tx) error {
 			for i, call := range batch {
 				if err := call.fn(tx); err != nil {
 					failed = i
@@ -67,6 +72,12 @@ func (c *committer) run(batch []*commitCall) {
 			return nil
 		})
 		if failed < 0 {
+			if errors.Is(err, ErrStorageFull) && len(batch) > 1 {
+				for _, call := range batch {
+					call.done <- c.tx(call.fn)
+				}
+				return
+			}
 			for _, call := range batch {
 				call.done <- err
 			}
@@ -78,6 +89,17 @@ func (c *committer) run(batch []*commitCall) {
 			bad.done <- err
 			return
 		}
-		bad.done <- c.db.Update(bad.fn)
+		bad.done <- c.tx(bad.fn)
 	}
+}
+
+// tx runs fn in a write transaction after topping up the metadata reserve,
+// and marks a failure for lack of space as ErrStorageFull.
+func (c *committer) tx(fn func(*bolt.Tx) error) error {
+	return full(c.db.Update(func(tx *bolt.Tx) error {
+		if c.reserve != nil {
+			c.reserve.ensure(tx)
+		}
+		return fn(tx)
+	}))
 }

@@ -27,6 +27,10 @@
 //     known to the orphan scan while this process writes it.
 //   - Blob bytes are streamed through one fixed-size buffer per upload;
 //     memory does not grow with blob size.
+//   - On a full disk, metadata writes still find space, so GC can commit
+//     the deletions that free it: the metadata file keeps a reserve
+//     allocated past its data (see reserve.go). A write that fails for
+//     lack of space returns ErrStorageFull.
 //
 // Errors are the sentinels in errors.go, wrapped with context; callers test
 // them with errors.Is.

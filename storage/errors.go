@@ -9,6 +9,10 @@ var (
 	// ErrUnavailable means the blob store did not answer, or answered
 	// that it cannot serve now; the request may succeed later.
 	ErrUnavailable = errors.New("blob store unavailable")
+	// ErrStorageFull means a write failed because the disk, or the
+	// quota, of the data directory is full; the request may succeed once
+	// GC or an operator freed space.
+	ErrStorageFull = errors.New("the registry's storage is full")
 )
 
 // Blob errors.

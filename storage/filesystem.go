@@ -61,8 +61,14 @@ func (f *Filesystem) Stat(_ context.Context, key string) (int64, error) {
 	return fi.Size(), nil
 }
 
-// Writer implements Driver.
+// Writer implements Driver. Its errors for lack of space are
+// ErrStorageFull.
 func (f *Filesystem) Writer(_ context.Context, key string, offset int64) (Writer, error) {
+	w, err := f.writer(key, offset)
+	return w, full(err)
+}
+
+func (f *Filesystem) writer(key string, offset int64) (Writer, error) {
 	p := f.path(key)
 	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 		return nil, err
@@ -93,8 +99,16 @@ type fileWriter struct {
 	done bool
 }
 
+func (w *fileWriter) Write(p []byte) (int, error) {
+	n, err := w.File.Write(p)
+	return n, full(err)
+}
+
 // ReadFrom lets io.Copy use the kernel's copy paths when the source allows.
-func (w *fileWriter) ReadFrom(r io.Reader) (int64, error) { return w.File.ReadFrom(r) }
+func (w *fileWriter) ReadFrom(r io.Reader) (int64, error) {
+	n, err := w.File.ReadFrom(r)
+	return n, full(err)
+}
 
 func (w *fileWriter) Commit() error {
 	if w.done {
@@ -103,9 +117,9 @@ func (w *fileWriter) Commit() error {
 	w.done = true
 	if err := w.File.Sync(); err != nil {
 		w.File.Close()
-		return err
+		return full(err)
 	}
-	return w.File.Close()
+	return full(w.File.Close())
 }
 
 func (w *fileWriter) Close() error {
@@ -119,6 +133,10 @@ func (w *fileWriter) Close() error {
 // Move implements Driver with a rename, then syncs the target directory so
 // the new name survives a crash.
 func (f *Filesystem) Move(_ context.Context, from, to string) error {
+	return full(f.move(from, to))
+}
+
+func (f *Filesystem) move(from, to string) error {
 	dst := f.path(to)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
 		return err

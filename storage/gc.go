@@ -384,10 +384,11 @@ func (s *Store) ScanUploads(ctx context.Context, fn func(Upload) error) error {
 // PruneChecks forgets blob and manifest checks older than cutoff.
 func (s *Store) PruneChecks(cutoff time.Time) { s.checks.prune(cutoff) }
 
-// DeleteTagIf removes tag from repo if it still names d, so a tag pushed
-// again since it was planned for deletion stays. It reports whether it
-// deleted.
-func (s *Store) DeleteTagIf(ctx context.Context, repo, tag string, d digest.Digest) (bool, error) {
+// DeleteTagIf removes tag from repo if it still names d and was last
+// pushed at pushed, as a scan saw it: a tag pushed again since it was
+// planned for deletion stays, even with the same manifest, since it is
+// then the newest. It reports whether it deleted.
+func (s *Store) DeleteTagIf(ctx context.Context, repo, tag string, d digest.Digest, pushed time.Time) (bool, error) {
 	var deleted bool
 	err := s.commit.update(func(tx *bolt.Tx) error {
 		deleted = false
@@ -395,7 +396,8 @@ func (s *Store) DeleteTagIf(ctx context.Context, repo, tag string, d digest.Dige
 		if rb == nil {
 			return nil
 		}
-		if cur, _, ok := decodeTag(rb.Bucket(subTags).Get([]byte(tag))); !ok || cur != d {
+		cur, at, ok := decodeTag(rb.Bucket(subTags).Get([]byte(tag)))
+		if !ok || cur != d || !at.Equal(pushed) {
 			return nil
 		}
 		deleted = true

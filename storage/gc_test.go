@@ -207,12 +207,34 @@ func TestDeleteTagIf(t *testing.T) {
 	a, b := testManifest("a"), testManifest("b")
 	putManifest(t, s, "app", a, "v1")
 	putManifest(t, s, "app", b, "v1")
-	if ok, err := s.DeleteTagIf(t.Context(), "app", "v1", a.Digest); ok || err != nil {
+	pushed := tagPushed(t, s, "app", "v1")
+	if ok, err := s.DeleteTagIf(t.Context(), "app", "v1", a.Digest, pushed); ok || err != nil {
 		t.Errorf("DeleteTagIf(v1, old digest) = %v, %v, want false", ok, err)
 	}
-	if ok, err := s.DeleteTagIf(t.Context(), "app", "v1", b.Digest); !ok || err != nil {
-		t.Errorf("DeleteTagIf(v1, current digest) = %v, %v, want true", ok, err)
+	if ok, err := s.DeleteTagIf(t.Context(), "app", "v1", b.Digest, pushed.Add(-time.Second)); ok || err != nil {
+		t.Errorf("DeleteTagIf(v1, current digest, earlier push) = %v, %v, want false", ok, err)
 	}
+	if ok, err := s.DeleteTagIf(t.Context(), "app", "v1", b.Digest, pushed); !ok || err != nil {
+		t.Errorf("DeleteTagIf(v1, current digest and push) = %v, %v, want true", ok, err)
+	}
+}
+
+// tagPushed returns when tag of repo was last pushed, as a scan sees it.
+func tagPushed(t *testing.T, s *Store, repo, tag string) time.Time {
+	t.Helper()
+	var pushed time.Time
+	s.ScanRepos(t.Context(), func(r *GCRepo) error {
+		for _, tg := range r.Tags {
+			if r.Name == repo && tg.Name == tag {
+				pushed = tg.Pushed
+			}
+		}
+		return nil
+	})
+	if pushed.IsZero() {
+		t.Fatalf("tag %s:%s not found", repo, tag)
+	}
+	return pushed
 }
 
 func TestCollectBlobsManyRepos(t *testing.T) {

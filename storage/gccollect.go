@@ -243,7 +243,9 @@ func (s *Store) CollectBlobs(ctx context.Context, ds []digest.Digest, cutoff tim
 	if err != nil {
 		return nil, err
 	}
-	return deleted, s.deleteBlobFiles(ctx, deleted)
+	err = s.deleteBlobFiles(ctx, deleted)
+	s.commit.reserve.spaceFreed()
+	return deleted, err
 }
 
 // markLinked sets linked[i] when links holds keys[i]; keys are sorted. A
@@ -360,5 +362,7 @@ func (s *Store) expireUpload(ctx context.Context, id string, cutoff time.Time) (
 	if err != nil || up.ID == "" {
 		return up, err
 	}
-	return up, s.blobs.Delete(ctx, uploadKey(id))
+	err = s.blobs.Delete(ctx, uploadKey(id))
+	s.commit.reserve.spaceFreed()
+	return up, err
 }

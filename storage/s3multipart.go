@@ -58,6 +58,7 @@ func (w *s3Multipart) Write(p []byte) (int, error) {
 		return 0, errors.New("s3 writer: write after close")
 	}
 	n, err := w.f.Write(p)
+	err = full(err) // the spool is on local disk
 	w.size += int64(n)
 	if err == nil && w.size >= w.s.partSize {
 		err = w.sendPart()

@@ -220,8 +220,8 @@ func (w *s3Writer) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.size += int64(n)
 	if err != nil {
-		w.err = err
-		return n, err
+		w.err = full(err) // the spool is on local disk
+		return n, w.err
 	}
 	if w.size >= w.s.partSize {
 		if err := w.rotate(); err != nil {

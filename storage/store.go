@@ -57,7 +57,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	commit := &committer{db: db, reserve: &metaReserve{path: path}}
+	err = commit.tx(func(tx *bolt.Tx) error {
 		if err := createBuckets(tx); err != nil {
 			return err
 		}
@@ -67,7 +68,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, commit: &committer{db: db}, blobs: drv, checks: newCheckRecorder(), writing: inflight{ids: map[string]struct{}{}}}
+	s := &Store{db: db, commit: commit, blobs: drv, checks: newCheckRecorder(), writing: inflight{ids: map[string]struct{}{}}}
 	s.pulls = newPullRecorder(s)
 	s.limits.total, s.limits.perClient = cfg.MaxUploads, cfg.MaxUploadsPerClient
 	s.limits.maxBlob, _ = ParseSize(cfg.MaxBlobSize)
@@ -75,6 +76,27 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	// Rebuilding the free list at open read every page of the file.
 	s.releaseMapped()
 	return s, nil
+}
+
+// ErrNoStore means OpenExisting found no metadata file in the data
+// directory.
+var ErrNoStore = errors.New("no registry store")
+
+// OpenExisting is Open for a store that must already exist, as every
+// command but the server needs: it creates nothing, and fails with
+// ErrNoStore, naming the data directory, when there is no meta.db in it.
+func OpenExisting(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("storage.root: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "meta.db")); err != nil {
+		return nil, fmt.Errorf("%w in %s: %w", ErrNoStore, root, err)
+	}
+	return Open(ctx, cfg)
 }
 
 // OpenDriver returns the blob driver cfg selects.

@@ -46,15 +46,29 @@ func TestE2EGCServerGone(t *testing.T) {
 	}
 	// At this pace each millisecond of work pauses the pass ten seconds.
 	for _, args := range [][]string{{"gc", "--pace", "0.0001"}, {"gc", "--dry-run", "--pace", "0.0001"}} {
-		var out bytes.Buffer
+		out := &lockedBuffer{}
 		cli := exec.Command(registryBin, append(args, "--config", s.config)...)
-		cli.Stdout, cli.Stderr = &out, &out
+		cli.Stdout, cli.Stderr = out, out
 		if err := cli.Start(); err != nil {
 			t.Fatal(err)
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- cli.Wait() }()
-		time.Sleep(500 * time.Millisecond)
+		// Kill the server only once the command is talking to it: a slow
+		// start (the race detector, a loaded machine) must not turn this
+		// into a test of the offline pass.
+		for deadline := time.Now().Add(20 * time.Second); !strings.Contains(out.String(), "using the running server"); {
+			select {
+			case err := <-exited:
+				t.Fatalf("%q ended before the server was killed (%v): the pass was too short\n%s", args, err, out.String())
+			case <-time.After(20 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				cli.Process.Kill()
+				t.Fatalf("%q did not reach the server within 20s:\n%s", args, out.String())
+			}
+		}
+		time.Sleep(300 * time.Millisecond) // into the pass
 		select {
 		case err := <-exited:
 			t.Fatalf("%q ended before the server was killed (%v): the pass was too short\n%s", args, err, out.String())
@@ -72,8 +86,27 @@ func TestE2EGCServerGone(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			cli.Process.Kill()
-			t.Fatalf("%q still runs 10s after the server died", args)
+			t.Fatalf("%q still runs 10s after the server died:\n%s", args, out.String())
 		}
 		s.start()
 	}
+}
+
+// lockedBuffer is a bytes.Buffer a child process writes while the test
+// reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

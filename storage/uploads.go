@@ -467,38 +467,59 @@ func (s *Store) FinishUpload(ctx context.Context, repo, id string, d digest.Dige
 	return s.CommitUpload(ctx, repo, id, d)
 }
 
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+var (
+	copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+	waitBuffers = sync.Pool{New: func() any { b := make([]byte, waitBufferSize); return &b }}
+)
 
-// copyHashed copies r to w and h through one pooled buffer, so memory per
-// upload is fixed whatever the blob size. Any read error but io.EOF,
+// waitBufferSize is what a body that sends nothing, or a trickle, holds
+// while copyHashed waits for it: a client stalling thousands of uploads
+// pins this much each, not a whole copy buffer.
+const waitBufferSize = 16 << 10
+
+// copyHashed copies r to w and h through pooled buffers, so memory per
+// upload is fixed whatever the blob size. Each round waits for bytes with
+// a small buffer and takes the large one only when that read comes back
+// full, as it does while bytes flow. Any read error but io.EOF,
 // io.ErrUnexpectedEOF from a truncated body included, is returned with the
 // count of bytes copied before it.
 func copyHashed(w io.Writer, h hash.Hash, r io.Reader) (int64, error) {
-	bp := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(bp)
-	buf := *bp
 	var n int64
 	for {
-		k := 0
-		var rerr error
-		for k < len(buf) && rerr == nil {
-			var m int
-			m, rerr = r.Read(buf[k:])
-			k += m
+		wp := waitBuffers.Get().(*[]byte)
+		k, rerr := r.Read(*wp)
+		bp, buf := wp, *wp
+		if k == len(buf) && rerr == nil {
+			bp = copyBuffers.Get().(*[]byte)
+			buf = *bp
+			copy(buf, (*wp)[:k])
+			waitBuffers.Put(wp)
+			for k < len(buf) && rerr == nil {
+				var m int
+				m, rerr = r.Read(buf[k:])
+				k += m
+			}
 		}
+		var werr error
 		if k > 0 {
 			// Hash only what was stored: a failed write must not leave
 			// the hash ahead of the count (and of a resumed upload).
-			if _, err := w.Write(buf[:k]); err != nil {
-				return n, err
+			if _, werr = w.Write(buf[:k]); werr == nil {
+				h.Write(buf[:k])
+				n += int64(k)
 			}
-			h.Write(buf[:k])
-			n += int64(k)
 		}
-		if rerr == io.EOF {
+		if bp == wp {
+			waitBuffers.Put(wp)
+		} else {
+			copyBuffers.Put(bp)
+		}
+		switch {
+		case werr != nil:
+			return n, werr
+		case rerr == io.EOF:
 			return n, nil
-		}
-		if rerr != nil {
+		case rerr != nil:
 			return n, rerr
 		}
 	}

@@ -77,3 +77,12 @@ func (u *Upstream) isDockerHub() bool {
 	}
 	return false
 }
+
+// upstreams yields each configured upstream once.
+func (r *Router) upstreams() map[*Upstream]bool {
+	set := map[*Upstream]bool{}
+	for _, u := range r.byHost {
+		set[u] = true
+	}
+	return set
+}

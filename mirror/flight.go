@@ -1,0 +1,42 @@
+package mirror
+
+import "sync"
+
+// group shares one run of a function among concurrent callers with the
+// same key, as golang.org/x/sync/singleflight but without results: the
+// fetch's outcome is in the Store, so callers only need its error.
+type group struct {
+	mu      sync.Mutex
+	flights map[string]*flight
+}
+
+type flight struct {
+	done chan struct{}
+	err  error
+}
+
+// do runs fn once for all callers of key that arrive while it runs. The
+// first caller runs fn and gets leader true; the others wait for it to
+// return, then get its error.
+func (g *group) do(key string, fn func() error) (err error, leader bool) {
+	g.mu.Lock()
+	if f, ok := g.flights[key]; ok {
+		g.mu.Unlock()
+		<-f.done
+		return f.err, false
+	}
+	if g.flights == nil {
+		g.flights = map[string]*flight{}
+	}
+	f := &flight{done: make(chan struct{})}
+	g.flights[key] = f
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		delete(g.flights, key)
+		g.mu.Unlock()
+		close(f.done)
+	}()
+	f.err = fn()
+	return f.err, true
+}

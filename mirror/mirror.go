@@ -46,6 +46,7 @@ type Mirror struct {
 	// matched upstream. It is in memory only: after a restart, the first
 	// pull of a tag revalidates it.
 	checked sync.Map
+	parse   ParseFunc // nil: see parseManifest
 }
 
 // New returns the Mirror of a validated Config over store, or nil when cfg
@@ -158,8 +159,12 @@ func (m *Mirror) refresh(ctx context.Context, rt Route, ref string, have digest.
 	if !isDigest(ref) {
 		tags = []string{ref}
 	}
-	man := storage.Manifest{Digest: d, MediaType: mediaType(resp.Header.Get("Content-Type"), body), Content: body}
-	if err := m.store.PutManifest(ctx, rt.Local, man, tags); err != nil {
+	man, err := m.parseManifest(resp.Header.Get("Content-Type"), body)
+	if err != nil {
+		return fmt.Errorf("%w: upstream manifest %s:%s: %v", ErrUpstreamUnavailable, rt.Repo, ref, err)
+	}
+	man.Digest, man.Content = d, body
+	if err := m.store.PutCachedManifest(ctx, rt.Local, man, tags); err != nil {
 		return err
 	}
 	if !isDigest(ref) {
@@ -183,17 +188,31 @@ func verifyManifest(body []byte, want digest.Digest) (digest.Digest, error) {
 	return want, nil
 }
 
-// mediaType is the manifest's own mediaType field, else the upstream's
-// Content-Type.
-func mediaType(contentType string, body []byte) string {
+// ParseFunc validates manifest bytes sent with contentType and returns what
+// the Store must know of them: media type and references. The registry
+// owns manifest parsing and hands its parser to the mirror.
+type ParseFunc func(contentType string, body []byte) (storage.Manifest, error)
+
+// UseParser makes the mirror parse manifests with parse, so that cached
+// manifests carry their references and GC keeps what they reference.
+// Call it before the Mirror serves requests.
+func (m *Mirror) UseParser(parse ParseFunc) { m.parse = parse }
+
+// parseManifest parses with the registry's parser, or, without one, keeps
+// only the manifest's media type: its own mediaType field, else the
+// upstream's Content-Type.
+func (m *Mirror) parseManifest(contentType string, body []byte) (storage.Manifest, error) {
+	if m.parse != nil {
+		return m.parse(contentType, body)
+	}
 	var v struct {
 		MediaType string `json:"mediaType"`
 	}
 	if json.Unmarshal(body, &v) == nil && v.MediaType != "" {
-		return v.MediaType
+		return storage.Manifest{MediaType: v.MediaType}, nil
 	}
 	mt, _, _ := strings.Cut(contentType, ";")
-	return strings.TrimSpace(mt)
+	return storage.Manifest{MediaType: strings.TrimSpace(mt)}, nil
 }
 
 func isDigest(ref string) bool { return strings.ContainsRune(ref, ':') }

@@ -52,7 +52,14 @@ func WithAuthorizer(a auth.Authorizer) Option { return func(h *handler) { h.auth
 
 // WithMirror serves the names m routes to an upstream as a pull-through
 // cache. A nil m leaves the mirror off.
-func WithMirror(m *mirror.Mirror) Option { return func(h *handler) { h.mirror = m } }
+func WithMirror(m *mirror.Mirror) Option {
+	return func(h *handler) {
+		if m != nil {
+			m.UseParser(parseManifest)
+		}
+		h.mirror = m
+	}
+}
 
 // Option configures New.
 type Option func(*handler)

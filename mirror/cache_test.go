@@ -1,0 +1,137 @@
+package mirror_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/nora-registry/nora/gc"
+)
+
+// TestColdRangeAndHead: a Range GET or a HEAD of a cold blob is answered
+// once the whole blob is cached, as for local content.
+func TestColdRangeAndHead(t *testing.T) {
+	up := newGGCRUpstream(t)
+	img := push(t, up.host+"/library/app:1", 64<<10, 2)
+	srv, _ := newMirror(t, hub(up))
+	layers, _ := img.Layers()
+	l0, _ := layers[0].Digest()
+	l1, _ := layers[1].Digest()
+	rc, _ := layers[0].Compressed()
+	whole, _ := io.ReadAll(rc)
+
+	resp, body := get(t, "GET", srv.URL+"/v2/docker.io/library/app/blobs/"+l0.String(), "Range", "bytes=10-19")
+	if resp.StatusCode != 206 || string(body) != string(whole[10:20]) {
+		t.Errorf("cold Range GET = %d %q, want 206 and bytes 10-19", resp.StatusCode, body)
+	}
+	size, _ := layers[1].Size()
+	resp, _ = get(t, "HEAD", srv.URL+"/v2/docker.io/library/app/blobs/"+l1.String())
+	if resp.StatusCode != 200 || resp.ContentLength != size {
+		t.Errorf("cold HEAD = %d, length %d; want 200, %d", resp.StatusCode, resp.ContentLength, size)
+	}
+}
+
+// TestClientLeavesMidBlob: a client that disconnects mid-blob does not
+// stop the fetch: the blob ends up cached.
+func TestClientLeavesMidBlob(t *testing.T) {
+	up := newGGCRUpstream(t)
+	img := push(t, up.host+"/library/app:1", 8<<20, 1)
+	srv, st := newMirror(t, hub(up))
+	layers, _ := img.Layers()
+	ld, _ := layers[0].Digest()
+	resp, err := http.Get(srv.URL + "/v2/docker.io/library/app/blobs/" + ld.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadFull(resp.Body, make([]byte, 1024))
+	resp.Body.Close() // leaves mid-blob
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := st.StatBlob(context.Background(), "docker.io/library/app", digest.Digest(ld.String()))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("blob not cached 10s after its client left: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := up.blobGets.Load(); n != 1 {
+		t.Errorf("upstream blob GETs = %d, want 1", n)
+	}
+}
+
+// TestIndexNotExpanded: an index is cached alone; a platform's manifest
+// is fetched when a client asks for it.
+func TestIndexNotExpanded(t *testing.T) {
+	up := newGGCRUpstream(t)
+	idx, err := random.Index(1024, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(mustRef(t, up.host+"/library/multi:1"), idx); err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	srv, st := newMirror(t, hub(up))
+	resp, body := get(t, "GET", srv.URL+"/v2/docker.io/library/multi/manifests/1", "Accept", "application/vnd.oci.image.index.v1+json")
+	if d, _ := idx.Digest(); resp.StatusCode != 200 || resp.Header.Get("Docker-Content-Digest") != d.String() {
+		t.Fatalf("GET index = %d %s, want 200 with digest %s", resp.StatusCode, body, d)
+	}
+	child := im.Manifests[0].Digest.String()
+	if _, err := st.StatManifest(context.Background(), "docker.io/library/multi", child); err == nil {
+		t.Errorf("GET of the index cached its platform manifest %s", child)
+	}
+	if resp, body := get(t, "GET", srv.URL+"/v2/docker.io/library/multi/manifests/"+child, "Accept", manifestAccept); resp.StatusCode != 200 {
+		t.Errorf("GET platform manifest = %d %s, want 200", resp.StatusCode, body)
+	}
+}
+
+// TestGCKeepsCachedContent: cached manifests carry their references, so
+// GC, even with no grace, keeps the cached blobs of a cached tag, and an
+// offline pull still works afterwards.
+func TestGCKeepsCachedContent(t *testing.T) {
+	up := newGGCRUpstream(t)
+	img := push(t, up.host+"/library/app:1", 1024, 2)
+	// An index whose children are pulled by digest, as clients do.
+	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img,
+		Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})
+	if err := remote.WriteIndex(mustRef(t, up.host+"/library/app:multi"), idx); err != nil {
+		t.Fatal(err)
+	}
+	srv, st := newMirror(t, hub(up))
+	host := strings.TrimPrefix(srv.URL, "http://")
+	if _, err := pull(t, host+"/docker.io/library/app:1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Index(mustRef(t, host+"/docker.io/library/app:multi")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pull(t, host+"/docker.io/library/app:multi"); err != nil {
+		t.Fatal(err)
+	}
+	opts := gc.Options{Grace: 0, DeleteUntagged: true}
+	p, err := gc.Plan(context.Background(), st, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gc.Apply(context.Background(), st, p); err != nil {
+		t.Fatal(err)
+	}
+	up.Close()
+	for _, ref := range []string{"1", "multi"} {
+		if got, err := pull(t, host+"/docker.io/library/app:"+ref); err != nil || got != digestOf(t, img) {
+			t.Errorf("offline pull of app:%s after GC = %v, %v; want %v", ref, got, err, digestOf(t, img))
+		}
+	}
+}

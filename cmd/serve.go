@@ -122,6 +122,11 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if mir != nil && reg != nil {
+		if err := mir.Register(reg); err != nil {
+			return err
+		}
+	}
 	opts = append(opts, registry.WithMirror(mir))
 	maint, stopMaintenance, err := startMaintenance(ctx, f, store, reg, log)
 	if err != nil {

@@ -69,7 +69,7 @@ func TestRBACSeesLocalName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, _ := newMirrorWith(t, []registry.Option{registry.WithAuthorizer(svc)}, hub(up))
+	srv, _, _ := newMirrorWith(t, []registry.Option{registry.WithAuthorizer(svc)}, hub(up))
 	tokens := svc.TokenHandler()
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/auth/") {

@@ -29,12 +29,12 @@ import (
 // false and err is nil, the blob is in the cache. A blob upstream does not
 // have is storage.ErrBlobNotFound.
 func (m *Mirror) Blob(ctx context.Context, rt Route, d digest.Digest, send func(size int64) io.Writer) (sent bool, err error) {
-	err, leader := m.flights.do("blob "+rt.Local+"@"+string(d), func() error {
+	_, err, leader := m.flights.do("blob "+rt.Local+"@"+string(d), func() (string, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), blobTimeout)
 		defer cancel()
 		resp, err := m.clients[rt.Upstream].do(fctx, http.MethodGet, rt.Repo, "blobs", string(d), nil)
 		if err != nil {
-			return err
+			return "", err
 		}
 		defer resp.Body.Close()
 		var body io.Reader = resp.Body
@@ -46,15 +46,19 @@ func (m *Mirror) Blob(ctx context.Context, rt Route, d digest.Digest, send func(
 		}
 		if _, err := m.store.PutBlob(fctx, rt.Local, d, resp.ContentLength, body); err != nil {
 			if errors.Is(err, storage.ErrDigestMismatch) || errors.Is(err, storage.ErrSizeMismatch) {
-				return fmt.Errorf("%w: blob %s: %v", ErrUpstreamUnavailable, d, err)
+				m.metrics.errors.WithLabelValues(rt.Upstream.Name, "digest").Inc()
+				return "", fmt.Errorf("%w: blob %s: %v", ErrUpstreamUnavailable, d, err)
 			}
-			return err
+			return "", err
 		}
 		if hw != nil {
 			hw.release()
 		}
-		return nil
+		return "", nil
 	})
+	if err == nil {
+		m.count(rt, resultMiss)
+	}
 	if err != nil {
 		m.log.Warn().Err(err).Str("upstream", rt.Upstream.Name).Str("repository", rt.Local).Str("digest", string(d)).
 			Bool("leader", leader).Msg("upstream blob fetch failed")

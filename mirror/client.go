@@ -32,11 +32,13 @@ type client struct {
 	auth authn.Authenticator
 	base http.RoundTripper
 
+	metrics *metrics
+
 	mu  sync.Mutex
 	rts map[string]http.RoundTripper // by upstream repository, tokens cached inside
 }
 
-func newClient(u *Upstream) (*client, error) {
+func newClient(u *Upstream, m *metrics) (*client, error) {
 	p, err := url.Parse(u.URL)
 	if err != nil {
 		return nil, err
@@ -61,7 +63,7 @@ func newClient(u *Upstream) (*client, error) {
 	if u.Username != "" {
 		a = &authn.Basic{Username: u.Username, Password: u.Password}
 	}
-	return &client{up: u, reg: reg, auth: a, base: t, rts: map[string]http.RoundTripper{}}, nil
+	return &client{up: u, reg: reg, auth: a, base: t, metrics: m, rts: map[string]http.RoundTripper{}}, nil
 }
 
 // transport returns the round tripper for pulls from repo, doing the
@@ -76,6 +78,7 @@ func (c *client) transport(ctx context.Context, repo string) (http.RoundTripper,
 	scope := c.reg.Repo(repo).Scope(transport.PullScope)
 	rt, err := transport.NewWithContext(ctx, c.reg, c.auth, c.base, []string{scope})
 	if err != nil {
+		c.metrics.countError(c.up, err)
 		return nil, classify(err)
 	}
 	c.mu.Lock()
@@ -100,13 +103,16 @@ func (c *client) do(ctx context.Context, method, repo, kind, ref string, accept 
 		req.Header.Add("Accept", a)
 	}
 	resp, err := (&http.Client{Transport: rt}).Do(req)
+	if err == nil {
+		if err = transport.CheckError(resp, http.StatusOK); err != nil {
+			resp.Body.Close()
+		}
+	}
 	if err != nil {
+		c.metrics.countError(c.up, err)
 		return nil, classify(err)
 	}
-	if err := transport.CheckError(resp, http.StatusOK); err != nil {
-		resp.Body.Close()
-		return nil, classify(err)
-	}
+	resp.Body = &countingBody{ReadCloser: resp.Body, c: c.metrics.bytes.WithLabelValues(c.up.Name)}
 	return resp, nil
 }
 

@@ -3,8 +3,9 @@ package mirror
 import "sync"
 
 // group shares one run of a function among concurrent callers with the
-// same key, as golang.org/x/sync/singleflight but without results: the
-// fetch's outcome is in the Store, so callers only need its error.
+// same key, as golang.org/x/sync/singleflight with a string result: the
+// fetch's outcome is in the Store, so callers only need its error and
+// how it went.
 type group struct {
 	mu      sync.Mutex
 	flights map[string]*flight
@@ -12,18 +13,19 @@ type group struct {
 
 type flight struct {
 	done chan struct{}
+	val  string
 	err  error
 }
 
 // do runs fn once for all callers of key that arrive while it runs. The
 // first caller runs fn and gets leader true; the others wait for it to
-// return, then get its error.
-func (g *group) do(key string, fn func() error) (err error, leader bool) {
+// return, then get its result.
+func (g *group) do(key string, fn func() (string, error)) (val string, err error, leader bool) {
 	g.mu.Lock()
 	if f, ok := g.flights[key]; ok {
 		g.mu.Unlock()
 		<-f.done
-		return f.err, false
+		return f.val, f.err, false
 	}
 	if g.flights == nil {
 		g.flights = map[string]*flight{}
@@ -37,6 +39,6 @@ func (g *group) do(key string, fn func() error) (err error, leader bool) {
 		g.mu.Unlock()
 		close(f.done)
 	}()
-	f.err = fn()
-	return f.err, true
+	f.val, f.err = fn()
+	return f.val, f.err, true
 }

@@ -119,11 +119,12 @@ func hub(u *upstream) mirror.Upstream {
 // newMirror serves a fresh filesystem store with the mirror of ups on.
 func newMirror(t *testing.T, ups ...mirror.Upstream) (*httptest.Server, *storage.Store) {
 	t.Helper()
-	return newMirrorWith(t, nil, ups...)
+	srv, st, _ := newMirrorWith(t, nil, ups...)
+	return srv, st
 }
 
 // newMirrorWith is newMirror with more registry options.
-func newMirrorWith(t *testing.T, opts []registry.Option, ups ...mirror.Upstream) (*httptest.Server, *storage.Store) {
+func newMirrorWith(t *testing.T, opts []registry.Option, ups ...mirror.Upstream) (*httptest.Server, *storage.Store, *mirror.Mirror) {
 	t.Helper()
 	cfg := mirror.Config{Upstreams: ups}
 	if err := cfg.Validate(); err != nil {
@@ -139,7 +140,7 @@ func newMirrorWith(t *testing.T, opts []registry.Option, ups ...mirror.Upstream)
 	}
 	srv := httptest.NewServer(registry.New(st, append(opts, registry.WithMirror(m))...))
 	t.Cleanup(func() { srv.Close(); st.Close() })
-	return srv, st
+	return srv, st, m
 }
 
 // push writes a random image of layers blobs of size bytes to ref.

@@ -47,6 +47,7 @@ type Mirror struct {
 	// pull of a tag revalidates it.
 	checked sync.Map
 	parse   ParseFunc // nil: see parseManifest
+	metrics *metrics
 }
 
 // New returns the Mirror of a validated Config over store, or nil when cfg
@@ -55,9 +56,9 @@ func New(cfg Config, store *storage.Store, log zerolog.Logger) (*Mirror, error) 
 	if len(cfg.Upstreams) == 0 {
 		return nil, nil
 	}
-	m := &Mirror{router: NewRouter(cfg), store: store, log: log, clients: map[*Upstream]*client{}}
+	m := &Mirror{router: NewRouter(cfg), store: store, log: log, clients: map[*Upstream]*client{}, metrics: newMetrics()}
 	for u := range m.router.upstreams() {
-		c, err := newClient(u)
+		c, err := newClient(u, m.metrics)
 		if err != nil {
 			return nil, err
 		}
@@ -93,22 +94,25 @@ func (m *Mirror) Manifest(ctx context.Context, rt Route, ref string) (man storag
 		return man, false, cerr
 	}
 	if cerr == nil && (isDigest(ref) || m.fresh(rt, ref)) {
+		m.count(rt, resultHit)
 		return cached, false, nil
 	}
 	var have digest.Digest
 	if cerr == nil {
 		have = cached.Digest
 	}
-	err, _ = m.flights.do("manifest "+rt.Local+":"+ref, func() error {
+	result, err, _ := m.flights.do("manifest "+rt.Local+":"+ref, func() (string, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), manifestTimeout)
 		defer cancel()
 		return m.refresh(fctx, rt, ref, have)
 	})
 	switch {
 	case err == nil:
+		m.count(rt, result)
 		man, err = m.store.GetManifest(ctx, rt.Local, ref)
 		return man, false, err
 	case cerr == nil:
+		m.count(rt, resultStale)
 		m.log.Warn().Err(err).Str("upstream", rt.Upstream.Name).Str("repository", rt.Local).Str("reference", ref).
 			Msg("upstream failed; serving the cached manifest")
 		return cached, true, nil
@@ -125,27 +129,27 @@ func (m *Mirror) fresh(rt Route, tag string) bool {
 
 // refresh brings manifest ref of rt into the cache. have is the digest the
 // cache holds for a tag, if any: a HEAD that announces it ends the check.
-func (m *Mirror) refresh(ctx context.Context, rt Route, ref string, have digest.Digest) error {
+func (m *Mirror) refresh(ctx context.Context, rt Route, ref string, have digest.Digest) (result string, err error) {
 	c := m.clients[rt.Upstream]
 	if have != "" {
 		resp, err := c.do(ctx, http.MethodHead, rt.Repo, "manifests", ref, manifestTypes)
 		if err != nil {
-			return err
+			return "", err
 		}
 		resp.Body.Close()
 		if digest.Digest(resp.Header.Get("Docker-Content-Digest")) == have {
 			m.checked.Store(rt.Local+":"+ref, time.Now())
-			return nil
+			return resultRevalidated, nil
 		}
 	}
 	resp, err := c.do(ctx, http.MethodGet, rt.Repo, "manifests", ref, manifestTypes)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
 	body, err := readLimited(resp.Body, maxManifestSize)
 	if err != nil {
-		return err
+		return "", err
 	}
 	want := digest.Digest(resp.Header.Get("Docker-Content-Digest"))
 	if isDigest(ref) {
@@ -153,7 +157,8 @@ func (m *Mirror) refresh(ctx context.Context, rt Route, ref string, have digest.
 	}
 	d, err := verifyManifest(body, want)
 	if err != nil {
-		return err
+		m.metrics.errors.WithLabelValues(rt.Upstream.Name, "digest").Inc()
+		return "", err
 	}
 	var tags []string
 	if !isDigest(ref) {
@@ -161,16 +166,16 @@ func (m *Mirror) refresh(ctx context.Context, rt Route, ref string, have digest.
 	}
 	man, err := m.parseManifest(resp.Header.Get("Content-Type"), body)
 	if err != nil {
-		return fmt.Errorf("%w: upstream manifest %s:%s: %v", ErrUpstreamUnavailable, rt.Repo, ref, err)
+		return "", fmt.Errorf("%w: upstream manifest %s:%s: %v", ErrUpstreamUnavailable, rt.Repo, ref, err)
 	}
 	man.Digest, man.Content = d, body
 	if err := m.store.PutCachedManifest(ctx, rt.Local, man, tags); err != nil {
-		return err
+		return "", err
 	}
 	if !isDigest(ref) {
 		m.checked.Store(rt.Local+":"+ref, time.Now())
 	}
-	return nil
+	return resultMiss, nil
 }
 
 // verifyManifest returns the digest of body, which must be want when want

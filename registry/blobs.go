@@ -19,7 +19,9 @@ import (
 func (h *handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 	name, d := r.PathValue("name"), digest.Digest(r.PathValue("digest"))
 	info, err := h.store.StatBlob(r.Context(), name, d)
-	if rt, ok := mirrorRoute(r); ok && errors.Is(err, storage.ErrBlobNotFound) {
+	if rt, ok := mirrorRoute(r); ok && err == nil {
+		h.mirror.CountHit(rt)
+	} else if ok && errors.Is(err, storage.ErrBlobNotFound) {
 		if done, err := h.fetchBlob(w, r, rt, d); done || err != nil {
 			return err
 		}

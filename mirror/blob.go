@@ -29,7 +29,7 @@ import (
 // false and err is nil, the blob is in the cache. A blob upstream does not
 // have is storage.ErrBlobNotFound.
 func (m *Mirror) Blob(ctx context.Context, rt Route, d digest.Digest, send func(size int64) io.Writer) (sent bool, err error) {
-	_, err, leader := m.flights.do("blob "+rt.Local+"@"+string(d), func() (string, error) {
+	_, leader, err := m.flights.do("blob "+rt.Local+"@"+string(d), func() (string, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), blobTimeout)
 		defer cancel()
 		resp, err := m.clients[rt.Upstream].do(fctx, http.MethodGet, rt.Repo, "blobs", string(d), nil)

@@ -20,12 +20,12 @@ type flight struct {
 // do runs fn once for all callers of key that arrive while it runs. The
 // first caller runs fn and gets leader true; the others wait for it to
 // return, then get its result.
-func (g *group) do(key string, fn func() (string, error)) (val string, err error, leader bool) {
+func (g *group) do(key string, fn func() (string, error)) (val string, leader bool, err error) {
 	g.mu.Lock()
 	if f, ok := g.flights[key]; ok {
 		g.mu.Unlock()
 		<-f.done
-		return f.val, f.err, false
+		return f.val, false, f.err
 	}
 	if g.flights == nil {
 		g.flights = map[string]*flight{}
@@ -40,5 +40,5 @@ func (g *group) do(key string, fn func() (string, error)) (val string, err error
 		close(f.done)
 	}()
 	f.val, f.err = fn()
-	return f.val, f.err, true
+	return f.val, true, f.err
 }

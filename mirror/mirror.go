@@ -101,7 +101,7 @@ func (m *Mirror) Manifest(ctx context.Context, rt Route, ref string) (man storag
 	if cerr == nil {
 		have = cached.Digest
 	}
-	result, err, _ := m.flights.do("manifest "+rt.Local+":"+ref, func() (string, error) {
+	result, _, err := m.flights.do("manifest "+rt.Local+":"+ref, func() (string, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), manifestTimeout)
 		defer cancel()
 		return m.refresh(fctx, rt, ref, have)

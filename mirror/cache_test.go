@@ -25,8 +25,7 @@ func TestColdRangeAndHead(t *testing.T) {
 	img := push(t, up.host+"/library/app:1", 64<<10, 2)
 	srv, _ := newMirror(t, hub(up))
 	layers, _ := img.Layers()
-	l0, _ := layers[0].Digest()
-	l1, _ := layers[1].Digest()
+	l0, l1 := layerDigest(t, img, 0), layerDigest(t, img, 1)
 	rc, _ := layers[0].Compressed()
 	whole, _ := io.ReadAll(rc)
 
@@ -47,8 +46,7 @@ func TestClientLeavesMidBlob(t *testing.T) {
 	up := newGGCRUpstream(t)
 	img := push(t, up.host+"/library/app:1", 8<<20, 1)
 	srv, st := newMirror(t, hub(up))
-	layers, _ := img.Layers()
-	ld, _ := layers[0].Digest()
+	ld := layerDigest(t, img, 0)
 	resp, err := http.Get(srv.URL + "/v2/docker.io/library/app/blobs/" + ld.String())
 	if err != nil {
 		t.Fatal(err)

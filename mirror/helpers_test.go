@@ -209,3 +209,17 @@ func get(t *testing.T, method, url string, headers ...string) (*http.Response, [
 	body, _ := io.ReadAll(resp.Body)
 	return resp, body
 }
+
+// layerDigest is the digest of img's layer i.
+func layerDigest(t *testing.T, img v1.Image, i int) v1.Hash {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := layers[i].Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}

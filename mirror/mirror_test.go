@@ -48,8 +48,7 @@ func TestNamespaceParameter(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Docker-Content-Digest") != digestOf(t, img).String() {
 		t.Fatalf("GET manifest ?ns=docker.io = %d %s, want 200 with digest %s", resp.StatusCode, body, digestOf(t, img))
 	}
-	layers, _ := img.Layers()
-	ld, _ := layers[0].Digest()
+	ld := layerDigest(t, img, 0)
 	resp, body = get(t, "GET", srv.URL+"/v2/library/busybox/blobs/"+ld.String()+"?ns=docker.io")
 	if resp.StatusCode != 200 || digest.FromBytes(body).String() != ld.String() {
 		t.Fatalf("GET blob ?ns=docker.io = %d, %d bytes; want 200 and the layer", resp.StatusCode, len(body))
@@ -140,8 +139,7 @@ func TestCorruptUpstream(t *testing.T) {
 	img := push(t, up.host+"/library/app:1", 256<<10, 1)
 	srv, st := newMirror(t, hub(up))
 	ref := strings.TrimPrefix(srv.URL, "http://") + "/docker.io/library/app:1"
-	layers, _ := img.Layers()
-	ld, _ := layers[0].Digest()
+	ld := layerDigest(t, img, 0)
 
 	up.mode.Store(corrupt)
 	if _, err := pull(t, ref); err == nil {
@@ -214,8 +212,7 @@ func TestConcurrentColdBlob(t *testing.T) {
 	up := newGGCRUpstream(t)
 	img := push(t, up.host+"/library/big:1", 4<<20, 1)
 	srv, _ := newMirror(t, hub(up))
-	layers, _ := img.Layers()
-	ld, _ := layers[0].Digest()
+	ld := layerDigest(t, img, 0)
 	up.blobGets.Store(0)
 	url := srv.URL + "/v2/docker.io/library/big/blobs/" + ld.String()
 

@@ -3,12 +3,28 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
+
+// startCache starts a registry that caches up, answering for host, with
+// extra keys in its [[mirror.upstreams]] entry.
+func startCache(t *testing.T, up *e2eServer, host, extra string) *e2eServer {
+	t.Helper()
+	return startServerWith(t, fmt.Sprintf(`
+[[mirror.upstreams]]
+name = "upstream"
+url = "http://%s"
+insecure = true
+hosts = [%q]
+%s
+`, up.host(), host, extra))
+}
 
 // TestE2EMirror runs the registry as a pull-through cache of another
 // registry process with token auth on: go-containerregistry and crane
@@ -23,15 +39,8 @@ func TestE2EMirror(t *testing.T) {
 	if err := remote.Write(up.ref(t, "team/app:v1"), img, alice); err != nil {
 		t.Fatal(err)
 	}
-	cache := startServerWith(t, fmt.Sprintf(`
-[[mirror.upstreams]]
-name = "upstream"
-url = "http://%s"
-insecure = true
-hosts = ["registry.example"]
-username = "bob"
-password = "bob-secret"
-`, up.host()))
+	cache := startCache(t, up, "registry.example", `username = "bob"
+password = "bob-secret"`)
 
 	pullWhole(t, cache.ref(t, "registry.example/team/app:v1"), img)
 	_, crane := craneClient(t)
@@ -65,5 +74,39 @@ password = "bob-secret"
 	resp, _ := cache.do(t, "GET", "/v2/registry.example/team/app/manifests/v2", nil, nil)
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("GET of an uncached tag with the upstream gone = %d, want 503", resp.StatusCode)
+	}
+}
+
+// TestE2EMirrorContainerd: containerd pulls a name whose hosts.toml
+// server is unreachable through the cache as a mirror host, which makes it
+// send ?ns=; the cache fetches from its configured upstream.
+func TestE2EMirrorContainerd(t *testing.T) {
+	containerd, ctr := needContainerd(t)
+	up := startServer(t)
+	img := ociImage(t)
+	if err := remote.Write(up.ref(t, "team/app:v1"), img); err != nil {
+		t.Fatal(err)
+	}
+	cache := startCache(t, up, "registry.invalid", "")
+
+	hostsDir := t.TempDir()
+	os.MkdirAll(filepath.Join(hostsDir, "registry.invalid"), 0o755)
+	hostsToml := fmt.Sprintf(`server = "https://registry.invalid"
+
+[host."http://%s"]
+  capabilities = ["pull", "resolve"]
+`, cache.host())
+	if err := os.WriteFile(filepath.Join(hostsDir, "registry.invalid", "hosts.toml"), []byte(hostsToml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := startContainerd(t, containerd)
+	ref := "registry.invalid/team/app:v1"
+	runTool(t, nil, ctr, "--address", sock, "--namespace", "test", "image", "pull", "--hosts-dir", hostsDir, "--snapshotter", "native", ref)
+	out := runTool(t, nil, ctr, "--address", sock, "--namespace", "test", "image", "ls")
+	if want := digestOf(t, img).String(); !strings.Contains(out, want) {
+		t.Errorf("ctr image ls = %q, want %s with digest %s", out, ref, want)
+	}
+	if _, body := cache.do(t, "GET", "/v2/_catalog", nil, nil); !strings.Contains(string(body), `"registry.invalid/team/app"`) {
+		t.Errorf("cache catalog = %s, want registry.invalid/team/app cached", body)
 	}
 }

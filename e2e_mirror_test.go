@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -108,5 +109,63 @@ func TestE2EMirrorContainerd(t *testing.T) {
 	}
 	if _, body := cache.do(t, "GET", "/v2/_catalog", nil, nil); !strings.Contains(string(body), `"registry.invalid/team/app"`) {
 		t.Errorf("cache catalog = %s, want registry.invalid/team/app cached", body)
+	}
+}
+
+// TestE2EMirrorRegistriesConf: skopeo and podman pull a name whose own
+// registry is unreachable through a registries.conf mirror that points at
+// the cache's host prefix.
+func TestE2EMirrorRegistriesConf(t *testing.T) {
+	skopeo := needTool(t, "skopeo", installHint)
+	podman := needTool(t, "podman", installHint)
+	up := startServer(t)
+	img := ociImage(t)
+	want := digestOf(t, img).String()
+	if err := remote.Write(up.ref(t, "team/app:v1"), img); err != nil {
+		t.Fatal(err)
+	}
+	cache := startCache(t, up, "registry.invalid", "")
+	dir := t.TempDir()
+	env, policy := containersConf(t, dir)
+	conf := fmt.Sprintf(`unqualified-search-registries = []
+short-name-mode = "disabled"
+
+[[registry]]
+prefix = "registry.invalid"
+location = "registry.invalid"
+
+[[registry.mirror]]
+location = "%s/registry.invalid"
+insecure = true
+`, cache.host())
+	if err := os.WriteFile(filepath.Join(dir, "registries.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ref := "registry.invalid/team/app:v1"
+
+	// --no-tags: skopeo lists tags from the name's own registry, never
+	// from a mirror.
+	var info struct{ Digest string }
+	raw := runTool(t, env, skopeo, "--registries-conf", filepath.Join(dir, "registries.conf"), "--policy", policy, "inspect", "--no-tags", "docker://"+ref)
+	if err := json.Unmarshal([]byte(raw), &info); err != nil || info.Digest != want {
+		t.Errorf("skopeo inspect docker://%s = %s (%v), want digest %s", ref, raw, err, want)
+	}
+	// podman refuses a runroot longer than 50 characters.
+	short, err := os.MkdirTemp("", "nora-pm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(short) })
+	global := []string{
+		"--root", filepath.Join(short, "root"), "--runroot", filepath.Join(short, "run"),
+		"--tmpdir", filepath.Join(short, "tmp"), "--storage-driver", "vfs",
+		"--cgroup-manager", "cgroupfs", "--events-backend", "none",
+	}
+	pm := func(args ...string) string {
+		return runTool(t, env, podman, append(append([]string{}, global...), args...)...)
+	}
+	pm("pull", "--quiet", "--signature-policy", policy, ref)
+	if got := strings.TrimSpace(pm("image", "inspect", "--format", "{{.Digest}}", ref)); got != want {
+		t.Errorf("podman image inspect %s: Digest = %s, want %s", ref, got, want)
 	}
 }

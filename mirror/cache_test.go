@@ -133,3 +133,36 @@ func TestGCKeepsCachedContent(t *testing.T) {
 		}
 	}
 }
+
+// TestTagList: a mirrored repository's tags are the upstream's, paginated
+// as asked; with the upstream down, they are the cached ones.
+func TestTagList(t *testing.T) {
+	up := newGGCRUpstream(t)
+	for _, tag := range []string{"1", "2", "3"} {
+		push(t, up.host+"/library/app:"+tag, 512, 1)
+	}
+	srv, _ := newMirror(t, hub(up))
+	if resp, body := get(t, "GET", srv.URL+"/v2/docker.io/library/app/manifests/2", "Accept", manifestAccept); resp.StatusCode != 200 {
+		t.Fatalf("GET app:2 = %d %s", resp.StatusCode, body)
+	}
+	for _, c := range []struct {
+		query, want, link string
+	}{
+		{"", `{"name":"docker.io/library/app","tags":["1","2","3"]}`, ""},
+		{"?n=2", `{"name":"docker.io/library/app","tags":["1","2"]}`, `</v2/docker.io/library/app/tags/list?last=2&n=2>; rel="next"`},
+		{"?n=2&last=2", `{"name":"docker.io/library/app","tags":["3"]}`, ""},
+	} {
+		resp, body := get(t, "GET", srv.URL+"/v2/docker.io/library/app/tags/list"+c.query)
+		if resp.StatusCode != 200 || string(body) != c.want || resp.Header.Get("Link") != c.link {
+			t.Errorf("GET tags/list%s = %d %s (Link %q), want %s (Link %q)", c.query, resp.StatusCode, body, resp.Header.Get("Link"), c.want, c.link)
+		}
+	}
+	up.mode.Store(down)
+	resp, body := get(t, "GET", srv.URL+"/v2/library/app/tags/list?ns=docker.io")
+	if want := `{"name":"docker.io/library/app","tags":["2"]}`; resp.StatusCode != 200 || string(body) != want {
+		t.Errorf("GET tags/list with the upstream down = %d %s, want the cached %s", resp.StatusCode, body, want)
+	}
+	if resp, body := get(t, "GET", srv.URL+"/v2/docker.io/library/none/tags/list"); resp.StatusCode != 404 || !strings.Contains(string(body), "NAME_UNKNOWN") {
+		t.Errorf("GET tags/list of nothing with the upstream down = %d %s, want 404 NAME_UNKNOWN", resp.StatusCode, body)
+	}
+}

@@ -30,6 +30,7 @@ import (
 const (
 	healthy int32 = iota
 	down          // every request answers 503
+	tooMany       // every request answers 429 with Retry-After
 	corrupt       // blob bodies arrive with their first byte flipped
 )
 
@@ -55,8 +56,13 @@ func newUpstream(t *testing.T, h http.Handler) *upstream {
 		u.mu.Lock()
 		u.auths = append(u.auths, r.Header.Get("Authorization"))
 		u.mu.Unlock()
-		if u.mode.Load() == down {
+		switch u.mode.Load() {
+		case down:
 			http.Error(w, "maintenance", http.StatusServiceUnavailable)
+			return
+		case tooMany:
+			w.Header().Set("Retry-After", "60")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
 			return
 		}
 		isBlob := strings.Contains(r.URL.Path, "/blobs/sha256:")
@@ -84,6 +90,13 @@ func newGGCRUpstream(t *testing.T) *upstream {
 
 // sawAuthPrefix reports whether a request reached u with an
 // Authorization header starting with s.
+// requests is how many requests reached u.
+func (u *upstream) requests() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.auths)
+}
+
 func (u *upstream) sawAuthPrefix(s string) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()

@@ -20,7 +20,13 @@ import (
 // request, so these, not the client, end a stuck fetch.
 const (
 	manifestTimeout = 30 * time.Second
-	blobTimeout     = time.Hour
+	// revalidateTimeout is shorter: a cached copy is waiting to be served.
+	revalidateTimeout = 10 * time.Second
+	// staleRetry is how long after a failed revalidation a cached tag is
+	// served stale without asking upstream again, so a down or stalled
+	// uplink costs one timeout per tag, not one per pull.
+	staleRetry  = 10 * time.Second
+	blobTimeout = time.Hour
 	// maxManifestSize matches what the registry accepts on push.
 	maxManifestSize = 4 << 20
 )
@@ -46,6 +52,8 @@ type Mirror struct {
 	// matched upstream. It is in memory only: after a restart, the first
 	// pull of a tag revalidates it.
 	checked sync.Map
+	// failed holds when revalidating each cached tag last failed.
+	failed  sync.Map
 	parse   ParseFunc // nil: see parseManifest
 	metrics *metrics
 }
@@ -97,21 +105,29 @@ func (m *Mirror) Manifest(ctx context.Context, rt Route, ref string) (man storag
 		m.count(rt, resultHit)
 		return cached, false, nil
 	}
-	var have digest.Digest
-	if cerr == nil {
-		have = cached.Digest
+	key := rt.Local + ":" + ref
+	if cerr == nil && m.failedRecently(key) {
+		m.count(rt, resultStale)
+		return cached, true, nil
 	}
-	result, _, err := m.flights.do("manifest "+rt.Local+":"+ref, func() (string, error) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), manifestTimeout)
+	var have digest.Digest
+	timeout := manifestTimeout
+	if cerr == nil {
+		have, timeout = cached.Digest, revalidateTimeout
+	}
+	result, _, err := m.flights.do("manifest "+key, func() (string, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
 		return m.refresh(fctx, rt, ref, have)
 	})
 	switch {
 	case err == nil:
+		m.failed.Delete(key)
 		m.count(rt, result)
 		man, err = m.store.GetManifest(ctx, rt.Local, ref)
 		return man, false, err
 	case cerr == nil:
+		m.failed.Store(key, time.Now())
 		m.count(rt, resultStale)
 		m.log.Warn().Err(err).Str("upstream", rt.Upstream.Name).Str("repository", rt.Local).Str("reference", ref).
 			Msg("upstream failed; serving the cached manifest")
@@ -120,6 +136,11 @@ func (m *Mirror) Manifest(ctx context.Context, rt Route, ref string) (man storag
 		return man, false, fmt.Errorf("%w: %s:%s upstream", storage.ErrManifestNotFound, rt.Repo, ref)
 	}
 	return man, false, err
+}
+
+func (m *Mirror) failedRecently(key string) bool {
+	t, ok := m.failed.Load(key)
+	return ok && time.Since(t.(time.Time)) < staleRetry
 }
 
 func (m *Mirror) fresh(rt Route, tag string) bool {

@@ -99,35 +99,47 @@ func TestTagRevalidation(t *testing.T) {
 }
 
 // TestUpstreamFailures: a cached tag is served stale, with a Warning, when
-// the upstream fails; an uncached one is UNAVAILABLE; a 404 upstream is
+// the upstream answers 5xx or 429, and for a while after that without
+// asking it again; an uncached one is UNAVAILABLE; a 404 upstream is
 // MANIFEST_UNKNOWN.
 func TestUpstreamFailures(t *testing.T) {
-	up := newGGCRUpstream(t)
-	img := push(t, up.host+"/library/app:1", 1024, 1)
-	u := hub(up)
-	u.Revalidate = "0s"
-	srv, _ := newMirror(t, u)
-	base := srv.URL + "/v2/docker.io/library/app/manifests/"
+	for _, mode := range []struct {
+		name string
+		mode int32
+	}{{"503", down}, {"429", tooMany}} {
+		t.Run(mode.name, func(t *testing.T) {
+			up := newGGCRUpstream(t)
+			img := push(t, up.host+"/library/app:1", 1024, 1)
+			u := hub(up)
+			u.Revalidate = "0s"
+			srv, _ := newMirror(t, u)
+			base := srv.URL + "/v2/docker.io/library/app/manifests/"
 
-	resp, body := get(t, "GET", base+"nope", "Accept", manifestAccept)
-	if resp.StatusCode != 404 || !strings.Contains(string(body), "MANIFEST_UNKNOWN") {
-		t.Errorf("GET a tag upstream lacks = %d %s, want 404 MANIFEST_UNKNOWN", resp.StatusCode, body)
-	}
-	if resp, body = get(t, "GET", base+"1", "Accept", manifestAccept); resp.StatusCode != 200 || resp.Header.Get("Warning") != "" {
-		t.Fatalf("cold GET = %d %s (Warning %q), want 200 without Warning", resp.StatusCode, body, resp.Header.Get("Warning"))
-	}
-	up.mode.Store(down)
-	for _, method := range []string{"GET", "HEAD"} {
-		resp, _ = get(t, method, base+"1", "Accept", manifestAccept)
-		if resp.StatusCode != 200 || resp.Header.Get("Warning") != `110 - "response is stale"` ||
-			resp.Header.Get("Docker-Content-Digest") != digestOf(t, img).String() {
-			t.Errorf("%s with upstream 503 = %d, Warning %q, digest %s; want 200, the stale warning, %s", method, resp.StatusCode,
-				resp.Header.Get("Warning"), resp.Header.Get("Docker-Content-Digest"), digestOf(t, img))
-		}
-	}
-	resp, body = get(t, "GET", base+"2", "Accept", manifestAccept)
-	if resp.StatusCode != 503 || !strings.Contains(string(body), "UNAVAILABLE") || strings.Contains(string(body), up.host) {
-		t.Errorf("GET an uncached tag with upstream 503 = %d %s, want 503 UNAVAILABLE not naming the upstream", resp.StatusCode, body)
+			resp, body := get(t, "GET", base+"nope", "Accept", manifestAccept)
+			if resp.StatusCode != 404 || !strings.Contains(string(body), "MANIFEST_UNKNOWN") {
+				t.Errorf("GET a tag upstream lacks = %d %s, want 404 MANIFEST_UNKNOWN", resp.StatusCode, body)
+			}
+			if resp, body = get(t, "GET", base+"1", "Accept", manifestAccept); resp.StatusCode != 200 || resp.Header.Get("Warning") != "" {
+				t.Fatalf("cold GET = %d %s (Warning %q), want 200 without Warning", resp.StatusCode, body, resp.Header.Get("Warning"))
+			}
+			up.mode.Store(mode.mode)
+			asked := up.requests()
+			for _, method := range []string{"GET", "HEAD", "GET"} {
+				resp, _ = get(t, method, base+"1", "Accept", manifestAccept)
+				if resp.StatusCode != 200 || resp.Header.Get("Warning") != `110 - "response is stale"` ||
+					resp.Header.Get("Docker-Content-Digest") != digestOf(t, img).String() {
+					t.Errorf("%s with upstream %s = %d, Warning %q, digest %s; want 200, the stale warning, %s", method, mode.name, resp.StatusCode,
+						resp.Header.Get("Warning"), resp.Header.Get("Docker-Content-Digest"), digestOf(t, img))
+				}
+			}
+			if n := up.requests() - asked; n != 1 {
+				t.Errorf("3 stale pulls in a row asked upstream %d times, want 1", n)
+			}
+			resp, body = get(t, "GET", base+"2", "Accept", manifestAccept)
+			if resp.StatusCode != 503 || !strings.Contains(string(body), "UNAVAILABLE") || strings.Contains(string(body), up.host) {
+				t.Errorf("GET an uncached tag with upstream %s = %d %s, want 503 UNAVAILABLE not naming the upstream", mode.name, resp.StatusCode, body)
+			}
+		})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -30,14 +31,16 @@ import (
 // have is storage.ErrBlobNotFound.
 func (m *Mirror) Blob(ctx context.Context, rt Route, d digest.Digest, send func(size int64) io.Writer) (sent bool, err error) {
 	_, leader, err := m.flights.do("blob "+rt.Local+"@"+string(d), func() (string, error) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), blobTimeout)
+		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
+		idle := time.AfterFunc(m.blobIdle, cancel)
+		defer idle.Stop()
 		resp, err := m.clients[rt.Upstream].do(fctx, http.MethodGet, rt.Repo, "blobs", string(d), nil)
 		if err != nil {
 			return "", err
 		}
 		defer resp.Body.Close()
-		var body io.Reader = resp.Body
+		var body io.Reader = &idleReader{r: resp.Body, t: idle, d: m.blobIdle}
 		var hw *holdback
 		if send != nil {
 			hw = &holdback{w: send(resp.ContentLength), size: resp.ContentLength}
@@ -101,4 +104,20 @@ func (h *holdback) pass(p []byte) {
 	if _, err := h.w.Write(p); err != nil {
 		h.failed = true
 	}
+}
+
+// idleReader restarts the idle timer t, of d, on every read that brings
+// bytes.
+type idleReader struct {
+	r io.Reader
+	t *time.Timer
+	d time.Duration
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	n, err := i.r.Read(p)
+	if n > 0 {
+		i.t.Reset(i.d)
+	}
+	return n, err
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/nora-registry/nora/gc"
+	"github.com/nora-registry/nora/mirror"
 )
 
 // TestColdRangeAndHead: a Range GET or a HEAD of a cold blob is answered
@@ -164,5 +165,36 @@ func TestTagList(t *testing.T) {
 	}
 	if resp, body := get(t, "GET", srv.URL+"/v2/docker.io/library/none/tags/list"); resp.StatusCode != 404 || !strings.Contains(string(body), "NAME_UNKNOWN") {
 		t.Errorf("GET tags/list of nothing with the upstream down = %d %s, want 404 NAME_UNKNOWN", resp.StatusCode, body)
+	}
+}
+
+// TestStalledUpstreamBlob: a blob fetch that stops receiving bytes is cut
+// after the idle timeout; nothing is cached and the client's transfer
+// fails; once the upstream moves again, the pull works.
+func TestStalledUpstreamBlob(t *testing.T) {
+	defer mirror.SetBlobIdleTimeout(300 * time.Millisecond)()
+	up := newGGCRUpstream(t)
+	img := push(t, up.host+"/library/app:1", 256<<10, 1)
+	srv, st := newMirror(t, hub(up))
+	ld := layerDigest(t, img, 0)
+	up.mode.Store(stall)
+	start := time.Now()
+	// The cut may come before the buffered status line went out.
+	if resp, err := http.Get(srv.URL + "/v2/docker.io/library/app/blobs/" + ld.String()); err == nil {
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 && err == nil {
+			t.Errorf("GET of a stalled blob = 200, %d whole bytes; want the transfer cut", len(body))
+		}
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("GET of a stalled blob took %v, want it cut after the 300ms idle timeout", took)
+	}
+	if _, err := st.StatBlob(context.Background(), "docker.io/library/app", digest.Digest(ld.String())); err == nil {
+		t.Errorf("a stalled blob was cached")
+	}
+	up.mode.Store(healthy)
+	if got, err := pull(t, strings.TrimPrefix(srv.URL, "http://")+"/docker.io/library/app:1"); err != nil || got != digestOf(t, img) {
+		t.Errorf("pull after the stall = %v, %v; want %v", got, err, digestOf(t, img))
 	}
 }

@@ -32,6 +32,7 @@ const (
 	down          // every request answers 503
 	tooMany       // every request answers 429 with Retry-After
 	corrupt       // blob bodies arrive with their first byte flipped
+	stall         // blob bodies stop after 1 KiB until the request ends
 )
 
 // upstream is a registry under test with a wrapping handler that counts
@@ -72,8 +73,11 @@ func newUpstream(t *testing.T, h http.Handler) *upstream {
 		if isBlob && r.Method == http.MethodGet {
 			u.blobGets.Add(1)
 			time.Sleep(u.blobDelay)
-			if u.mode.Load() == corrupt {
+			switch u.mode.Load() {
+			case corrupt:
 				w = &flipWriter{ResponseWriter: w}
+			case stall:
+				w = &stallWriter{ResponseWriter: w, left: 1024, done: r.Context().Done()}
 			}
 		}
 		h.ServeHTTP(w, r)
@@ -122,6 +126,25 @@ func (f *flipWriter) Write(p []byte) (int, error) {
 		return f.ResponseWriter.Write(q)
 	}
 	return f.ResponseWriter.Write(p)
+}
+
+// stallWriter passes left bytes on, then blocks until done.
+type stallWriter struct {
+	http.ResponseWriter
+	left int
+	done <-chan struct{}
+}
+
+func (s *stallWriter) Write(p []byte) (int, error) {
+	if len(p) <= s.left {
+		s.left -= len(p)
+		return s.ResponseWriter.Write(p)
+	}
+	n, _ := s.ResponseWriter.Write(p[:s.left])
+	s.left = 0
+	s.ResponseWriter.(http.Flusher).Flush()
+	<-s.done
+	return n, io.ErrClosedPipe
 }
 
 // hub is an upstream entry answering for docker.io.

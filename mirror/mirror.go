@@ -17,7 +17,9 @@ import (
 )
 
 // Time limits of upstream fetches. They run on contexts detached from the
-// request, so these, not the client, end a stuck fetch.
+// request, so these, not the client, end a stuck fetch. A blob has no
+// total limit, only blobIdleTimeout: a big layer on a slow uplink may take
+// hours while it keeps moving.
 const (
 	manifestTimeout = 30 * time.Second
 	// revalidateTimeout is shorter: a cached copy is waiting to be served.
@@ -25,11 +27,14 @@ const (
 	// staleRetry is how long after a failed revalidation a cached tag is
 	// served stale without asking upstream again, so a down or stalled
 	// uplink costs one timeout per tag, not one per pull.
-	staleRetry  = 10 * time.Second
-	blobTimeout = time.Hour
+	staleRetry = 10 * time.Second
 	// maxManifestSize matches what the registry accepts on push.
 	maxManifestSize = 4 << 20
 )
+
+// blobIdleTimeout cuts a blob fetch that receives nothing for this long.
+// A variable so that tests can shorten it before New.
+var blobIdleTimeout = 2 * time.Minute
 
 // manifestTypes is the Accept list sent upstream: every kind the registry
 // can store, so the upstream never converts what it serves.
@@ -56,6 +61,8 @@ type Mirror struct {
 	failed  sync.Map
 	parse   ParseFunc // nil: see parseManifest
 	metrics *metrics
+	// blobIdle is blobIdleTimeout when New ran.
+	blobIdle time.Duration
 }
 
 // New returns the Mirror of a validated Config over store, or nil when cfg
@@ -64,7 +71,8 @@ func New(cfg Config, store *storage.Store, log zerolog.Logger) (*Mirror, error) 
 	if len(cfg.Upstreams) == 0 {
 		return nil, nil
 	}
-	m := &Mirror{router: NewRouter(cfg), store: store, log: log, clients: map[*Upstream]*client{}, metrics: newMetrics()}
+	m := &Mirror{router: NewRouter(cfg), store: store, log: log, clients: map[*Upstream]*client{},
+		metrics: newMetrics(), blobIdle: blobIdleTimeout}
 	for u := range m.router.upstreams() {
 		c, err := newClient(u, m.metrics)
 		if err != nil {

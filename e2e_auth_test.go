@@ -4,16 +4,12 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -137,25 +133,9 @@ func basic(user, pw string) string {
 
 // TestE2EAuthContainerd pulls with ctr --user through the token flow.
 func TestE2EAuthContainerd(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if inCI() {
-			t.Fatalf("os.Geteuid() = %d, want 0: containerd needs root in CI", os.Geteuid())
-		}
-		t.Skip("containerd needs root; run as root to include it")
-	}
-	containerd := needTool(t, "containerd", installHint)
-	ctr := needTool(t, "ctr", installHint)
+	containerd, ctr := needContainerd(t)
 	s := startAuthServer(t)
-	img, err := random.Image(256<<10, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
+	img := ociImage(t)
 	ref := s.ref(t, "team/ctr:v1")
 	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "alice", Password: "alice-secret"})); err != nil {
 		t.Fatalf("remote.Write(%s) = %v", ref, err)

@@ -213,25 +213,9 @@ func diffIDs(t *testing.T, img v1.Image) string {
 }
 
 func TestE2EClientContainerd(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if inCI() {
-			t.Fatalf("os.Geteuid() = %d, want 0: containerd needs root in CI", os.Geteuid())
-		}
-		t.Skip("containerd needs root; run as root to include it")
-	}
-	containerd := needTool(t, "containerd", installHint)
-	ctr := needTool(t, "ctr", installHint)
+	containerd, ctr := needContainerd(t)
 	s := startServer(t)
-	img, err := random.Image(512<<10, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
+	img := ociImage(t)
 	ref := s.ref(t, "ctr/app:v1")
 	if err := remote.Write(ref, img); err != nil {
 		t.Fatalf("remote.Write(%s) = %v", ref, err)
@@ -253,6 +237,19 @@ func TestE2EClientContainerd(t *testing.T) {
 	if want := digestOf(t, img).String(); !strings.Contains(line, want) {
 		t.Errorf("ctr image ls = %q, want a line for %s with digest %s", out, ref, want)
 	}
+}
+
+// needContainerd returns the paths of containerd and ctr, or skips the
+// test (fails it in CI) when they are missing or the test is not root.
+func needContainerd(t *testing.T) (containerd, ctr string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if inCI() {
+			t.Fatalf("os.Geteuid() = %d, want 0: containerd needs root in CI", os.Geteuid())
+		}
+		t.Skip("containerd needs root; run as root to include it")
+	}
+	return needTool(t, "containerd", installHint), needTool(t, "ctr", installHint)
 }
 
 // startContainerd runs a private containerd as the test's child, with

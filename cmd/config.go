@@ -14,6 +14,7 @@ import (
 
 	"github.com/nora-registry/nora/auth"
 	"github.com/nora-registry/nora/gc"
+	"github.com/nora-registry/nora/mirror"
 	"github.com/nora-registry/nora/retention"
 	"github.com/nora-registry/nora/storage"
 )
@@ -33,6 +34,8 @@ type File struct {
 	Retention *retention.Config `toml:"retention"`
 	// RateLimit limits requests per client address and identity.
 	RateLimit auth.RateLimitConfig `toml:"rate_limit"`
+	// Mirror lists the upstream registries cached pull-through.
+	Mirror mirror.Config `toml:"mirror"`
 }
 
 // ServerConfig is the [server] section: the HTTP listener.
@@ -163,6 +166,9 @@ func (f File) Validate() error {
 		return err
 	}
 	if err := f.RateLimit.Validate(); err != nil {
+		return err
+	}
+	if err := f.Mirror.Validate(); err != nil {
 		return err
 	}
 	if f.Retention != nil {

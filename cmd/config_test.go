@@ -79,6 +79,16 @@ func TestLoadFile(t *testing.T) {
 		{file: "s3_scheme.toml", wantErr: `storage.s3.endpoint: "https://minio.lan:9000": want host[:port] without a scheme`},
 		{file: "s3_small_part.toml", wantErr: "storage.s3.part_size_mib: 1: must be between 5 and 5120"},
 		{file: "s3_unknown_key.toml", wantErr: `unknown key "storage.s3.buckett"`},
+		{file: "mirror.toml", env: map[string]string{"NORA_TEST_HUB_TOKEN": "dckr_pat_x"}, check: func(f File) {
+			u := f.Mirror.Upstreams
+			if len(u) != 2 || u[0].Password != "dckr_pat_x" || !u[0].Default || u[0].RevalidateInterval() != 10*time.Minute ||
+				len(u[0].Hosts) != 3 || !u[1].Insecure || !u[1].AllowPush || u[1].RevalidateInterval() != 5*time.Minute {
+				t.Errorf("LoadFile(mirror.toml) = %+v, want the file's upstreams, password expanded", u)
+			}
+		}},
+		{file: "mirror.toml", wantErr: "mirror.upstreams[0].password: environment variable NORA_TEST_HUB_TOKEN is not set"},
+		{file: "mirror_http.toml", wantErr: `mirror.upstreams[1].url: "http://10.0.0.2:5000" is plain http`},
+		{file: "mirror_unknown_key.toml", wantErr: `unknown key "mirror.upstreams.revalidat"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nora-registry/nora/auth"
+	"github.com/nora-registry/nora/mirror"
 	"github.com/nora-registry/nora/registry"
 	"github.com/nora-registry/nora/storage"
 )
@@ -117,6 +118,16 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		mux.Handle("/auth/oidc/token", svc.OIDCHandler())
 		tokens = mux
 	}
+	mir, err := mirror.New(f.Mirror, store, log.With().Str("component", "mirror").Logger())
+	if err != nil {
+		return err
+	}
+	if mir != nil && reg != nil {
+		if err := mir.Register(reg); err != nil {
+			return err
+		}
+	}
+	opts = append(opts, registry.WithMirror(mir))
 	maint, stopMaintenance, err := startMaintenance(ctx, f, store, reg, log)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -8,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/nora-registry/nora/storage"
 )
 
 // getBlob serves GET and HEAD of a blob linked to the repository, with a
@@ -16,6 +19,14 @@ import (
 func (h *handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 	name, d := r.PathValue("name"), digest.Digest(r.PathValue("digest"))
 	info, err := h.store.StatBlob(r.Context(), name, d)
+	if rt, ok := mirrorRoute(r); ok && err == nil {
+		h.mirror.CountHit(rt)
+	} else if ok && errors.Is(err, storage.ErrBlobNotFound) {
+		if done, err := h.fetchBlob(w, r, rt, d); done || err != nil {
+			return err
+		}
+		info, err = h.store.StatBlob(r.Context(), name, d)
+	}
 	if err != nil {
 		return err
 	}
@@ -44,11 +55,7 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 			hd.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, start+length-1, info.Size))
 		}
 	}
-	hd.Set("Content-Type", "application/octet-stream")
-	hd.Set("Docker-Content-Digest", string(d))
-	hd.Set("Etag", `"`+string(d)+`"`)
-	hd.Set("Accept-Ranges", "bytes")
-	hd.Set("Content-Length", strconv.FormatInt(length, 10))
+	blobHeaders(hd, d, length)
 	if r.Method == http.MethodHead {
 		return nil
 	}

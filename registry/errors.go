@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nora-registry/nora/auth"
+	"github.com/nora-registry/nora/mirror"
 	"github.com/nora-registry/nora/storage"
 )
 
@@ -83,6 +84,7 @@ var storageCodes = []struct {
 	{storage.ErrManifestBlobUnknown, CodeManifestBlobUnknown},
 	{storage.ErrRepositoryNotFound, CodeNameUnknown},
 	{storage.ErrUnavailable, CodeUnavailable},
+	{mirror.ErrUpstreamUnavailable, CodeUnavailable},
 	{storage.ErrTooManyUploads, CodeTooManyRequests},
 	{storage.ErrBlobTooLarge, CodeBlobTooLarge},
 	// Its code's message only: the error names files of the data directory.
@@ -96,7 +98,9 @@ func asError(err error) *Error {
 		return e
 	}
 	for _, m := range storageCodes {
-		if errors.Is(err, m.err) && m.code == CodeStorageFull {
+		// Its code's message only: the error names files of the data
+		// directory, or the upstream's address.
+		if errors.Is(err, m.err) && (m.code == CodeStorageFull || m.err == mirror.ErrUpstreamUnavailable) {
 			return &Error{Code: m.code}
 		}
 		if errors.Is(err, m.err) {

@@ -19,9 +19,17 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request) error {
 	name, ref := r.PathValue("name"), r.PathValue("reference")
 	var m storage.Manifest
 	var err error
-	if r.Method == http.MethodHead {
+	rt, mirrored := mirrorRoute(r)
+	switch {
+	case mirrored:
+		var stale bool
+		m, stale, err = h.mirror.Manifest(r.Context(), rt, ref)
+		if stale {
+			w.Header().Set("Warning", `110 - "response is stale"`)
+		}
+	case r.Method == http.MethodHead:
 		m, err = h.store.StatManifest(r.Context(), name, ref)
-	} else {
+	default:
 		m, err = h.store.GetManifest(r.Context(), name, ref)
 	}
 	if err != nil {

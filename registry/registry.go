@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nora-registry/nora/auth"
+	"github.com/nora-registry/nora/mirror"
 	"github.com/nora-registry/nora/storage"
 )
 
@@ -16,6 +17,7 @@ type handler struct {
 	log     zerolog.Logger
 	metrics *metrics        // nil when metrics are off
 	authz   auth.Authorizer // nil when the registry is open
+	mirror  *mirror.Mirror  // nil without upstreams
 }
 
 // identityKey is the context key of the caller's *auth.Identity.
@@ -47,6 +49,17 @@ func (h *handler) grantsPull(r *http.Request, repo string) bool {
 // WithAuthorizer makes every request prove its identity and rights to a.
 // Without it the registry is open to all.
 func WithAuthorizer(a auth.Authorizer) Option { return func(h *handler) { h.authz = a } }
+
+// WithMirror serves the names m routes to an upstream as a pull-through
+// cache. A nil m leaves the mirror off.
+func WithMirror(m *mirror.Mirror) Option {
+	return func(h *handler) {
+		if m != nil {
+			m.UseParser(parseManifest)
+		}
+		h.mirror = m
+	}
+}
 
 // Option configures New.
 type Option func(*handler)

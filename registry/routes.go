@@ -50,6 +50,7 @@ func (h *handler) names(mux *http.ServeMux) http.Handler {
 			return
 		}
 		if ok {
+			h.routeMirror(r, &ap)
 			r.URL.Path, r.URL.RawPath = ap.rewrite()
 		}
 		mux.ServeHTTP(w, r)
@@ -77,6 +78,10 @@ func (h *handler) wrap(action auth.Action, f handlerFunc) http.Handler {
 				return
 			}
 			r = r.WithContext(context.WithValue(r.Context(), identityKey{}, id))
+		}
+		if rt, ok := mirrorRoute(r); ok && action == auth.ActionPush && !rt.Upstream.AllowPush {
+			writeError(w, r, apiError(CodeDenied, quote(rt.Local)+" is a cache of upstream "+rt.Upstream.Name+", which takes no pushes here"))
+			return
 		}
 		if err := f(w, r); err != nil {
 			writeError(w, r, err)

@@ -18,11 +18,20 @@ func (h *handler) listTags(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	tags, more, err := h.store.Tags(r.Context(), name, last, n)
+	var tags []string
+	var more bool
+	if rt, ok := mirrorRoute(r); ok {
+		tags, more, err = h.mirror.Tags(r.Context(), rt, last, n)
+	} else {
+		tags, more, err = h.store.Tags(r.Context(), name, last, n)
+	}
 	if err != nil {
 		return err
 	}
-	if more {
+	if more && len(tags) > 0 {
+		if n < 0 { // the upstream's default page size
+			n = len(tags)
+		}
 		setNextLink(w, "/v2/"+name+"/tags/list", tags[len(tags)-1], n)
 	}
 	return writeJSON(w, r, "application/json", struct {

@@ -104,6 +104,19 @@ func isDigest(ref string) bool { return strings.ContainsRune(ref, ':') }
 // It returns ErrManifestBlobUnknown, naming the digest, if a blob is not
 // linked to repo or a child manifest is not in repo at commit time.
 func (s *Store) PutManifest(ctx context.Context, repo string, m Manifest, tags []string) error {
+	return s.putManifest(repo, m, tags, true)
+}
+
+// PutCachedManifest stores m in repo and points tags at it, as PutManifest
+// does, but without requiring its blobs and child manifests to be there:
+// a pull-through cache stores a manifest before clients ask for what it
+// references. The references are kept, so GC keeps whatever of them is
+// cached while the manifest is.
+func (s *Store) PutCachedManifest(ctx context.Context, repo string, m Manifest, tags []string) error {
+	return s.putManifest(repo, m, tags, false)
+}
+
+func (s *Store) putManifest(repo string, m Manifest, tags []string, checkRefs bool) error {
 	if err := checkDigest(m.Digest); err != nil {
 		return err
 	}
@@ -121,12 +134,12 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m Manifest, tags [
 		}
 		links, manifests := rb.Bucket(subLinks), rb.Bucket(subManifests)
 		for _, b := range m.Blobs {
-			if links.Get([]byte(b)) == nil {
+			if checkRefs && links.Get([]byte(b)) == nil {
 				return fmt.Errorf("%w: blob %s", ErrManifestBlobUnknown, b)
 			}
 		}
 		for _, c := range m.Manifests {
-			if manifests.Get([]byte(c)) == nil {
+			if checkRefs && manifests.Get([]byte(c)) == nil {
 				return fmt.Errorf("%w: manifest %s", ErrManifestBlobUnknown, c)
 			}
 		}

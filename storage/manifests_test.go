@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -330,5 +331,23 @@ func TestReferrersEmpty(t *testing.T) {
 	putManifest(t, s, "copy", m)
 	if got, _ := s.Referrers(ctx, "copy", m.Digest); len(got) != 0 {
 		t.Errorf("Referrers(copy) = %v, want none: the referrer lives in app", got)
+	}
+}
+
+// TestPutCachedManifest: a cached manifest is stored before what it
+// references, and keeps its references.
+func TestPutCachedManifest(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	m := testManifest("cached", digest.FromString("not yet fetched"))
+	if err := s.PutManifest(ctx, "docker.io/library/app", m, []string{"1"}); !errors.Is(err, ErrManifestBlobUnknown) {
+		t.Fatalf("PutManifest with a missing blob = %v, want ErrManifestBlobUnknown", err)
+	}
+	if err := s.PutCachedManifest(ctx, "docker.io/library/app", m, []string{"1"}); err != nil {
+		t.Fatalf("PutCachedManifest with a missing blob = %v, want nil", err)
+	}
+	got, err := s.GetManifest(ctx, "docker.io/library/app", "1")
+	if err != nil || got.Digest != m.Digest || string(got.Content) != string(m.Content) {
+		t.Errorf("GetManifest(app:1) = %v, %v; want %s", got.Digest, err, m.Digest)
 	}
 }

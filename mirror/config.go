@@ -1,0 +1,185 @@
+package mirror
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is the [mirror] section: the upstream registries the registry
+// caches. Without upstreams the mirror is off.
+type Config struct {
+	Upstreams []Upstream `toml:"upstreams"`
+}
+
+// Upstream is one [[mirror.upstreams]] entry.
+type Upstream struct {
+	// Name identifies the upstream in logs and metrics.
+	Name string `toml:"name"`
+	// URL is the upstream's base, scheme and host only, e.g.
+	// "https://registry-1.docker.io".
+	URL string `toml:"url"`
+	// Hosts are the registry host names the upstream answers for: the
+	// values of containerd's ?ns= parameter and the path prefixes
+	// (/v2/docker.io/library/nginx/...) that route to it. The first is
+	// the prefix of cached names.
+	Hosts []string `toml:"hosts"`
+	// Username and Password are the upstream's credentials, sent with
+	// Basic auth or exchanged for a token as the upstream asks.
+	Username string `toml:"username"`
+	Password string `toml:"password"`
+	// CAFile is a PEM bundle trusted for the upstream's TLS certificate,
+	// in addition to the system's roots.
+	CAFile string `toml:"ca_file"`
+	// Insecure allows a plain http:// URL.
+	Insecure bool `toml:"insecure"`
+	// Revalidate is how long a cached tag is served without asking the
+	// upstream; after it, a HEAD decides. Empty means DefaultRevalidate.
+	Revalidate string `toml:"revalidate"`
+	// Default routes names that carry neither a host prefix nor ?ns= and
+	// are not local repositories to this upstream (docker's
+	// registry-mirrors, which send no host). At most one upstream.
+	Default bool `toml:"default"`
+	// AllowPush lets clients push into names routed to this upstream;
+	// by default such pushes are refused with DENIED.
+	AllowPush bool `toml:"allow_push"`
+}
+
+// DefaultRevalidate is the revalidation interval of an upstream that sets
+// none.
+const DefaultRevalidate = 5 * time.Minute
+
+// RevalidateInterval returns u's revalidation interval. Call it on a
+// validated Upstream.
+func (u Upstream) RevalidateInterval() time.Duration {
+	if u.Revalidate == "" {
+		return DefaultRevalidate
+	}
+	d, _ := time.ParseDuration(u.Revalidate)
+	return d
+}
+
+// Validate reports the first invalid value, naming its key.
+func (c Config) Validate() error {
+	hosts := map[string]string{}
+	names := map[string]bool{}
+	def := ""
+	for i, u := range c.Upstreams {
+		key := fmt.Sprintf("mirror.upstreams[%d]", i)
+		if err := u.validate(key); err != nil {
+			return err
+		}
+		if names[u.Name] {
+			return fmt.Errorf("%s.name: %q is used by another upstream", key, u.Name)
+		}
+		names[u.Name] = true
+		for _, h := range u.Hosts {
+			if other, ok := hosts[h]; ok {
+				return fmt.Errorf("%s.hosts: %q is also a host of %s", key, h, other)
+			}
+			hosts[h] = key
+		}
+		if u.Default {
+			if def != "" {
+				return fmt.Errorf("%s.default: %s is already the default upstream", key, def)
+			}
+			def = key
+		}
+	}
+	return nil
+}
+
+func (u Upstream) validate(key string) error {
+	if u.Name == "" {
+		return fmt.Errorf("%s.name: must be set", key)
+	}
+	if err := u.validateURL(key); err != nil {
+		return err
+	}
+	if len(u.Hosts) == 0 {
+		return fmt.Errorf("%s.hosts: must name at least one host, e.g. [\"docker.io\"]", key)
+	}
+	for _, h := range u.Hosts {
+		if !validHost(h) {
+			return fmt.Errorf("%s.hosts: %q is not a lowercase host name without port", key, h)
+		}
+	}
+	if (u.Username == "") != (u.Password == "") {
+		return fmt.Errorf("%s.username, %s.password: set both or neither", key, key)
+	}
+	if u.CAFile != "" {
+		if _, err := loadCAs(u.CAFile); err != nil {
+			return fmt.Errorf("%s.ca_file: %w", key, err)
+		}
+	}
+	if u.Revalidate != "" {
+		d, err := time.ParseDuration(u.Revalidate)
+		if err != nil {
+			return fmt.Errorf("%s.revalidate: invalid duration %q (want e.g. \"5m\", \"1h\")", key, u.Revalidate)
+		}
+		if d < 0 {
+			return fmt.Errorf("%s.revalidate: must not be negative, got %q", key, u.Revalidate)
+		}
+	}
+	return nil
+}
+
+func (u Upstream) validateURL(key string) error {
+	if u.URL == "" {
+		return fmt.Errorf("%s.url: must be set", key)
+	}
+	p, err := url.Parse(u.URL)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s.url: %v", key, err)
+	case p.Scheme != "https" && p.Scheme != "http":
+		return fmt.Errorf("%s.url: scheme must be https or http, got %q", key, u.URL)
+	case p.Host == "" || p.User != nil || p.RawQuery != "" || p.Fragment != "" || strings.Trim(p.Path, "/") != "":
+		return fmt.Errorf("%s.url: want scheme://host[:port] only, got %q", key, u.URL)
+	case p.Scheme == "http" && !u.Insecure:
+		return fmt.Errorf("%s.url: %q is plain http; set %s.insecure = true to allow it", key, u.URL, key)
+	case p.Scheme == "https" && u.Insecure:
+		return fmt.Errorf("%s.insecure: applies to http:// urls only; for a private CA set %s.ca_file", key, key)
+	}
+	return nil
+}
+
+// validHost reports whether h can prefix a repository name: lowercase
+// labels of letters, digits and inner dashes, joined by dots.
+func validHost(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// loadCAs returns the system roots plus the certificates in the PEM file.
+func loadCAs(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("no PEM certificate in " + path)
+	}
+	return pool, nil
+}

@@ -1,0 +1,11 @@
+package mirror
+
+import "time"
+
+// SetBlobIdleTimeout sets the blob idle timeout of Mirrors made after it,
+// and returns the function that restores it.
+func SetBlobIdleTimeout(d time.Duration) (restore func()) {
+	old := blobIdleTimeout
+	blobIdleTimeout = d
+	return func() { blobIdleTimeout = old }
+}

@@ -1,0 +1,107 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Results of a request for mirrored content, the result label of
+// nora_mirror_requests_total.
+const (
+	resultHit         = "hit"         // served from the cache, upstream not asked
+	resultMiss        = "miss"        // fetched from upstream
+	resultStale       = "stale"       // served from the cache because upstream failed
+	resultRevalidated = "revalidated" // upstream confirmed the cached tag
+)
+
+// metrics are the mirror's Prometheus series, labelled by upstream name
+// only: repositories and tags would make the series unbounded.
+type metrics struct {
+	requests *prometheus.CounterVec // upstream, result
+	errors   *prometheus.CounterVec // upstream, class
+	bytes    *prometheus.CounterVec // upstream
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nora_mirror_requests_total",
+			Help: "Requests for mirrored manifests and blobs, by upstream and result: hit, miss, stale or revalidated.",
+		}, []string{"upstream", "result"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nora_mirror_upstream_errors_total",
+			Help: "Failed upstream requests, by upstream and class: network, timeout, 429, 4xx, 5xx or digest (bytes that failed verification).",
+		}, []string{"upstream", "class"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nora_mirror_upstream_bytes_total",
+			Help: "Bytes of manifests and blobs read from upstream.",
+		}, []string{"upstream"}),
+	}
+}
+
+// Register registers the mirror's metrics with reg.
+func (m *Mirror) Register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{m.metrics.requests, m.metrics.errors, m.metrics.bytes} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CountHit counts a request for rt served from the cache by the registry
+// itself (a warm blob).
+func (m *Mirror) CountHit(rt Route) { m.count(rt, resultHit) }
+
+func (m *Mirror) count(rt Route, result string) {
+	m.metrics.requests.WithLabelValues(rt.Upstream.Name, result).Inc()
+}
+
+// countError counts a failed upstream request of u by its class. A 404
+// is an answer, not a failure.
+func (m *metrics) countError(u *Upstream, err error) {
+	if class := errorClass(err); class != "" {
+		m.errors.WithLabelValues(u.Name, class).Inc()
+	}
+}
+
+func errorClass(err error) string {
+	var te *transport.Error
+	var ne net.Error
+	switch {
+	case errors.As(err, &te):
+		switch s := te.StatusCode; {
+		case s == http.StatusNotFound:
+			return ""
+		case s == http.StatusTooManyRequests:
+			return "429"
+		case s >= 500:
+			return "5xx"
+		case s >= 400:
+			return "4xx"
+		}
+		return strconv.Itoa(te.StatusCode)
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	return "network"
+}
+
+// countingBody counts the bytes read through it.
+type countingBody struct {
+	io.ReadCloser
+	c prometheus.Counter
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.c.Add(float64(n))
+	return n, err
+}

@@ -1,0 +1,89 @@
+package mirror_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestMetrics: each request is counted by upstream and result, failed
+// upstream requests by class, and upstream bytes.
+func TestMetrics(t *testing.T) {
+	up := newGGCRUpstream(t)
+	img := push(t, up.host+"/library/app:1", 4096, 2)
+	u := hub(up)
+	u.Revalidate = "0s"
+	srv, _, m := newMirrorWith(t, nil, u)
+	reg := prometheus.NewRegistry()
+	if err := m.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/docker.io/library/app:1"
+	for range 2 {
+		if _, err := pull(t, ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up.mode.Store(down)
+	get(t, "GET", srv.URL+"/v2/docker.io/library/app/manifests/1", "Accept", manifestAccept)
+
+	// First pull: the manifest, the config and two layers are misses.
+	// Second: the tag is revalidated, the blobs are hits. Then a
+	// stale serve while upstream answers 503.
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"nora_mirror_requests_total", map[string]string{"upstream": "hub", "result": "miss"}, 4},
+		{"nora_mirror_requests_total", map[string]string{"upstream": "hub", "result": "revalidated"}, 1},
+		{"nora_mirror_requests_total", map[string]string{"upstream": "hub", "result": "stale"}, 1},
+		{"nora_mirror_upstream_errors_total", map[string]string{"upstream": "hub", "class": "5xx"}, 1},
+	} {
+		if got := gathered(t, reg, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	// validate.Image reads each blob more than once: at least 3 hits.
+	if got := gathered(t, reg, "nora_mirror_requests_total", map[string]string{"result": "hit"}); got < 3 {
+		t.Errorf("nora_mirror_requests_total{result=hit} = %v, want at least 3", got)
+	}
+	size := int64(0)
+	layers, _ := img.Layers()
+	for _, l := range layers {
+		n, _ := l.Size()
+		size += n
+	}
+	if got := gathered(t, reg, "nora_mirror_upstream_bytes_total", nil); got < float64(size) {
+		t.Errorf("nora_mirror_upstream_bytes_total = %v, want at least the layers' %d bytes", got, size)
+	}
+}
+
+// gathered returns the sum of the series of metric name whose labels
+// include labels.
+func gathered(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			match := 0
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v == lp.GetValue() {
+					match++
+				}
+			}
+			if match == len(labels) {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}

@@ -1,0 +1,252 @@
+package mirror
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/rs/zerolog"
+
+	"github.com/nora-registry/nora/storage"
+)
+
+// Time limits of upstream fetches. They run on contexts detached from the
+// request, so these, not the client, end a stuck fetch. A blob has no
+// total limit, only blobIdleTimeout: a big layer on a slow uplink may take
+// hours while it keeps moving.
+const (
+	manifestTimeout = 30 * time.Second
+	// revalidateTimeout is shorter: a cached copy is waiting to be served.
+	revalidateTimeout = 10 * time.Second
+	// staleRetry is how long after a failed revalidation a cached tag is
+	// served stale without asking upstream again, so a down or stalled
+	// uplink costs one timeout per tag, not one per pull.
+	staleRetry = 10 * time.Second
+	// maxManifestSize matches what the registry accepts on push.
+	maxManifestSize = 4 << 20
+)
+
+// blobIdleTimeout cuts a blob fetch that receives nothing for this long.
+// A variable so that tests can shorten it before New.
+var blobIdleTimeout = 2 * time.Minute
+
+// manifestTypes is the Accept list sent upstream: every kind the registry
+// can store, so the upstream never converts what it serves.
+var manifestTypes = []string{
+	"application/vnd.oci.image.index.v1+json",
+	"application/vnd.oci.image.manifest.v1+json",
+	"application/vnd.docker.distribution.manifest.list.v2+json",
+	"application/vnd.docker.distribution.manifest.v2+json",
+}
+
+// Mirror serves the routes of a Config from its Store, fetching from the
+// upstreams what the Store lacks. It is safe for concurrent use.
+type Mirror struct {
+	router  *Router
+	store   *storage.Store
+	log     zerolog.Logger
+	clients map[*Upstream]*client
+	flights group
+	// checked holds when each cached tag (local name and tag) last
+	// matched upstream. It is in memory only: after a restart, the first
+	// pull of a tag revalidates it.
+	checked sync.Map
+	// failed holds when revalidating each cached tag last failed.
+	failed  sync.Map
+	parse   ParseFunc // nil: see parseManifest
+	metrics *metrics
+	// blobIdle is blobIdleTimeout when New ran.
+	blobIdle time.Duration
+}
+
+// New returns the Mirror of a validated Config over store, or nil when cfg
+// has no upstreams.
+func New(cfg Config, store *storage.Store, log zerolog.Logger) (*Mirror, error) {
+	if len(cfg.Upstreams) == 0 {
+		return nil, nil
+	}
+	m := &Mirror{router: NewRouter(cfg), store: store, log: log, clients: map[*Upstream]*client{},
+		metrics: newMetrics(), blobIdle: blobIdleTimeout}
+	for u := range m.router.upstreams() {
+		c, err := newClient(u, m.metrics)
+		if err != nil {
+			return nil, err
+		}
+		m.clients[u] = c
+	}
+	return m, nil
+}
+
+// Route routes a request's repository name and ?ns= value (see
+// Router.Route). read says the request only reads: only reads may go to
+// the default upstream, so that pushes can create local repositories.
+func (m *Mirror) Route(ctx context.Context, name, ns string, read bool) (Route, bool) {
+	var isLocal func(string) bool
+	if read {
+		isLocal = func(name string) bool {
+			_, _, err := m.store.Tags(ctx, name, "", 1)
+			return !errors.Is(err, storage.ErrRepositoryNotFound)
+		}
+	}
+	return m.router.Route(name, ns, isLocal)
+}
+
+// Manifest returns manifest ref of rt with its bytes. By digest it comes
+// from the cache, else from upstream. By tag it comes from the cache while
+// the tag was checked within the upstream's revalidation interval, else
+// after a HEAD upstream (and a GET when the digest moved). stale reports a
+// cached copy returned because upstream failed. A manifest upstream does
+// not have is storage.ErrManifestNotFound; an unreachable upstream with
+// nothing cached is ErrUpstreamUnavailable.
+func (m *Mirror) Manifest(ctx context.Context, rt Route, ref string) (man storage.Manifest, stale bool, err error) {
+	cached, cerr := m.store.GetManifest(ctx, rt.Local, ref)
+	if cerr != nil && !errors.Is(cerr, storage.ErrManifestNotFound) && !errors.Is(cerr, storage.ErrRepositoryNotFound) {
+		return man, false, cerr
+	}
+	if cerr == nil && (isDigest(ref) || m.fresh(rt, ref)) {
+		m.count(rt, resultHit)
+		return cached, false, nil
+	}
+	key := rt.Local + ":" + ref
+	if cerr == nil && m.failedRecently(key) {
+		m.count(rt, resultStale)
+		return cached, true, nil
+	}
+	var have digest.Digest
+	timeout := manifestTimeout
+	if cerr == nil {
+		have, timeout = cached.Digest, revalidateTimeout
+	}
+	result, _, err := m.flights.do("manifest "+key, func() (string, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer cancel()
+		return m.refresh(fctx, rt, ref, have)
+	})
+	switch {
+	case err == nil:
+		m.failed.Delete(key)
+		m.count(rt, result)
+		man, err = m.store.GetManifest(ctx, rt.Local, ref)
+		return man, false, err
+	case cerr == nil:
+		m.failed.Store(key, time.Now())
+		m.count(rt, resultStale)
+		m.log.Warn().Err(err).Str("upstream", rt.Upstream.Name).Str("repository", rt.Local).Str("reference", ref).
+			Msg("upstream failed; serving the cached manifest")
+		return cached, true, nil
+	case errors.Is(err, errUpstreamNotFound):
+		return man, false, fmt.Errorf("%w: %s:%s upstream", storage.ErrManifestNotFound, rt.Repo, ref)
+	}
+	return man, false, err
+}
+
+func (m *Mirror) failedRecently(key string) bool {
+	t, ok := m.failed.Load(key)
+	return ok && time.Since(t.(time.Time)) < staleRetry
+}
+
+func (m *Mirror) fresh(rt Route, tag string) bool {
+	t, ok := m.checked.Load(rt.Local + ":" + tag)
+	return ok && time.Since(t.(time.Time)) < rt.Upstream.RevalidateInterval()
+}
+
+// refresh brings manifest ref of rt into the cache. have is the digest the
+// cache holds for a tag, if any: a HEAD that announces it ends the check.
+func (m *Mirror) refresh(ctx context.Context, rt Route, ref string, have digest.Digest) (result string, err error) {
+	c := m.clients[rt.Upstream]
+	if have != "" {
+		resp, err := c.do(ctx, http.MethodHead, rt.Repo, "manifests", ref, manifestTypes)
+		if err != nil {
+			return "", err
+		}
+		resp.Body.Close()
+		if digest.Digest(resp.Header.Get("Docker-Content-Digest")) == have {
+			m.checked.Store(rt.Local+":"+ref, time.Now())
+			return resultRevalidated, nil
+		}
+	}
+	resp, err := c.do(ctx, http.MethodGet, rt.Repo, "manifests", ref, manifestTypes)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := readLimited(resp.Body, maxManifestSize)
+	if err != nil {
+		return "", err
+	}
+	want := digest.Digest(resp.Header.Get("Docker-Content-Digest"))
+	if isDigest(ref) {
+		want = digest.Digest(ref)
+	}
+	d, err := verifyManifest(body, want)
+	if err != nil {
+		m.metrics.errors.WithLabelValues(rt.Upstream.Name, "digest").Inc()
+		return "", err
+	}
+	var tags []string
+	if !isDigest(ref) {
+		tags = []string{ref}
+	}
+	man, err := m.parseManifest(resp.Header.Get("Content-Type"), body)
+	if err != nil {
+		return "", fmt.Errorf("%w: upstream manifest %s:%s: %v", ErrUpstreamUnavailable, rt.Repo, ref, err)
+	}
+	man.Digest, man.Content = d, body
+	if err := m.store.PutCachedManifest(ctx, rt.Local, man, tags); err != nil {
+		return "", err
+	}
+	if !isDigest(ref) {
+		m.checked.Store(rt.Local+":"+ref, time.Now())
+	}
+	return resultMiss, nil
+}
+
+// verifyManifest returns the digest of body, which must be want when want
+// is set (in want's algorithm).
+func verifyManifest(body []byte, want digest.Digest) (digest.Digest, error) {
+	if want == "" {
+		return digest.FromBytes(body), nil
+	}
+	if err := want.Validate(); err != nil {
+		return "", fmt.Errorf("%w: upstream announced digest %q: %v", ErrUpstreamUnavailable, want, err)
+	}
+	if got := want.Algorithm().FromBytes(body); got != want {
+		return "", fmt.Errorf("%w: manifest bytes hash to %s, not %s", ErrUpstreamUnavailable, got, want)
+	}
+	return want, nil
+}
+
+// ParseFunc validates manifest bytes sent with contentType and returns what
+// the Store must know of them: media type and references. The registry
+// owns manifest parsing and hands its parser to the mirror.
+type ParseFunc func(contentType string, body []byte) (storage.Manifest, error)
+
+// UseParser makes the mirror parse manifests with parse, so that cached
+// manifests carry their references and GC keeps what they reference.
+// Call it before the Mirror serves requests.
+func (m *Mirror) UseParser(parse ParseFunc) { m.parse = parse }
+
+// parseManifest parses with the registry's parser, or, without one, keeps
+// only the manifest's media type: its own mediaType field, else the
+// upstream's Content-Type.
+func (m *Mirror) parseManifest(contentType string, body []byte) (storage.Manifest, error) {
+	if m.parse != nil {
+		return m.parse(contentType, body)
+	}
+	var v struct {
+		MediaType string `json:"mediaType"`
+	}
+	if json.Unmarshal(body, &v) == nil && v.MediaType != "" {
+		return storage.Manifest{MediaType: v.MediaType}, nil
+	}
+	mt, _, _ := strings.Cut(contentType, ";")
+	return storage.Manifest{MediaType: strings.TrimSpace(mt)}, nil
+}
+
+func isDigest(ref string) bool { return strings.ContainsRune(ref, ':') }

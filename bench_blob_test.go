@@ -201,30 +201,8 @@ func (b *benchRun) pushChunked(base, repo string, bb benchBlob, chunk int64) err
 
 // pull downloads a blob, discarding the bytes through a 1 MiB buffer.
 func (b *benchRun) pull(base, repo string, bb benchBlob) error {
-	resp, err := b.hc.c.Get(base + "/v2/" + repo + "/blobs/" + bb.digest)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET blob = %s, want 200", resp.Status)
-	}
-	buf := make([]byte, 1<<20)
-	var n int64
-	for {
-		m, err := resp.Body.Read(buf)
-		n += int64(m)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if n != bb.size {
-		return fmt.Errorf("GET blob read %d bytes, want %d", n, bb.size)
-	}
-	return nil
+	_, err := b.fetchTimed(base+"/v2/"+repo+"/blobs/"+bb.digest, bb.size)
+	return err
 }
 
 func benchResolve(base, loc string) string {

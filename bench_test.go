@@ -15,7 +15,8 @@ package main
 // The files: bench_test.go (the run and the report), bench_proc_test.go
 // (building, starting and watching the server process), bench_blob_test.go
 // (large blobs, streamed from a generator), bench_api_test.go (images,
-// manifests, tags), bench_ceiling_test.go (the bare handler).
+// manifests, tags), bench_ceiling_test.go (the bare handler),
+// bench_mirror_test.go (the pull-through cache).
 
 import (
 	"fmt"

@@ -122,6 +122,9 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if mir != nil {
+		defer mir.Close()
+	}
 	if mir != nil && reg != nil {
 		if err := mir.Register(reg); err != nil {
 			return err

@@ -131,7 +131,11 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		}
 	}
 	opts = append(opts, registry.WithMirror(mir))
-	maint, stopMaintenance, err := startMaintenance(ctx, f, store, reg, log)
+	var afterGC func(context.Context) error
+	if mir != nil {
+		afterGC = mir.Evict
+	}
+	maint, stopMaintenance, err := startMaintenance(ctx, f, store, reg, log, afterGC)
 	if err != nil {
 		return err
 	}

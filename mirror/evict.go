@@ -112,25 +112,26 @@ func (m *Mirror) Close() {
 	m.bgWG.Wait()
 }
 
-// Evict runs an eviction pass over every upstream with a max_size, now.
-// Passes also run by themselves, after a fetch takes a cache past its cap.
+// Evict measures every upstream's cache again and runs an eviction pass
+// over those with a max_size, now. The server calls it after each GC
+// pass, which may have deleted cached content; passes also run by
+// themselves, after a fetch takes a cache past its cap.
 func (m *Mirror) Evict(ctx context.Context) error {
 	var errs []error
 	for u, c := range m.caches {
-		if c.max > 0 {
-			errs = append(errs, m.evict(ctx, u, c))
-		}
+		errs = append(errs, m.evict(ctx, u, c))
 	}
 	return errors.Join(errs...)
 }
 
-// evict deletes the least recently used images of u's cache until it is
-// under its cap, then the blobs nothing links any more. An image used
-// within m.evictAfter, or in a repository a client is reading a blob of, is
-// kept even if the cache stays over its cap. Deletion goes through GC's
-// own primitives, which re-check each manifest and link in their write
-// transactions, with the pass's start minus evictAfter as their cutoff:
-// what a client used since the plan stays.
+// evict measures u's cache and, if it has a cap, deletes the least
+// recently used images until it is under it, then the blobs nothing links
+// any more. An image used within m.evictAfter, or in a repository a
+// client is reading a blob of, is kept even if the cache stays over its
+// cap. Deletion goes through GC's own primitives, which re-check each
+// manifest and link in their write transactions, with the pass's start
+// minus m.evictAfter as their cutoff: what a client used since the plan
+// stays.
 func (m *Mirror) evict(ctx context.Context, u *Upstream, c *cache) error {
 	c.pass.Lock()
 	defer c.pass.Unlock()
@@ -145,6 +146,9 @@ func (m *Mirror) evict(ctx context.Context, u *Upstream, c *cache) error {
 		size := c.size.Add(after - before)
 		m.metrics.cacheBytes.WithLabelValues(u.Name).Set(float64(size))
 	}()
+	if c.max == 0 {
+		return nil
+	}
 	victims := sc.victims(c.max, cutoff, m.isPulling)
 	if len(victims) == 0 {
 		return nil

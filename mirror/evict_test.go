@@ -16,6 +16,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nora-registry/nora/gc"
 	"github.com/nora-registry/nora/mirror"
 	"github.com/nora-registry/nora/storage"
 )
@@ -170,5 +171,41 @@ func TestEvictSparesRecentPulls(t *testing.T) {
 	}
 	if _, err := st.GetManifest(ctx, "docker.io/library/a", "1"); err != nil {
 		t.Errorf("a, just pulled, was evicted: %v", err)
+	}
+}
+
+// TestEvictMeasuresAfterGC: Evict, which the server runs after each GC
+// pass, measures an uncapped cache again, so nora_mirror_cache_bytes
+// drops when GC deleted cached content.
+func TestEvictMeasuresAfterGC(t *testing.T) {
+	ctx := context.Background()
+	up := newGGCRUpstream(t)
+	img := push(t, up.host+"/library/a:1", 100<<10, 1)
+	srv, st, m := newMirrorWith(t, nil, hub(up))
+	reg := prometheus.NewRegistry()
+	if err := m.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pull(t, strings.TrimPrefix(srv.URL, "http://")+"/docker.io/library/a:1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := gathered(t, reg, "nora_mirror_cache_bytes", map[string]string{"upstream": "hub"}); got < 100<<10 {
+		t.Fatalf("nora_mirror_cache_bytes after a pull = %v, want at least 100KiB", got)
+	}
+	if err := st.DeleteManifest(ctx, "docker.io/library/a", digest.Digest(digestOf(t, img).String())); err != nil {
+		t.Fatal(err)
+	}
+	p, err := gc.Plan(ctx, st, gc.Options{Grace: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gc.Apply(ctx, st, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Evict(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := gathered(t, reg, "nora_mirror_cache_bytes", map[string]string{"upstream": "hub"}); got != 0 {
+		t.Errorf("nora_mirror_cache_bytes after GC = %v, want 0", got)
 	}
 }

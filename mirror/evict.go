@@ -19,6 +19,11 @@ import (
 // tests can shorten it before New.
 var evictAfter = 2 * time.Minute
 
+// evictRetry is how long after a pass that left the cache over its cap
+// (every image in it in use) fetches start no other: a pull of many
+// layers would otherwise rescan the cache at each one.
+const evictRetry = 10 * time.Second
+
 // cache is the size accounting of one upstream's cached content.
 type cache struct {
 	max int64 // bytes; 0: no cap
@@ -28,6 +33,9 @@ type cache struct {
 	// pass serialises passes.
 	running atomic.Bool
 	pass    sync.Mutex
+	// retryAt is when fetches may start a pass again, in Unix
+	// nanoseconds.
+	retryAt atomic.Int64
 }
 
 // pulling counts, per local repository name, the requests reading or
@@ -85,7 +93,7 @@ func (m *Mirror) stored(u *Upstream, n int64) {
 	c := m.caches[u]
 	size := c.size.Add(n)
 	m.metrics.cacheBytes.WithLabelValues(u.Name).Set(float64(size))
-	if c.max == 0 || size <= c.max || !c.running.CompareAndSwap(false, true) {
+	if c.max == 0 || size <= c.max || time.Now().UnixNano() < c.retryAt.Load() || !c.running.CompareAndSwap(false, true) {
 		return
 	}
 	m.bgMu.Lock()
@@ -99,6 +107,9 @@ func (m *Mirror) stored(u *Upstream, n int64) {
 		defer c.running.Store(false)
 		if err := m.evict(m.bg, u, c); err != nil && m.bg.Err() == nil {
 			m.log.Error().Err(err).Str("upstream", u.Name).Msg("cache eviction failed")
+		}
+		if c.size.Load() > c.max {
+			c.retryAt.Store(time.Now().Add(evictRetry).UnixNano())
 		}
 	}()
 }

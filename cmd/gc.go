@@ -76,6 +76,9 @@ type maintenance struct {
 	rules   *retention.Rules
 	metrics *gc.Metrics
 	log     zerolog.Logger
+	// afterGC, if set, runs after each GC pass that deletes: the
+	// mirror's cache measure and eviction.
+	afterGC func(context.Context) error
 }
 
 func newMaintenance(f File, store *storage.Store, reg prometheus.Registerer, log zerolog.Logger) (*maintenance, error) {
@@ -102,6 +105,9 @@ func (m *maintenance) gc(ctx context.Context, dryRun, deleteUntagged bool, pace 
 	}
 	if !dryRun {
 		res, err := gc.Run(ctx, m.store, opts, m.metrics, m.log)
+		if m.afterGC != nil {
+			err = errors.Join(err, m.afterGC(ctx))
+		}
 		fmt.Fprintf(out, "deleted %d manifests, %d blob links, %d blobs, %d uploads, %d unknown files; freed %d bytes; %d planned items no longer qualified; %d failed\n",
 			res.Manifests, res.Links, res.Blobs, res.Uploads, res.Files, res.Bytes, res.Skipped, res.Failed)
 		return err
@@ -316,9 +322,10 @@ func (e *errorTail) err() error {
 }
 
 // startMaintenance starts the retention-then-GC scheduler of a serving
-// registry. The returned stop waits for a running pass to end, so call it
-// before closing the store.
-func startMaintenance(ctx context.Context, f File, store *storage.Store, reg *prometheus.Registry, log zerolog.Logger) (m *maintenance, stop func(), err error) {
+// registry; afterGC, if not nil, runs after each GC pass that deletes.
+// The returned stop waits for a running pass to end, so call it before
+// closing the store.
+func startMaintenance(ctx context.Context, f File, store *storage.Store, reg *prometheus.Registry, log zerolog.Logger, afterGC func(context.Context) error) (m *maintenance, stop func(), err error) {
 	var r prometheus.Registerer
 	if reg != nil {
 		r = reg
@@ -326,6 +333,7 @@ func startMaintenance(ctx context.Context, f File, store *storage.Store, reg *pr
 	if m, err = newMaintenance(f, store, r, log); err != nil {
 		return nil, nil, err
 	}
+	m.afterGC = afterGC
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

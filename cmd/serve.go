@@ -122,13 +122,20 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if mir != nil {
+		defer mir.Close()
+	}
 	if mir != nil && reg != nil {
 		if err := mir.Register(reg); err != nil {
 			return err
 		}
 	}
 	opts = append(opts, registry.WithMirror(mir))
-	maint, stopMaintenance, err := startMaintenance(ctx, f, store, reg, log)
+	var afterGC func(context.Context) error
+	if mir != nil {
+		afterGC = mir.Evict
+	}
+	maint, stopMaintenance, err := startMaintenance(ctx, f, store, reg, log, afterGC)
 	if err != nil {
 		return err
 	}

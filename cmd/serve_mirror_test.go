@@ -18,7 +18,8 @@ import (
 )
 
 // TestServeMirror: `registry serve` with a [[mirror.upstreams]] entry
-// answers ?ns= requests from the upstream and exports the mirror metrics.
+// (with a max_size) answers ?ns= requests from the upstream and exports
+// the mirror metrics.
 func TestServeMirror(t *testing.T) {
 	up := httptest.NewServer(ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0))))
 	defer up.Close()
@@ -41,6 +42,7 @@ name = "hub"
 url = %q
 insecure = true
 hosts = ["docker.io"]
+max_size = "1GiB"
 `, filepath.Join(dir, "data"), up.URL), 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +61,12 @@ hosts = ["docker.io"]
 	if resp.StatusCode != 200 || resp.Header.Get("Docker-Content-Digest") != d.String() {
 		t.Errorf("HEAD library/alpine:3?ns=docker.io = %d %q, want 200 %s", resp.StatusCode, resp.Header.Get("Docker-Content-Digest"), d)
 	}
-	if metrics := get(t, base+"/metrics", http.StatusOK); !strings.Contains(metrics, `nora_mirror_requests_total{result="miss",upstream="hub"} 1`) {
+	metrics := get(t, base+"/metrics", http.StatusOK)
+	if !strings.Contains(metrics, `nora_mirror_requests_total{result="miss",upstream="hub"} 1`) {
 		t.Errorf("GET /metrics has no mirror miss")
+	}
+	// The cached manifest counts in the cache's size.
+	if !strings.Contains(metrics, `nora_mirror_cache_bytes{upstream="hub"} `) || strings.Contains(metrics, `nora_mirror_cache_bytes{upstream="hub"} 0`+"\n") {
+		t.Errorf("GET /metrics has no nonzero nora_mirror_cache_bytes{upstream=\"hub\"}")
 	}
 }

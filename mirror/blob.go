@@ -30,6 +30,7 @@ import (
 // false and err is nil, the blob is in the cache. A blob upstream does not
 // have is storage.ErrBlobNotFound.
 func (m *Mirror) Blob(ctx context.Context, rt Route, d digest.Digest, send func(size int64) io.Writer) (sent bool, err error) {
+	defer m.Pulling(rt)()
 	_, leader, err := m.flights.do("blob "+rt.Local+"@"+string(d), func() (string, error) {
 		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
@@ -47,13 +48,15 @@ func (m *Mirror) Blob(ctx context.Context, rt Route, d digest.Digest, send func(
 			sent = true
 			body = io.TeeReader(body, hw)
 		}
-		if _, err := m.store.PutBlob(fctx, rt.Local, d, resp.ContentLength, body); err != nil {
+		info, err := m.store.PutBlob(fctx, rt.Local, d, resp.ContentLength, body)
+		if err != nil {
 			if errors.Is(err, storage.ErrDigestMismatch) || errors.Is(err, storage.ErrSizeMismatch) {
 				m.metrics.errors.WithLabelValues(rt.Upstream.Name, "digest").Inc()
 				return "", fmt.Errorf("%w: blob %s: %v", ErrUpstreamUnavailable, d, err)
 			}
 			return "", err
 		}
+		m.stored(rt.Upstream, info.Size)
 		if hw != nil {
 			hw.release()
 		}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/nora-registry/nora/storage"
 )
 
 // Config is the [mirror] section: the upstream registries the registry
@@ -47,6 +49,17 @@ type Upstream struct {
 	// AllowPush lets clients push into names routed to this upstream;
 	// by default such pushes are refused with DENIED.
 	AllowPush bool `toml:"allow_push"`
+	// MaxSize caps the bytes cached from this upstream, e.g. "20GiB":
+	// past it, the least recently pulled images are evicted. Empty or
+	// "0" means no cap.
+	MaxSize string `toml:"max_size"`
+}
+
+// MaxBytes returns u's cache cap in bytes, 0 for none. Call it on a
+// validated Upstream.
+func (u Upstream) MaxBytes() int64 {
+	n, _ := storage.ParseSize(u.MaxSize)
+	return n
 }
 
 // DefaultRevalidate is the revalidation interval of an upstream that sets
@@ -124,6 +137,9 @@ func (u Upstream) validate(key string) error {
 		if d < 0 {
 			return fmt.Errorf("%s.revalidate: must not be negative, got %q", key, u.Revalidate)
 		}
+	}
+	if _, err := storage.ParseSize(u.MaxSize); err != nil {
+		return fmt.Errorf("%s.max_size: %v", key, err)
 	}
 	return nil
 }

@@ -25,6 +25,8 @@ func TestConfigValidate(t *testing.T) {
 		{"two upstreams", []Upstream{hub(), ghcr}, ""},
 		{"http with insecure", []Upstream{with(func(u *Upstream) { u.URL, u.Insecure = "http://10.0.0.1:5000", true })}, ""},
 		{"revalidate zero", []Upstream{with(func(u *Upstream) { u.Revalidate = "0s" })}, ""},
+		{"max size", []Upstream{with(func(u *Upstream) { u.MaxSize = "20GiB" })}, ""},
+		{"max size zero", []Upstream{with(func(u *Upstream) { u.MaxSize = "0" })}, ""},
 		{"credentials", []Upstream{with(func(u *Upstream) { u.Username, u.Password = "bob", "s3cret" })}, ""},
 		{"no name", []Upstream{with(func(u *Upstream) { u.Name = "" })}, "mirror.upstreams[0].name: must be set"},
 		{"duplicate name", []Upstream{hub(), with(func(u *Upstream) { u.Hosts = []string{"x.io"} })}, "mirror.upstreams[1].name:"},
@@ -42,6 +44,7 @@ func TestConfigValidate(t *testing.T) {
 		{"missing ca", []Upstream{with(func(u *Upstream) { u.CAFile = "/nonexistent.pem" })}, "mirror.upstreams[0].ca_file:"},
 		{"bad ca", []Upstream{with(func(u *Upstream) { u.CAFile = badCA })}, "mirror.upstreams[0].ca_file: no PEM"},
 		{"bad revalidate", []Upstream{with(func(u *Upstream) { u.Revalidate = "5 minutes" })}, "mirror.upstreams[0].revalidate: invalid duration"},
+		{"bad max size", []Upstream{with(func(u *Upstream) { u.MaxSize = "20 gigs" })}, "mirror.upstreams[0].max_size: \"20 gigs\" is not a size"},
 		{"negative revalidate", []Upstream{with(func(u *Upstream) { u.Revalidate = "-1s" })}, "mirror.upstreams[0].revalidate: must not be negative"},
 		{"two defaults", []Upstream{with(func(u *Upstream) { u.Default = true }), {Name: "g", URL: "https://ghcr.io", Hosts: []string{"ghcr.io"}, Default: true}}, "mirror.upstreams[1].default:"},
 	} {

@@ -175,7 +175,7 @@ func newMirrorWith(t *testing.T, opts []registry.Option, ups ...mirror.Upstream)
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(registry.New(st, append(opts, registry.WithMirror(m))...))
-	t.Cleanup(func() { srv.Close(); st.Close() })
+	t.Cleanup(func() { srv.Close(); m.Close(); st.Close() })
 	return srv, st, m
 }
 

@@ -27,6 +27,9 @@ type metrics struct {
 	requests *prometheus.CounterVec // upstream, result
 	errors   *prometheus.CounterVec // upstream, class
 	bytes    *prometheus.CounterVec // upstream
+	// cacheBytes and evictions: see evict.go.
+	cacheBytes *prometheus.GaugeVec   // upstream
+	evictions  *prometheus.CounterVec // upstream
 }
 
 func newMetrics() *metrics {
@@ -43,12 +46,20 @@ func newMetrics() *metrics {
 			Name: "nora_mirror_upstream_bytes_total",
 			Help: "Bytes of manifests and blobs read from upstream.",
 		}, []string{"upstream"}),
+		cacheBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nora_mirror_cache_bytes",
+			Help: "Bytes cached from the upstream: its manifests and the distinct blobs its repositories link. Measured at start and at each eviction pass, plus what was fetched since.",
+		}, []string{"upstream"}),
+		evictions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nora_mirror_evictions_total",
+			Help: "Cached images evicted because the upstream's cache was over its max_size.",
+		}, []string{"upstream"}),
 	}
 }
 
 // Register registers the mirror's metrics with reg.
 func (m *Mirror) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.metrics.requests, m.metrics.errors, m.metrics.bytes} {
+	for _, c := range []prometheus.Collector{m.metrics.requests, m.metrics.errors, m.metrics.bytes, m.metrics.cacheBytes, m.metrics.evictions} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

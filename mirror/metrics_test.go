@@ -81,7 +81,7 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string, labels map[st
 				}
 			}
 			if match == len(labels) {
-				sum += m.GetCounter().GetValue()
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}

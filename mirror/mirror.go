@@ -63,22 +63,38 @@ type Mirror struct {
 	metrics *metrics
 	// blobIdle is blobIdleTimeout when New ran.
 	blobIdle time.Duration
+
+	caches  map[*Upstream]*cache
+	pulling pulling
+	// evictAfter is evictAfter when New ran.
+	evictAfter time.Duration
+	// bg is the context of background eviction passes, cancelled by
+	// Close, which waits for them with bgWG.
+	bg     context.Context
+	stopBG context.CancelFunc
+	bgMu   sync.Mutex
+	bgWG   sync.WaitGroup
+	closed bool
 }
 
 // New returns the Mirror of a validated Config over store, or nil when cfg
-// has no upstreams.
+// has no upstreams. It measures what is cached from each upstream, and
+// starts evicting from those over their max_size. Close stops that.
 func New(cfg Config, store *storage.Store, log zerolog.Logger) (*Mirror, error) {
 	if len(cfg.Upstreams) == 0 {
 		return nil, nil
 	}
 	m := &Mirror{router: NewRouter(cfg), store: store, log: log, clients: map[*Upstream]*client{},
-		metrics: newMetrics(), blobIdle: blobIdleTimeout}
+		metrics: newMetrics(), blobIdle: blobIdleTimeout, evictAfter: evictAfter}
 	for u := range m.router.upstreams() {
 		c, err := newClient(u, m.metrics)
 		if err != nil {
 			return nil, err
 		}
 		m.clients[u] = c
+	}
+	if err := m.initCaches(context.Background()); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -201,6 +217,7 @@ func (m *Mirror) refresh(ctx context.Context, rt Route, ref string, have digest.
 	if err := m.store.PutCachedManifest(ctx, rt.Local, man, tags); err != nil {
 		return "", err
 	}
+	m.stored(rt.Upstream, int64(len(body)))
 	if !isDigest(ref) {
 		m.checked.Store(rt.Local+":"+ref, time.Now())
 	}

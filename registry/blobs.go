@@ -18,10 +18,14 @@ import (
 // https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-blobs
 func (h *handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 	name, d := r.PathValue("name"), digest.Digest(r.PathValue("digest"))
+	rt, mirrored := mirrorRoute(r)
+	if mirrored {
+		defer h.mirror.Pulling(rt)()
+	}
 	info, err := h.store.StatBlob(r.Context(), name, d)
-	if rt, ok := mirrorRoute(r); ok && err == nil {
+	if mirrored && err == nil {
 		h.mirror.CountHit(rt)
-	} else if ok && errors.Is(err, storage.ErrBlobNotFound) {
+	} else if mirrored && errors.Is(err, storage.ErrBlobNotFound) {
 		if done, err := h.fetchBlob(w, r, rt, d); done || err != nil {
 			return err
 		}

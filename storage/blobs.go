@@ -205,3 +205,19 @@ func link(tx *bolt.Tx, repo string, d digest.Digest, now time.Time) error {
 	}
 	return putTime(rb.Bucket(subLinks), []byte(d), now)
 }
+
+// BlobSizes returns the sizes of the blobs among ds that are stored;
+// others are absent from the map.
+func (s *Store) BlobSizes(ctx context.Context, ds []digest.Digest) map[digest.Digest]int64 {
+	out := make(map[digest.Digest]int64, len(ds))
+	s.db.View(func(tx *bolt.Tx) error {
+		blobs := tx.Bucket(bucketBlobs)
+		for _, d := range ds {
+			if rec, ok := decodeBlobRecord(blobs.Get([]byte(d))); ok {
+				out[d] = rec.Size
+			}
+		}
+		return nil
+	})
+	return out
+}

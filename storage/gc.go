@@ -168,6 +168,24 @@ func (s *Store) ScanRepos(ctx context.Context, fn func(*GCRepo) error) error {
 	if err != nil {
 		return err
 	}
+	return s.scanRepos(ctx, names, fn)
+}
+
+// ScanReposUnder is ScanRepos over the repositories whose names start
+// with prefix, e.g. the cache of one upstream ("docker.io/").
+func (s *Store) ScanReposUnder(ctx context.Context, prefix string, fn func(*GCRepo) error) error {
+	var names []string
+	s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRepos).Cursor()
+		for k, _ := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, _ = c.Next() {
+			names = append(names, string(k))
+		}
+		return nil
+	})
+	return s.scanRepos(ctx, names, fn)
+}
+
+func (s *Store) scanRepos(ctx context.Context, names []string, fn func(*GCRepo) error) error {
 	for i := 0; i < len(names); {
 		if err := ctx.Err(); err != nil {
 			return err

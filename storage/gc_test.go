@@ -324,3 +324,28 @@ func TestScanOrphanFilesSizesUnknownFiles(t *testing.T) {
 		t.Errorf("ScanOrphanFiles = %+v, want blobs/sha256/00/unknown of 12 bytes", got)
 	}
 }
+
+// TestScanReposUnderAndBlobSizes: ScanReposUnder reads only the
+// repositories under its prefix; BlobSizes answers stored blobs only.
+func TestScanReposUnderAndBlobSizes(t *testing.T) {
+	s := newStore(t)
+	var stored []digest.Digest
+	for _, repo := range []string{"docker.io/library/a", "docker.io/x/b", "docker.iox", "ghcr.io/c", "local"} {
+		stored = append(stored, pushBlob(t, s, repo, []byte("bytes of "+repo)))
+	}
+	var got []string
+	if err := s.ScanReposUnder(t.Context(), "docker.io/", func(r *GCRepo) error {
+		got = append(got, r.Name)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "docker.io/library/a docker.io/x/b"; strings.Join(got, " ") != want {
+		t.Errorf("ScanReposUnder(docker.io/) = %v, want %s", got, want)
+	}
+	missing := digest.FromString("never stored")
+	sizes := s.BlobSizes(t.Context(), []digest.Digest{stored[0], missing})
+	if len(sizes) != 1 || sizes[stored[0]] != int64(len("bytes of docker.io/library/a")) {
+		t.Errorf("BlobSizes = %v, want only %s with its size", sizes, stored[0])
+	}
+}

@@ -124,3 +124,27 @@ func (i *idleReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// BlobSize answers for cold blob d of rt with a HEAD upstream, without
+// fetching the blob: its size, or -1 if the upstream did not say. A blob
+// upstream does not have is storage.ErrBlobNotFound.
+func (m *Mirror) BlobSize(ctx context.Context, rt Route, d digest.Digest) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, revalidateTimeout)
+	defer cancel()
+	resp, err := m.clients[rt.Upstream].do(ctx, http.MethodHead, rt.Repo, "blobs", string(d), nil)
+	if err == nil {
+		resp.Body.Close()
+		if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != string(d) {
+			err = fmt.Errorf("%w: HEAD of blob %s answered digest %q", ErrUpstreamUnavailable, d, got)
+		}
+	}
+	if errors.Is(err, errUpstreamNotFound) {
+		return -1, fmt.Errorf("%w: %s@%s upstream", storage.ErrBlobNotFound, rt.Repo, d)
+	}
+	if err != nil {
+		m.log.Warn().Err(err).Str("upstream", rt.Upstream.Name).Str("repository", rt.Local).Str("digest", string(d)).
+			Msg("upstream blob HEAD failed")
+		return -1, err
+	}
+	return resp.ContentLength, nil
+}

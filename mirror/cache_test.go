@@ -19,12 +19,13 @@ import (
 	"github.com/nora-registry/nora/mirror"
 )
 
-// TestColdRangeAndHead: a Range GET or a HEAD of a cold blob is answered
-// once the whole blob is cached, as for local content.
+// TestColdRangeAndHead: a Range GET of a cold blob is answered once the
+// whole blob is cached, as for local content; a HEAD of a cold blob is
+// answered from a HEAD upstream, without fetching or caching the blob.
 func TestColdRangeAndHead(t *testing.T) {
 	up := newGGCRUpstream(t)
 	img := push(t, up.host+"/library/app:1", 64<<10, 2)
-	srv, _ := newMirror(t, hub(up))
+	srv, st := newMirror(t, hub(up))
 	layers, _ := img.Layers()
 	l0, l1 := layerDigest(t, img, 0), layerDigest(t, img, 1)
 	rc, _ := layers[0].Compressed()
@@ -36,8 +37,34 @@ func TestColdRangeAndHead(t *testing.T) {
 	}
 	size, _ := layers[1].Size()
 	resp, _ = get(t, "HEAD", srv.URL+"/v2/docker.io/library/app/blobs/"+l1.String())
-	if resp.StatusCode != 200 || resp.ContentLength != size {
-		t.Errorf("cold HEAD = %d, length %d; want 200, %d", resp.StatusCode, resp.ContentLength, size)
+	if resp.StatusCode != 200 || resp.ContentLength != size || resp.Header.Get("Docker-Content-Digest") != l1.String() {
+		t.Errorf("cold HEAD = %d, length %d, digest %q; want 200, %d, %s", resp.StatusCode, resp.ContentLength,
+			resp.Header.Get("Docker-Content-Digest"), size, l1)
+	}
+	if n := up.blobGets.Load(); n != 1 {
+		t.Errorf("upstream blob GETs = %d after a Range GET and a HEAD, want 1 (the HEAD fetches nothing)", n)
+	}
+	if _, err := st.StatBlob(context.Background(), "docker.io/library/app", digest.Digest(l1.String())); err == nil {
+		t.Errorf("a HEAD cached the blob")
+	}
+	missing := "sha256:" + strings.Repeat("0", 64)
+	if resp, _ := get(t, "HEAD", srv.URL+"/v2/docker.io/library/app/blobs/"+missing); resp.StatusCode != 404 {
+		t.Errorf("HEAD of a blob upstream lacks = %d, want 404", resp.StatusCode)
+	}
+	up.mode.Store(down)
+	if resp, _ := get(t, "HEAD", srv.URL+"/v2/docker.io/library/app/blobs/"+l1.String()); resp.StatusCode != 503 {
+		t.Errorf("cold HEAD with the upstream down = %d, want 503", resp.StatusCode)
+	}
+	if resp, _ := get(t, "HEAD", srv.URL+"/v2/docker.io/library/app/blobs/"+l0.String()); resp.StatusCode != 200 {
+		t.Errorf("warm HEAD with the upstream down = %d, want 200", resp.StatusCode)
+	}
+	up.mode.Store(healthy)
+	resp, body = get(t, "GET", srv.URL+"/v2/docker.io/library/app/blobs/"+l1.String())
+	if resp.StatusCode != 200 || int64(len(body)) != size {
+		t.Errorf("GET after the HEAD = %d, %d bytes; want 200, %d", resp.StatusCode, len(body), size)
+	}
+	if _, err := st.StatBlob(context.Background(), "docker.io/library/app", digest.Digest(l1.String())); err != nil {
+		t.Errorf("the GET did not cache the blob: %v", err)
 	}
 }
 

@@ -38,9 +38,21 @@ func mirrorRoute(r *http.Request) (mirror.Route, bool) {
 
 // fetchBlob brings a cold blob of a mirrored repository into the cache. A
 // plain GET streams it to the client while it is cached and reports done;
-// a HEAD or a Range request waits for the whole blob, then is served from
-// the cache like any local blob.
+// a Range request waits for the whole blob, then is served from the cache
+// like any local blob. A HEAD is answered from a HEAD upstream, done,
+// without fetching the blob; only if the upstream gives no size does it
+// wait for the whole blob too.
 func (h *handler) fetchBlob(w http.ResponseWriter, r *http.Request, rt mirror.Route, d digest.Digest) (done bool, err error) {
+	if r.Method == http.MethodHead {
+		size, err := h.mirror.BlobSize(r.Context(), rt, d)
+		if err != nil {
+			return false, err
+		}
+		if size >= 0 {
+			blobHeaders(w.Header(), d, size)
+			return true, nil
+		}
+	}
 	var send func(int64) io.Writer
 	if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
 		send = func(size int64) io.Writer {

@@ -67,24 +67,20 @@ func (m *Mirror) isPulling(repo string) bool {
 	return m.pulling.n[repo] > 0
 }
 
-// initCaches measures each upstream's cache and starts a pass for those
-// already over their cap.
-func (m *Mirror) initCaches(ctx context.Context) error {
+// initCaches sets up each upstream's size accounting and measures it in
+// the background, where a cache already over its cap is trimmed too: a
+// scan of a large cache must not delay the server's start. Until it ends
+// the size counts only what is fetched; the pass adds what it found.
+func (m *Mirror) initCaches(ctx context.Context) {
 	m.caches = map[*Upstream]*cache{}
 	m.pulling.n = map[string]int{}
 	m.bg, m.stopBG = context.WithCancel(context.WithoutCancel(ctx))
 	for u := range m.router.upstreams() {
 		c := &cache{max: u.MaxBytes()}
 		m.caches[u] = c
-		sc, err := m.scanCache(ctx, u)
-		if err != nil {
-			return err
-		}
-		c.size.Store(sc.size)
-		m.metrics.cacheBytes.WithLabelValues(u.Name).Set(float64(sc.size))
-		m.stored(u, 0)
+		c.running.Store(true)
+		m.startPass(u, c)
 	}
-	return nil
 }
 
 // stored accounts n bytes just cached from u, and starts an eviction pass
@@ -96,9 +92,16 @@ func (m *Mirror) stored(u *Upstream, n int64) {
 	if c.max == 0 || size <= c.max || time.Now().UnixNano() < c.retryAt.Load() || !c.running.CompareAndSwap(false, true) {
 		return
 	}
+	m.startPass(u, c)
+}
+
+// startPass runs an eviction pass over u's cache in the background; the
+// caller has set c.running, which the pass clears when it ends.
+func (m *Mirror) startPass(u *Upstream, c *cache) {
 	m.bgMu.Lock()
 	defer m.bgMu.Unlock()
 	if m.closed {
+		c.running.Store(false)
 		return
 	}
 	m.bgWG.Add(1)
@@ -108,7 +111,7 @@ func (m *Mirror) stored(u *Upstream, n int64) {
 		if err := m.evict(m.bg, u, c); err != nil && m.bg.Err() == nil {
 			m.log.Error().Err(err).Str("upstream", u.Name).Msg("cache eviction failed")
 		}
-		if c.size.Load() > c.max {
+		if c.max > 0 && c.size.Load() > c.max {
 			c.retryAt.Store(time.Now().Add(evictRetry).UnixNano())
 		}
 	}()

@@ -15,6 +15,7 @@ import (
 	ggcr "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/nora-registry/nora/gc"
 	"github.com/nora-registry/nora/mirror"
@@ -207,5 +208,49 @@ func TestEvictMeasuresAfterGC(t *testing.T) {
 	}
 	if got := gathered(t, reg, "nora_mirror_cache_bytes", map[string]string{"upstream": "hub"}); got != 0 {
 		t.Errorf("nora_mirror_cache_bytes after GC = %v, want 0", got)
+	}
+}
+
+// TestEvictAtStart: a mirror opened over a cache already past its cap
+// measures it and trims it in the background, without delaying New and
+// without any fetch or Evict call.
+func TestEvictAtStart(t *testing.T) {
+	defer mirror.SetEvictAfter(0)()
+	up := newGGCRUpstream(t)
+	for _, n := range []string{"a", "b", "c"} {
+		push(t, up.host+"/library/"+n+":1", 100<<10, 1)
+	}
+	u := hub(up)
+	srv, st, _ := newMirrorWith(t, nil, u)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for _, n := range []string{"a", "b", "c"} {
+		if _, err := pull(t, host+"/docker.io/library/"+n+":1"); err != nil {
+			t.Fatalf("pull %s: %v", n, err)
+		}
+	}
+
+	u.MaxSize = "250KiB" // two images fit, not three
+	cfg := mirror.Config{Upstreams: []mirror.Upstream{u}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := mirror.New(cfg, st, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	reg := prometheus.NewRegistry()
+	if err := m.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	waitEvicted(t, st, nil, "docker.io/library/a") // the least recently used
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got := gathered(t, reg, "nora_mirror_cache_bytes", map[string]string{"upstream": "hub"})
+		if got > 0 && got <= 250<<10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nora_mirror_cache_bytes = %v, want within (0, 250KiB] once the start pass ended", got)
+		}
 	}
 }

@@ -78,8 +78,9 @@ type Mirror struct {
 }
 
 // New returns the Mirror of a validated Config over store, or nil when cfg
-// has no upstreams. It measures what is cached from each upstream, and
-// starts evicting from those over their max_size. Close stops that.
+// has no upstreams. In the background, it measures what is cached from
+// each upstream and evicts from those over their max_size. Close stops
+// that.
 func New(cfg Config, store *storage.Store, log zerolog.Logger) (*Mirror, error) {
 	if len(cfg.Upstreams) == 0 {
 		return nil, nil
@@ -93,9 +94,7 @@ func New(cfg Config, store *storage.Store, log zerolog.Logger) (*Mirror, error) 
 		}
 		m.clients[u] = c
 	}
-	if err := m.initCaches(context.Background()); err != nil {
-		return nil, err
-	}
+	m.initCaches(context.Background())
 	return m, nil
 }
 

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -166,7 +165,6 @@ func (h *handler) appendChunk(r *http.Request) (storage.Upload, error) {
 		offset, body = start, io.LimitReader(body, end-start+1)
 	}
 	up, err := h.store.AppendUploadSized(r.Context(), name, id, offset, r.ContentLength, body)
-	h.dropIfFull(r, err)
 	if errors.Is(err, storage.ErrUploadOffset) {
 		cur, gerr := h.store.GetUpload(r.Context(), name, id)
 		if gerr != nil {
@@ -217,7 +215,6 @@ func (h *handler) putUpload(w http.ResponseWriter, r *http.Request) error {
 		// The whole blob may come in this request, as containerd and
 		// oras send it: the store can then skip the upload file.
 		if _, err := h.store.FinishUpload(r.Context(), name, id, d, r.ContentLength, bodyReader{r.Body}); err != nil {
-			h.dropIfFull(r, err)
 			return err
 		}
 		return blobCreated(w, name, d)
@@ -227,19 +224,9 @@ func (h *handler) putUpload(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if _, err := h.store.CommitUpload(r.Context(), name, id, d); err != nil {
-		h.dropIfFull(r, err)
 		return err
 	}
 	return blobCreated(w, name, d)
-}
-
-// dropIfFull discards the upload of r and its bytes when err says the
-// storage is full: the client gets STORAGE_FULL and starts over, and the
-// partial bytes do not hold space until the session expires.
-func (h *handler) dropIfFull(r *http.Request, err error) {
-	if errors.Is(err, storage.ErrStorageFull) {
-		h.store.CancelUpload(context.WithoutCancel(r.Context()), r.PathValue("name"), r.PathValue("id"))
-	}
 }
 
 // deleteUpload cancels an upload.

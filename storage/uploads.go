@@ -155,8 +155,9 @@ func (s *Store) AppendUpload(ctx context.Context, repo, id string, offset int64,
 // AppendUploadSized is AppendUpload for a chunk of size bytes (-1 if
 // unknown). With the size known, a driver may store the chunk in one
 // piece; if the chunk then ends early, nothing of it is kept.
-func (s *Store) AppendUploadSized(ctx context.Context, repo, id string, offset, size int64, r io.Reader) (Upload, error) {
+func (s *Store) AppendUploadSized(ctx context.Context, repo, id string, offset, size int64, r io.Reader) (_ Upload, err error) {
 	defer lockUpload(id)()
+	defer func() { s.discardIfFull(ctx, id, err) }()
 	rec, err := s.uploadRecord(ctx, repo, id)
 	if err != nil {
 		return Upload{}, err
@@ -217,11 +218,12 @@ func (s *Store) AppendUploadSized(ctx context.Context, repo, id string, offset, 
 // CommitUpload verifies that upload id hashes to d, moves its bytes to the
 // blob store and links the blob to repo, all or nothing. On a mismatch the
 // session is discarded and ErrDigestMismatch returned.
-func (s *Store) CommitUpload(ctx context.Context, repo, id string, d digest.Digest) (BlobInfo, error) {
+func (s *Store) CommitUpload(ctx context.Context, repo, id string, d digest.Digest) (_ BlobInfo, err error) {
 	if err := checkDigest(d); err != nil {
 		return BlobInfo{}, err
 	}
 	defer lockUpload(id)()
+	defer func() { s.discardIfFull(ctx, id, err) }()
 	rec, err := s.uploadRecord(ctx, repo, id)
 	if err != nil {
 		return BlobInfo{}, err
@@ -336,6 +338,15 @@ func (s *Store) CancelUpload(ctx context.Context, repo, id string) error {
 		return err
 	}
 	return s.discardUpload(ctx, id)
+}
+
+// discardIfFull discards upload id, whose lock the caller holds, when err
+// says the storage is full: the client has to start over, and the partial
+// bytes must not hold space on a full disk until the session expires.
+func (s *Store) discardIfFull(ctx context.Context, id string, err error) {
+	if errors.Is(err, ErrStorageFull) {
+		s.discardUpload(context.WithoutCancel(ctx), id)
+	}
 }
 
 func (s *Store) discardUpload(ctx context.Context, id string) error {
@@ -457,6 +468,7 @@ func (s *Store) FinishUpload(ctx context.Context, repo, id string, d digest.Dige
 			if errors.Is(err, ErrDigestMismatch) || errors.Is(err, ErrSizeMismatch) || errors.Is(err, ErrBlobTooLarge) {
 				s.discardUpload(ctx, id)
 			}
+			s.discardIfFull(ctx, id, err)
 			return info, err
 		}
 		unlock()

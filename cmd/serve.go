@@ -122,19 +122,17 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var afterGC func(context.Context) error // GC may have deleted cached content
 	if mir != nil {
 		defer mir.Close()
-	}
-	if mir != nil && reg != nil {
-		if err := mir.Register(reg); err != nil {
-			return err
+		afterGC = mir.Evict
+		if reg != nil {
+			if err := mir.Register(reg); err != nil {
+				return err
+			}
 		}
 	}
 	opts = append(opts, registry.WithMirror(mir))
-	var afterGC func(context.Context) error
-	if mir != nil {
-		afterGC = mir.Evict
-	}
 	maint, stopMaintenance, err := startMaintenance(ctx, f, store, reg, log, afterGC)
 	if err != nil {
 		return err

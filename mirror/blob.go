@@ -34,14 +34,14 @@ func (m *Mirror) Blob(ctx context.Context, rt Route, d digest.Digest, send func(
 	_, leader, err := m.flights.do("blob "+rt.Local+"@"+string(d), func() (string, error) {
 		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
-		idle := time.AfterFunc(m.blobIdle, cancel)
+		idle := time.AfterFunc(rt.Upstream.blobIdleTimeout(), cancel)
 		defer idle.Stop()
 		resp, err := m.clients[rt.Upstream].do(fctx, http.MethodGet, rt.Repo, "blobs", string(d), nil)
 		if err != nil {
 			return "", err
 		}
 		defer resp.Body.Close()
-		var body io.Reader = &idleReader{r: resp.Body, t: idle, d: m.blobIdle}
+		var body io.Reader = &idleReader{r: resp.Body, t: idle, d: rt.Upstream.blobIdleTimeout()}
 		var hw *holdback
 		if send != nil {
 			hw = &holdback{w: send(resp.ContentLength), size: resp.ContentLength}
@@ -129,7 +129,7 @@ func (i *idleReader) Read(p []byte) (int, error) {
 // fetching the blob: its size, or -1 if the upstream did not say. A blob
 // upstream does not have is storage.ErrBlobNotFound.
 func (m *Mirror) BlobSize(ctx context.Context, rt Route, d digest.Digest) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, revalidateTimeout)
+	ctx, cancel := context.WithTimeout(ctx, rt.Upstream.revalidateTimeout())
 	defer cancel()
 	resp, err := m.clients[rt.Upstream].do(ctx, http.MethodHead, rt.Repo, "blobs", string(d), nil)
 	if err == nil {

@@ -16,7 +16,6 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/nora-registry/nora/gc"
-	"github.com/nora-registry/nora/mirror"
 )
 
 // TestColdRangeAndHead: a Range GET of a cold blob is answered once the
@@ -199,10 +198,11 @@ func TestTagList(t *testing.T) {
 // after the idle timeout; nothing is cached and the client's transfer
 // fails; once the upstream moves again, the pull works.
 func TestStalledUpstreamBlob(t *testing.T) {
-	defer mirror.SetBlobIdleTimeout(300 * time.Millisecond)()
 	up := newGGCRUpstream(t)
 	img := push(t, up.host+"/library/app:1", 256<<10, 1)
-	srv, st := newMirror(t, hub(up))
+	u := hub(up)
+	u.BlobIdleTimeout = "300ms"
+	srv, st := newMirror(t, u)
 	ld := layerDigest(t, img, 0)
 	up.mode.Store(stall)
 	start := time.Now()

@@ -42,6 +42,21 @@ type Upstream struct {
 	// Revalidate is how long a cached tag is served without asking the
 	// upstream; after it, a HEAD decides. Empty means DefaultRevalidate.
 	Revalidate string `toml:"revalidate"`
+	// Timeout limits a fetch of a manifest or a tag list. Empty means
+	// DefaultTimeout.
+	Timeout string `toml:"timeout"`
+	// RevalidateTimeout limits the HEAD that revalidates a cached tag,
+	// the HEAD of an uncached blob and a referrers list: shorter than
+	// Timeout, since a cached answer is waiting. Empty means
+	// DefaultRevalidateTimeout.
+	RevalidateTimeout string `toml:"revalidate_timeout"`
+	// BlobIdleTimeout cuts a blob fetch that receives no byte for this
+	// long; a blob has no total limit. Empty means DefaultBlobIdleTimeout.
+	BlobIdleTimeout string `toml:"blob_idle_timeout"`
+	// StaleRetry is how long after a failed revalidation a cached tag is
+	// served stale without asking upstream again. Empty means
+	// DefaultStaleRetry.
+	StaleRetry string `toml:"stale_retry"`
 	// Default routes names that carry neither a host prefix nor ?ns= and
 	// are not local repositories to this upstream (docker's
 	// registry-mirrors, which send no host). At most one upstream.
@@ -66,14 +81,59 @@ func (u Upstream) MaxBytes() int64 {
 // none.
 const DefaultRevalidate = 5 * time.Minute
 
-// RevalidateInterval returns u's revalidation interval. Call it on a
-// validated Upstream.
+// Defaults of the upstream time limits. Fetches run on contexts detached
+// from the request, so these, not the client, end a stuck fetch.
+const (
+	DefaultTimeout           = 30 * time.Second
+	DefaultRevalidateTimeout = 10 * time.Second
+	DefaultBlobIdleTimeout   = 2 * time.Minute
+	// DefaultStaleRetry makes a down or stalled uplink cost one timeout
+	// per tag every 10 s, not one per pull.
+	DefaultStaleRetry = 10 * time.Second
+)
+
+// RevalidateInterval returns u's revalidation interval. Call it, and the
+// time limit methods below, on a validated Upstream.
 func (u Upstream) RevalidateInterval() time.Duration {
-	if u.Revalidate == "" {
-		return DefaultRevalidate
+	return duration(u.Revalidate, DefaultRevalidate)
+}
+
+func (u *Upstream) fetchTimeout() time.Duration { return duration(u.Timeout, DefaultTimeout) }
+
+func (u *Upstream) revalidateTimeout() time.Duration {
+	return duration(u.RevalidateTimeout, DefaultRevalidateTimeout)
+}
+
+func (u *Upstream) blobIdleTimeout() time.Duration {
+	return duration(u.BlobIdleTimeout, DefaultBlobIdleTimeout)
+}
+
+func (u *Upstream) staleRetry() time.Duration { return duration(u.StaleRetry, DefaultStaleRetry) }
+
+func duration(s string, def time.Duration) time.Duration {
+	if s == "" {
+		return def
 	}
-	d, _ := time.ParseDuration(u.Revalidate)
+	d, _ := time.ParseDuration(s)
 	return d
+}
+
+// validateDuration checks the duration s of key, which must be positive,
+// or not negative when zero is allowed.
+func validateDuration(key, s string, zero bool) error {
+	if s == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: invalid duration %q (want e.g. \"10s\", \"5m\", \"1h\")", key, s)
+	case zero && d < 0:
+		return fmt.Errorf("%s: must not be negative, got %q", key, s)
+	case !zero && d <= 0:
+		return fmt.Errorf("%s: must be positive, got %q", key, s)
+	}
+	return nil
 }
 
 // Validate reports the first invalid value, naming its key.
@@ -129,13 +189,15 @@ func (u Upstream) validate(key string) error {
 			return fmt.Errorf("%s.ca_file: %w", key, err)
 		}
 	}
-	if u.Revalidate != "" {
-		d, err := time.ParseDuration(u.Revalidate)
-		if err != nil {
-			return fmt.Errorf("%s.revalidate: invalid duration %q (want e.g. \"5m\", \"1h\")", key, u.Revalidate)
-		}
-		if d < 0 {
-			return fmt.Errorf("%s.revalidate: must not be negative, got %q", key, u.Revalidate)
+	if err := validateDuration(key+".revalidate", u.Revalidate, true); err != nil {
+		return err
+	}
+	for _, d := range []struct{ name, value string }{
+		{"timeout", u.Timeout}, {"revalidate_timeout", u.RevalidateTimeout},
+		{"blob_idle_timeout", u.BlobIdleTimeout}, {"stale_retry", u.StaleRetry},
+	} {
+		if err := validateDuration(key+"."+d.name, d.value, false); err != nil {
+			return err
 		}
 	}
 	if _, err := storage.ParseSize(u.MaxSize); err != nil {

@@ -46,6 +46,14 @@ func TestConfigValidate(t *testing.T) {
 		{"bad revalidate", []Upstream{with(func(u *Upstream) { u.Revalidate = "5 minutes" })}, "mirror.upstreams[0].revalidate: invalid duration"},
 		{"bad max size", []Upstream{with(func(u *Upstream) { u.MaxSize = "20 gigs" })}, "mirror.upstreams[0].max_size: \"20 gigs\" is not a size"},
 		{"negative revalidate", []Upstream{with(func(u *Upstream) { u.Revalidate = "-1s" })}, "mirror.upstreams[0].revalidate: must not be negative"},
+		{"time limits", []Upstream{with(func(u *Upstream) {
+			u.Timeout, u.RevalidateTimeout, u.BlobIdleTimeout, u.StaleRetry = "1m", "5s", "10m", "30s"
+		})}, ""},
+		{"bad timeout", []Upstream{with(func(u *Upstream) { u.Timeout = "30" })}, "mirror.upstreams[0].timeout: invalid duration"},
+		{"zero timeout", []Upstream{with(func(u *Upstream) { u.Timeout = "0s" })}, "mirror.upstreams[0].timeout: must be positive"},
+		{"negative revalidate timeout", []Upstream{with(func(u *Upstream) { u.RevalidateTimeout = "-5s" })}, "mirror.upstreams[0].revalidate_timeout: must be positive"},
+		{"zero blob idle timeout", []Upstream{with(func(u *Upstream) { u.BlobIdleTimeout = "0" })}, "mirror.upstreams[0].blob_idle_timeout: must be positive"},
+		{"zero stale retry", []Upstream{with(func(u *Upstream) { u.StaleRetry = "0ms" })}, "mirror.upstreams[0].stale_retry: must be positive"},
 		{"two defaults", []Upstream{with(func(u *Upstream) { u.Default = true }), {Name: "g", URL: "https://ghcr.io", Hosts: []string{"ghcr.io"}, Default: true}}, "mirror.upstreams[1].default:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,6 +72,27 @@ func TestRevalidateInterval(t *testing.T) {
 	for in, want := range map[string]time.Duration{"": DefaultRevalidate, "0s": 0, "1h": time.Hour} {
 		if got := (Upstream{Revalidate: in}).RevalidateInterval(); got != want {
 			t.Errorf("RevalidateInterval(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestTimeLimits(t *testing.T) {
+	set := Upstream{Timeout: "1m", RevalidateTimeout: "5s", BlobIdleTimeout: "10m", StaleRetry: "30s"}
+	for _, tc := range []struct {
+		name      string
+		got, want time.Duration
+	}{
+		{"timeout", (&Upstream{}).fetchTimeout(), DefaultTimeout},
+		{"revalidate_timeout", (&Upstream{}).revalidateTimeout(), DefaultRevalidateTimeout},
+		{"blob_idle_timeout", (&Upstream{}).blobIdleTimeout(), DefaultBlobIdleTimeout},
+		{"stale_retry", (&Upstream{}).staleRetry(), DefaultStaleRetry},
+		{"timeout set", set.fetchTimeout(), time.Minute},
+		{"revalidate_timeout set", set.revalidateTimeout(), 5 * time.Second},
+		{"blob_idle_timeout set", set.blobIdleTimeout(), 10 * time.Minute},
+		{"stale_retry set", set.staleRetry(), 30 * time.Second},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
 		}
 	}
 }

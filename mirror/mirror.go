@@ -16,25 +16,8 @@ import (
 	"github.com/nora-registry/nora/storage"
 )
 
-// Time limits of upstream fetches. They run on contexts detached from the
-// request, so these, not the client, end a stuck fetch. A blob has no
-// total limit, only blobIdleTimeout: a big layer on a slow uplink may take
-// hours while it keeps moving.
-const (
-	manifestTimeout = 30 * time.Second
-	// revalidateTimeout is shorter: a cached copy is waiting to be served.
-	revalidateTimeout = 10 * time.Second
-	// staleRetry is how long after a failed revalidation a cached tag is
-	// served stale without asking upstream again, so a down or stalled
-	// uplink costs one timeout per tag, not one per pull.
-	staleRetry = 10 * time.Second
-	// maxManifestSize matches what the registry accepts on push.
-	maxManifestSize = 4 << 20
-)
-
-// blobIdleTimeout cuts a blob fetch that receives nothing for this long.
-// A variable so that tests can shorten it before New.
-var blobIdleTimeout = 2 * time.Minute
+// maxManifestSize matches what the registry accepts on push.
+const maxManifestSize = 4 << 20
 
 // manifestTypes is the Accept list sent upstream: every kind the registry
 // can store, so the upstream never converts what it serves.
@@ -61,8 +44,6 @@ type Mirror struct {
 	failed  sync.Map
 	parse   ParseFunc // nil: see parseManifest
 	metrics *metrics
-	// blobIdle is blobIdleTimeout when New ran.
-	blobIdle time.Duration
 
 	caches  map[*Upstream]*cache
 	pulling pulling
@@ -86,7 +67,7 @@ func New(cfg Config, store *storage.Store, log zerolog.Logger) (*Mirror, error) 
 		return nil, nil
 	}
 	m := &Mirror{router: NewRouter(cfg), store: store, log: log, clients: map[*Upstream]*client{},
-		metrics: newMetrics(), blobIdle: blobIdleTimeout, evictAfter: evictAfter}
+		metrics: newMetrics(), evictAfter: evictAfter}
 	for u := range m.router.upstreams() {
 		c, err := newClient(u, m.metrics)
 		if err != nil {
@@ -129,14 +110,14 @@ func (m *Mirror) Manifest(ctx context.Context, rt Route, ref string) (man storag
 		return cached, false, nil
 	}
 	key := rt.Local + ":" + ref
-	if cerr == nil && m.failedRecently(key) {
+	if cerr == nil && m.failedRecently(key, rt.Upstream) {
 		m.count(rt, resultStale)
 		return cached, true, nil
 	}
 	var have digest.Digest
-	timeout := manifestTimeout
+	timeout := rt.Upstream.fetchTimeout()
 	if cerr == nil {
-		have, timeout = cached.Digest, revalidateTimeout
+		have, timeout = cached.Digest, rt.Upstream.revalidateTimeout()
 	}
 	result, _, err := m.flights.do("manifest "+key, func() (string, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
@@ -161,9 +142,11 @@ func (m *Mirror) Manifest(ctx context.Context, rt Route, ref string) (man storag
 	return man, false, err
 }
 
-func (m *Mirror) failedRecently(key string) bool {
+// failedRecently reports whether a request of key to u failed within u's
+// stale_retry.
+func (m *Mirror) failedRecently(key string, u *Upstream) bool {
 	t, ok := m.failed.Load(key)
-	return ok && time.Since(t.(time.Time)) < staleRetry
+	return ok && time.Since(t.(time.Time)) < u.staleRetry()
 }
 
 func (m *Mirror) fresh(rt Route, tag string) bool {

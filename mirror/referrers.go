@@ -31,13 +31,13 @@ func (m *Mirror) Referrers(ctx context.Context, rt Route, d digest.Digest, artif
 		ref += "?" + url.Values{"artifactType": {artifactType}}.Encode()
 	}
 	key := "referrers " + rt.Local + "@" + ref
-	if m.failedRecently(key) {
-		return nil, "", fmt.Errorf("%w: referrers failed within %s", ErrUpstreamUnavailable, staleRetry)
+	if m.failedRecently(key, rt.Upstream) {
+		return nil, "", fmt.Errorf("%w: referrers failed within %s", ErrUpstreamUnavailable, rt.Upstream.staleRetry())
 	}
 	// The shared result is the filters header, a newline, then the
 	// index: a header value holds no newline.
 	val, _, err := m.flights.do(key, func() (string, error) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revalidateTimeout)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rt.Upstream.revalidateTimeout())
 		defer cancel()
 		body, filters, err := m.upstreamReferrers(fctx, rt, ref)
 		return filters + "\n" + string(body), err

@@ -27,7 +27,7 @@ func (m *Mirror) Tags(ctx context.Context, rt Route, last string, n int) (tags [
 }
 
 func (m *Mirror) upstreamTags(ctx context.Context, rt Route, last string, n int) ([]string, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, manifestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, rt.Upstream.fetchTimeout())
 	defer cancel()
 	q := url.Values{}
 	if n >= 0 {

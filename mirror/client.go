@@ -117,13 +117,31 @@ func (c *client) do(ctx context.Context, method, repo, kind, ref string, accept 
 }
 
 // classify turns an upstream failure into errUpstreamNotFound or
-// ErrUpstreamUnavailable, keeping its text for the log.
+// ErrUpstreamUnavailable, keeping its text for the log and, for a 404,
+// the upstream's error codes for goneUpstream.
 func classify(err error) error {
 	var te *transport.Error
 	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
-		return fmt.Errorf("%w: %v", errUpstreamNotFound, err)
+		return fmt.Errorf("%w: %w", errUpstreamNotFound, err)
 	}
 	return fmt.Errorf("%w: %v", ErrUpstreamUnavailable, err)
+}
+
+// goneUpstream reports whether err is an upstream 404 with the code
+// MANIFEST_UNKNOWN or NAME_UNKNOWN: the upstream's answer that the
+// manifest or repository does not exist. A 404 without them (a proxy's
+// page, a HEAD, which has no body) proves nothing.
+func goneUpstream(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) || te.StatusCode != http.StatusNotFound {
+		return false
+	}
+	for _, d := range te.Errors {
+		if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
+			return true
+		}
+	}
+	return false
 }
 
 // readLimited reads at most limit bytes of r, failing beyond.

@@ -98,8 +98,10 @@ func (m *Mirror) Route(ctx context.Context, name, ns string, read bool) (Route, 
 // the tag was checked within the upstream's revalidation interval, else
 // after a HEAD upstream (and a GET when the digest moved). stale reports a
 // cached copy returned because upstream failed. A manifest upstream does
-// not have is storage.ErrManifestNotFound; an unreachable upstream with
-// nothing cached is ErrUpstreamUnavailable.
+// not have is storage.ErrManifestNotFound; a cached tag the upstream
+// answers MANIFEST_UNKNOWN or NAME_UNKNOWN for was deleted there, and is
+// deleted from the cache too (its manifest stays until GC or eviction).
+// An unreachable upstream with nothing cached is ErrUpstreamUnavailable.
 func (m *Mirror) Manifest(ctx context.Context, rt Route, ref string) (man storage.Manifest, stale bool, err error) {
 	cached, cerr := m.store.GetManifest(ctx, rt.Local, ref)
 	if cerr != nil && !errors.Is(cerr, storage.ErrManifestNotFound) && !errors.Is(cerr, storage.ErrRepositoryNotFound) {
@@ -130,7 +132,7 @@ func (m *Mirror) Manifest(ctx context.Context, rt Route, ref string) (man storag
 		m.count(rt, result)
 		man, err = m.store.GetManifest(ctx, rt.Local, ref)
 		return man, false, err
-	case cerr == nil:
+	case cerr == nil && !goneUpstream(err):
 		m.failed.Store(key, time.Now())
 		m.count(rt, resultStale)
 		m.log.Warn().Err(err).Str("upstream", rt.Upstream.Name).Str("repository", rt.Local).Str("reference", ref).
@@ -160,17 +162,24 @@ func (m *Mirror) refresh(ctx context.Context, rt Route, ref string, have digest.
 	c := m.clients[rt.Upstream]
 	if have != "" {
 		resp, err := c.do(ctx, http.MethodHead, rt.Repo, "manifests", ref, manifestTypes)
-		if err != nil {
+		switch {
+		case errors.Is(err, errUpstreamNotFound):
+			// The GET's error code tells whether the tag is gone.
+		case err != nil:
 			return "", err
-		}
-		resp.Body.Close()
-		if digest.Digest(resp.Header.Get("Docker-Content-Digest")) == have {
-			m.checked.Store(rt.Local+":"+ref, time.Now())
-			return resultRevalidated, nil
+		default:
+			resp.Body.Close()
+			if digest.Digest(resp.Header.Get("Docker-Content-Digest")) == have {
+				m.checked.Store(rt.Local+":"+ref, time.Now())
+				return resultRevalidated, nil
+			}
 		}
 	}
 	resp, err := c.do(ctx, http.MethodGet, rt.Repo, "manifests", ref, manifestTypes)
 	if err != nil {
+		if have != "" && goneUpstream(err) {
+			return "", m.untag(ctx, rt, ref, have, err)
+		}
 		return "", err
 	}
 	defer resp.Body.Close()
@@ -204,6 +213,19 @@ func (m *Mirror) refresh(ctx context.Context, rt Route, ref string, have digest.
 		m.checked.Store(rt.Local+":"+ref, time.Now())
 	}
 	return resultMiss, nil
+}
+
+// untag deletes cached tag of rt, which named have, after the upstream
+// answered gone, an error that untag returns unless the deletion failed.
+func (m *Mirror) untag(ctx context.Context, rt Route, tag string, have digest.Digest, gone error) error {
+	m.checked.Delete(rt.Local + ":" + tag)
+	deleted, err := m.store.DeleteTagOf(ctx, rt.Local, tag, have)
+	if err != nil {
+		return err
+	}
+	m.log.Info().Str("upstream", rt.Upstream.Name).Str("repository", rt.Local).Str("tag", tag).Bool("deleted", deleted).
+		Msg("tag deleted upstream; removed from the cache")
+	return gone
 }
 
 // verifyManifest returns the digest of body, which must be want when want

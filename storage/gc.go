@@ -407,19 +407,7 @@ func (s *Store) PruneChecks(cutoff time.Time) { s.checks.prune(cutoff) }
 // planned for deletion stays, even with the same manifest, since it is
 // then the newest. It reports whether it deleted.
 func (s *Store) DeleteTagIf(ctx context.Context, repo, tag string, d digest.Digest, pushed time.Time) (bool, error) {
-	var deleted bool
-	err := s.commit.update(func(tx *bolt.Tx) error {
-		deleted = false
-		rb := repoBucket(tx, repo)
-		if rb == nil {
-			return nil
-		}
-		cur, at, ok := decodeTag(rb.Bucket(subTags).Get([]byte(tag)))
-		if !ok || cur != d || !at.Equal(pushed) {
-			return nil
-		}
-		deleted = true
-		return rb.Bucket(subTags).Delete([]byte(tag))
+	return s.deleteTagWhen(repo, tag, func(cur digest.Digest, at time.Time) bool {
+		return cur == d && at.Equal(pushed)
 	})
-	return deleted, err
 }

@@ -187,7 +187,7 @@ func removeManifest(rb *bolt.Bucket, d, subject digest.Digest) error {
 			return err
 		}
 	}
-	if err := deleteTagsOf(rb.Bucket(subTags), d); err != nil {
+	if err := deleteTagsOf(rb, d); err != nil {
 		return err
 	}
 	if err := rb.Bucket(subManifests).Delete([]byte(d)); err != nil {

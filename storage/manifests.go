@@ -246,7 +246,7 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 				return err
 			}
 		}
-		if err := deleteTagsOf(rb.Bucket(subTags), d); err != nil {
+		if err := deleteTagsOf(rb, d); err != nil {
 			return err
 		}
 		if err := rb.Bucket(subManifests).Delete([]byte(d)); err != nil {
@@ -259,9 +259,10 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 	})
 }
 
-func deleteTagsOf(tags *bolt.Bucket, d digest.Digest) error {
+// deleteTagsOf removes the tags of repository bucket rb that name d.
+func deleteTagsOf(rb *bolt.Bucket, d digest.Digest) error {
 	var doomed [][]byte
-	err := tags.ForEach(func(k, v []byte) error {
+	err := rb.Bucket(subTags).ForEach(func(k, v []byte) error {
 		if td, _, ok := decodeTag(v); ok && td == d {
 			doomed = append(doomed, bytes.Clone(k))
 		}
@@ -271,7 +272,7 @@ func deleteTagsOf(tags *bolt.Bucket, d digest.Digest) error {
 		return err
 	}
 	for _, k := range doomed {
-		if err := tags.Delete(k); err != nil {
+		if err := deleteTag(rb, k); err != nil {
 			return err
 		}
 	}
@@ -285,7 +286,7 @@ func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
 		if rb == nil || rb.Bucket(subTags).Get([]byte(tag)) == nil {
 			return fmt.Errorf("%w: tag %s", ErrManifestNotFound, tag)
 		}
-		return rb.Bucket(subTags).Delete([]byte(tag))
+		return deleteTag(rb, []byte(tag))
 	})
 }
 

@@ -30,8 +30,8 @@ hosts = [%q]
 // TestE2EMirror runs the registry as a pull-through cache of another
 // registry process with token auth on: go-containerregistry and crane
 // pull through the host prefix, a containerd-style ?ns= request resolves
-// the tag, and once the upstream is stopped and the cache restarted (so
-// it remembers no revalidation), the same pulls still work from the cache.
+// the tag, and once the upstream is stopped and the cache restarted, the
+// same pulls still work from the cache (stale: revalidate is 0s).
 func TestE2EMirror(t *testing.T) {
 	up := startAuthServer(t)
 	img := ociImage(t)
@@ -41,7 +41,8 @@ func TestE2EMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 	cache := startCache(t, up, "registry.example", `username = "bob"
-password = "bob-secret"`)
+password = "bob-secret"
+revalidate = "0s"`)
 
 	pullWhole(t, cache.ref(t, "registry.example/team/app:v1"), img)
 	_, crane := craneClient(t)

@@ -162,11 +162,20 @@ func newMirror(t *testing.T, ups ...mirror.Upstream) (*httptest.Server, *storage
 // newMirrorWith is newMirror with more registry options.
 func newMirrorWith(t *testing.T, opts []registry.Option, ups ...mirror.Upstream) (*httptest.Server, *storage.Store, *mirror.Mirror) {
 	t.Helper()
+	srv, st, m, stop := startMirror(t, t.TempDir(), opts, ups...)
+	t.Cleanup(stop)
+	return srv, st, m
+}
+
+// startMirror serves the store at root with the mirror of ups on, until
+// stop.
+func startMirror(t *testing.T, root string, opts []registry.Option, ups ...mirror.Upstream) (*httptest.Server, *storage.Store, *mirror.Mirror, func()) {
+	t.Helper()
 	cfg := mirror.Config{Upstreams: ups}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := storage.Open(context.Background(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
+	st, err := storage.Open(context.Background(), storage.Config{Driver: "filesystem", Root: root})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,8 +184,7 @@ func newMirrorWith(t *testing.T, opts []registry.Option, ups ...mirror.Upstream)
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(registry.New(st, append(opts, registry.WithMirror(m))...))
-	t.Cleanup(func() { srv.Close(); m.Close(); st.Close() })
-	return srv, st, m
+	return srv, st, m, func() { srv.Close(); m.Close(); st.Close() }
 }
 
 // push writes a random image of layers blobs of size bytes to ref.

@@ -37,8 +37,8 @@ type Mirror struct {
 	clients map[*Upstream]*client
 	flights group
 	// checked holds when each cached tag (local name and tag) last
-	// matched upstream. It is in memory only: after a restart, the first
-	// pull of a tag revalidates it.
+	// matched upstream. The Store keeps the same times (TagChecked), read
+	// when checked has no entry: a restart does not revalidate every tag.
 	checked sync.Map
 	// failed holds when revalidating each cached tag last failed.
 	failed  sync.Map
@@ -107,7 +107,7 @@ func (m *Mirror) Manifest(ctx context.Context, rt Route, ref string) (man storag
 	if cerr != nil && !errors.Is(cerr, storage.ErrManifestNotFound) && !errors.Is(cerr, storage.ErrRepositoryNotFound) {
 		return man, false, cerr
 	}
-	if cerr == nil && (isDigest(ref) || m.fresh(rt, ref)) {
+	if cerr == nil && (isDigest(ref) || m.fresh(ctx, rt, ref)) {
 		m.count(rt, resultHit)
 		return cached, false, nil
 	}
@@ -151,9 +151,26 @@ func (m *Mirror) failedRecently(key string, u *Upstream) bool {
 	return ok && time.Since(t.(time.Time)) < u.staleRetry()
 }
 
-func (m *Mirror) fresh(rt Route, tag string) bool {
-	t, ok := m.checked.Load(rt.Local + ":" + tag)
-	return ok && time.Since(t.(time.Time)) < rt.Upstream.RevalidateInterval()
+func (m *Mirror) fresh(ctx context.Context, rt Route, tag string) bool {
+	key := rt.Local + ":" + tag
+	v, ok := m.checked.Load(key)
+	t, _ := v.(time.Time)
+	if !ok {
+		if t, ok = m.store.TagChecked(ctx, rt.Local, tag); ok {
+			m.checked.Store(key, t)
+		}
+	}
+	return ok && time.Since(t) < rt.Upstream.RevalidateInterval()
+}
+
+// matched notes that tag of rt, naming d, matches upstream now, in memory
+// and in the Store. Failing to store it costs only a revalidation later.
+func (m *Mirror) matched(ctx context.Context, rt Route, tag string, d digest.Digest) {
+	now := time.Now()
+	m.checked.Store(rt.Local+":"+tag, now)
+	if err := m.store.RecordTagCheck(ctx, rt.Local, tag, d, now); err != nil {
+		m.log.Warn().Err(err).Str("repository", rt.Local).Str("tag", tag).Msg("recording a tag check failed")
+	}
 }
 
 // refresh brings manifest ref of rt into the cache. have is the digest the
@@ -170,7 +187,7 @@ func (m *Mirror) refresh(ctx context.Context, rt Route, ref string, have digest.
 		default:
 			resp.Body.Close()
 			if digest.Digest(resp.Header.Get("Docker-Content-Digest")) == have {
-				m.checked.Store(rt.Local+":"+ref, time.Now())
+				m.matched(ctx, rt, ref, have)
 				return resultRevalidated, nil
 			}
 		}
@@ -210,7 +227,7 @@ func (m *Mirror) refresh(ctx context.Context, rt Route, ref string, have digest.
 	}
 	m.stored(rt.Upstream, int64(len(body)))
 	if !isDigest(ref) {
-		m.checked.Store(rt.Local+":"+ref, time.Now())
+		m.matched(ctx, rt, ref, d)
 	}
 	return resultMiss, nil
 }

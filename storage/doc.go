@@ -12,8 +12,8 @@
 //   - A repository reads only the blobs linked to it (pushed there, or
 //     mounted from a repository the caller may read). A digest alone grants
 //     nothing.
-//   - Manifests, tags, links, referrers, upload sessions and push and pull
-//     times live in bbolt, changed in one transaction per API call;
+//   - Manifests, tags, links, referrers, upload sessions, push and pull
+//     times and the pull-through cache's tag check times live in bbolt, changed in one transaction per API call;
 //     concurrent calls share transactions (see committer) so they share
 //     disk syncs.
 //   - A manifest is stored only if every blob and child manifest it

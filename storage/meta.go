@@ -20,6 +20,7 @@ import (
 //	    b  digest → link time: blobs this repository may read
 //	    r  subject digest + " " + referrer digest → referrer descriptor
 //	    p  digest → last pull time of a manifest
+//	    c  tag → when a cached tag last matched its upstream (tagcheck.go)
 var (
 	bucketBlobs   = []byte("blobs")
 	bucketUploads = []byte("uploads")

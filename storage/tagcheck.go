@@ -8,6 +8,51 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// The pull-through cache keeps, per cached tag, when the upstream last
+// confirmed it: in the repository's sub-bucket c, tag → check time and
+// the digest the tag named then (encodeTag's layout). A check counts only
+// while the tag still names that digest, and it is deleted with its tag
+// or repository, so the bucket holds at most one entry per existing tag.
+var subChecks = []byte("c")
+
+// RecordTagCheck notes that tag of repo, naming d, matched its upstream at
+// t. It does nothing if the tag no longer names d. Concurrent calls share
+// a transaction, so a burst of checks costs few disk syncs.
+func (s *Store) RecordTagCheck(ctx context.Context, repo, tag string, d digest.Digest, t time.Time) error {
+	return s.commit.update(func(tx *bolt.Tx) error {
+		rb := repoBucket(tx, repo)
+		if rb == nil {
+			return nil
+		}
+		if cur, _, ok := decodeTag(rb.Bucket(subTags).Get([]byte(tag))); !ok || cur != d {
+			return nil
+		}
+		cb, err := rb.CreateBucketIfNotExists(subChecks)
+		if err != nil {
+			return err
+		}
+		return cb.Put([]byte(tag), encodeTag(d, t))
+	})
+}
+
+// TagChecked returns when tag of repo was last recorded as matching its
+// upstream, if it was while naming the manifest it names now.
+func (s *Store) TagChecked(ctx context.Context, repo, tag string) (t time.Time, ok bool) {
+	s.db.View(func(tx *bolt.Tx) error {
+		rb := repoBucket(tx, repo)
+		if rb == nil || rb.Bucket(subChecks) == nil {
+			return nil
+		}
+		cur, _, found := decodeTag(rb.Bucket(subTags).Get([]byte(tag)))
+		d, at, checked := decodeTag(rb.Bucket(subChecks).Get([]byte(tag)))
+		if found && checked && d == cur {
+			t, ok = at, true
+		}
+		return nil
+	})
+	return t, ok
+}
+
 // DeleteTagOf removes tag from repo if it still names d, whenever it was
 // pushed, and reports whether it did: the cache drops a tag its upstream
 // deleted, unless the tag moved meanwhile.
@@ -35,7 +80,12 @@ func (s *Store) deleteTagWhen(repo, tag string, match func(digest.Digest, time.T
 	return deleted, err
 }
 
-// deleteTag removes tag from repository bucket rb.
+// deleteTag removes tag, and its check time, from repository bucket rb.
 func deleteTag(rb *bolt.Bucket, tag []byte) error {
+	if cb := rb.Bucket(subChecks); cb != nil {
+		if err := cb.Delete(tag); err != nil {
+			return err
+		}
+	}
 	return rb.Bucket(subTags).Delete(tag)
 }

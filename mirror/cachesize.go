@@ -15,6 +15,7 @@ import (
 // other manifest of its repository lists or refers to (an image manifest
 // or an index), with the children and referrers under it.
 type image struct {
+	up   *Upstream
 	repo string
 	// digests are the top manifest first, then those under it.
 	digests []digest.Digest
@@ -27,48 +28,103 @@ type image struct {
 	used time.Time
 }
 
-// cacheScan is one upstream's cached content.
-type cacheScan struct {
-	images []*image
-	// refs counts the images of the scan that reference each blob;
+// tally is the size of a set of cached images (one upstream's, or every
+// upstream's) against its cap.
+type tally struct {
+	max int64 // 0: no cap
+	// size is the bytes of the manifests plus those of the distinct
+	// blobs linked to the set's repositories.
+	size int64
+	// refs counts the images of the set that reference each blob;
 	// pinned are blobs linked where no manifest references them.
 	refs   map[digest.Digest]int
 	pinned map[digest.Digest]bool
-	sizes  map[digest.Digest]int64
-	// size is the bytes of the manifests plus those of the distinct
-	// blobs linked to the upstream's repositories.
-	size int64
 }
 
-// scanCache reads the repositories cached from u.
-func (m *Mirror) scanCache(ctx context.Context, u *Upstream) (*cacheScan, error) {
-	sc := &cacheScan{refs: map[digest.Digest]int{}, pinned: map[digest.Digest]bool{}}
-	linked := map[digest.Digest]bool{}
-	err := m.store.ScanReposUnder(ctx, u.Hosts[0]+"/", func(r *storage.GCRepo) error {
-		imgs := repoImages(r)
-		referenced := map[digest.Digest]bool{}
-		for _, img := range imgs {
-			sc.size += img.bytes
-			for _, b := range img.blobs {
-				sc.refs[b]++
-				referenced[b] = true
-			}
+func newTally(max int64) *tally {
+	return &tally{max: max, refs: map[digest.Digest]int{}, pinned: map[digest.Digest]bool{}}
+}
+
+func (t *tally) over() bool { return t.max > 0 && t.size > t.max }
+
+// drop takes img out of t. A blob counts as freed when no image left
+// references it and no repository of the set links it otherwise; one
+// that a local repository also links is counted though it stays.
+func (t *tally) drop(img *image, sizes map[digest.Digest]int64) {
+	t.size -= img.bytes
+	for _, b := range img.blobs {
+		if t.refs[b]--; t.refs[b] == 0 && !t.pinned[b] {
+			t.size -= sizes[b]
 		}
-		for _, l := range r.Links {
-			linked[l.Digest] = true
-			if !referenced[l.Digest] {
-				sc.pinned[l.Digest] = true
-			}
-		}
-		sc.images = append(sc.images, imgs...)
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	sc.sizes = m.store.BlobSizes(ctx, slices.Collect(maps.Keys(linked)))
-	for _, n := range sc.sizes {
-		sc.size += n
+}
+
+// cacheScan is the cached content of some upstreams.
+type cacheScan struct {
+	images []*image
+	sizes  map[digest.Digest]int64
+	// per holds each scanned upstream's tally, with its max_size; total,
+	// when every upstream was scanned, theirs together, with
+	// [mirror] max_size.
+	per   map[*Upstream]*tally
+	total *tally
+}
+
+// scanCache reads the repositories cached from ups, and adds up their
+// total when all is set.
+func (m *Mirror) scanCache(ctx context.Context, ups []*Upstream, all bool) (*cacheScan, error) {
+	sc := &cacheScan{per: map[*Upstream]*tally{}}
+	linked := map[*Upstream]map[digest.Digest]bool{}
+	union := map[digest.Digest]bool{}
+	var manifests int64
+	for _, u := range ups {
+		t, links := newTally(m.caches[u].max), map[digest.Digest]bool{}
+		sc.per[u], linked[u] = t, links
+		err := m.store.ScanReposUnder(ctx, u.Hosts[0]+"/", func(r *storage.GCRepo) error {
+			imgs := repoImages(r)
+			referenced := map[digest.Digest]bool{}
+			for _, img := range imgs {
+				img.up = u
+				t.size += img.bytes
+				manifests += img.bytes
+				for _, b := range img.blobs {
+					t.refs[b]++
+					referenced[b] = true
+				}
+			}
+			for _, l := range r.Links {
+				links[l.Digest], union[l.Digest] = true, true
+				if !referenced[l.Digest] {
+					t.pinned[l.Digest] = true
+				}
+			}
+			sc.images = append(sc.images, imgs...)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	sc.sizes = m.store.BlobSizes(ctx, slices.Collect(maps.Keys(union)))
+	for _, u := range ups {
+		for b := range linked[u] {
+			sc.per[u].size += sc.sizes[b]
+		}
+	}
+	if all {
+		sc.total = newTally(m.total.max)
+		sc.total.size = manifests
+		for _, n := range sc.sizes {
+			sc.total.size += n
+		}
+		for _, t := range sc.per {
+			for b, n := range t.refs {
+				sc.total.refs[b] += n
+			}
+			for b := range t.pinned {
+				sc.total.pinned[b] = true
+			}
+		}
 	}
 	return sc, nil
 }
@@ -139,30 +195,64 @@ func latest(t time.Time, more ...time.Time) time.Time {
 }
 
 // victims picks, least recently used first, the images whose eviction
-// brings sc under max bytes, skipping images used at or after cutoff and
-// repositories busy reports a client is reading. A blob counts as freed
-// when no image left references it and no repository of the upstream
-// links it otherwise; one that a local repository also links is counted
-// though it stays.
-func (sc *cacheScan) victims(max int64, cutoff time.Time, busy func(repo string) bool) []*image {
+// brings every tally of sc under its cap: an image goes while its
+// upstream's tally or the total is over. It skips images used at or after
+// cutoff and repositories busy reports a client is reading. sc stays as
+// measured.
+func (sc *cacheScan) victims(cutoff time.Time, busy func(repo string) bool) []*image {
+	sc = sc.clone()
 	imgs := slices.Clone(sc.images)
 	slices.SortStableFunc(imgs, func(a, b *image) int { return a.used.Compare(b.used) })
-	size := sc.size
 	var out []*image
 	for _, img := range imgs {
-		if size <= max {
+		if !sc.over() {
 			break
+		}
+		t := sc.per[img.up]
+		if !t.over() && (sc.total == nil || !sc.total.over()) {
+			continue
 		}
 		if !img.used.Before(cutoff) || busy(img.repo) {
 			continue
 		}
 		out = append(out, img)
-		size -= img.bytes
-		for _, b := range img.blobs {
-			if sc.refs[b]--; sc.refs[b] == 0 && !sc.pinned[b] {
-				size -= sc.sizes[b]
-			}
+		t.drop(img, sc.sizes)
+		if sc.total != nil {
+			sc.total.drop(img, sc.sizes)
 		}
 	}
 	return out
+}
+
+// clone returns a copy of sc whose tallies can change without changing
+// sc's.
+func (sc *cacheScan) clone() *cacheScan {
+	c := *sc
+	c.per = make(map[*Upstream]*tally, len(sc.per))
+	for u, t := range sc.per {
+		c.per[u] = t.clone()
+	}
+	if sc.total != nil {
+		c.total = sc.total.clone()
+	}
+	return &c
+}
+
+func (t *tally) clone() *tally {
+	c := *t
+	c.refs = maps.Clone(t.refs)
+	return &c
+}
+
+// over reports whether any tally of sc is over its cap.
+func (sc *cacheScan) over() bool {
+	if sc.total != nil && sc.total.over() {
+		return true
+	}
+	for _, t := range sc.per {
+		if t.over() {
+			return true
+		}
+	}
+	return false
 }

@@ -16,6 +16,18 @@ import (
 // caches. Without upstreams the mirror is off.
 type Config struct {
 	Upstreams []Upstream `toml:"upstreams"`
+	// MaxSize caps the bytes cached from all upstreams together, e.g.
+	// "100GiB", in addition to each upstream's own max_size: past it,
+	// the least recently pulled images of any upstream are evicted.
+	// Empty or "0" means no cap.
+	MaxSize string `toml:"max_size"`
+}
+
+// MaxBytes returns c's total cache cap in bytes, 0 for none. Call it on
+// a validated Config.
+func (c Config) MaxBytes() int64 {
+	n, _ := storage.ParseSize(c.MaxSize)
+	return n
 }
 
 // Upstream is one [[mirror.upstreams]] entry.
@@ -138,6 +150,9 @@ func validateDuration(key, s string, zero bool) error {
 
 // Validate reports the first invalid value, naming its key.
 func (c Config) Validate() error {
+	if _, err := storage.ParseSize(c.MaxSize); err != nil {
+		return fmt.Errorf("mirror.max_size: %v", err)
+	}
 	hosts := map[string]string{}
 	names := map[string]bool{}
 	def := ""

@@ -76,6 +76,19 @@ func TestRevalidateInterval(t *testing.T) {
 	}
 }
 
+func TestConfigMaxSize(t *testing.T) {
+	if err := (Config{MaxSize: "100GiB"}).Validate(); err != nil {
+		t.Errorf("Validate(max_size 100GiB) = %v, want nil", err)
+	}
+	if got, want := (Config{MaxSize: "1KiB"}).MaxBytes(), int64(1024); got != want {
+		t.Errorf("MaxBytes(1KiB) = %d, want %d", got, want)
+	}
+	err := Config{MaxSize: "lots"}.Validate()
+	if err == nil || !strings.HasPrefix(err.Error(), "mirror.max_size: ") {
+		t.Errorf("Validate(max_size lots) = %v, want an error naming mirror.max_size", err)
+	}
+}
+
 func TestTimeLimits(t *testing.T) {
 	set := Upstream{Timeout: "1m", RevalidateTimeout: "5s", BlobIdleTimeout: "10m", StaleRetry: "30s"}
 	for _, tc := range []struct {

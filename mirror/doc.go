@@ -29,8 +29,9 @@
 //     timeout.
 //   - Local repositories win over the default upstream: a name that exists
 //     locally is never fetched through it.
-//   - Eviction (max_size) deletes whole images, least recently used first,
-//     through GC's collection primitives, which re-check in their write
-//     transactions; it never takes an image used within evictAfter or a
-//     repository whose blob a request is reading or fetching.
+//   - Eviction (an upstream's max_size, and [mirror] max_size over all of
+//     them) deletes whole images, least recently used first, through GC's
+//     collection primitives, which re-check in their write transactions;
+//     it never takes an image used within evictAfter or a repository
+//     whose blob a request is reading or fetching.
 package mirror

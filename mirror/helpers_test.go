@@ -162,16 +162,15 @@ func newMirror(t *testing.T, ups ...mirror.Upstream) (*httptest.Server, *storage
 // newMirrorWith is newMirror with more registry options.
 func newMirrorWith(t *testing.T, opts []registry.Option, ups ...mirror.Upstream) (*httptest.Server, *storage.Store, *mirror.Mirror) {
 	t.Helper()
-	srv, st, m, stop := startMirror(t, t.TempDir(), opts, ups...)
+	srv, st, m, stop := startMirror(t, t.TempDir(), mirror.Config{Upstreams: ups}, opts...)
 	t.Cleanup(stop)
 	return srv, st, m
 }
 
-// startMirror serves the store at root with the mirror of ups on, until
+// startMirror serves the store at root with the mirror of cfg on, until
 // stop.
-func startMirror(t *testing.T, root string, opts []registry.Option, ups ...mirror.Upstream) (*httptest.Server, *storage.Store, *mirror.Mirror, func()) {
+func startMirror(t *testing.T, root string, cfg mirror.Config, opts ...registry.Option) (*httptest.Server, *storage.Store, *mirror.Mirror, func()) {
 	t.Helper()
-	cfg := mirror.Config{Upstreams: ups}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

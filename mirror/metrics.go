@@ -52,7 +52,7 @@ func newMetrics() *metrics {
 		}, []string{"upstream"}),
 		evictions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nora_mirror_evictions_total",
-			Help: "Cached images evicted because the upstream's cache was over its max_size.",
+			Help: "Cached images evicted because the upstream's cache was over its max_size, or all upstreams' over [mirror] max_size.",
 		}, []string{"upstream"}),
 	}
 }

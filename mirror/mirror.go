@@ -45,7 +45,11 @@ type Mirror struct {
 	parse   ParseFunc // nil: see parseManifest
 	metrics *metrics
 
-	caches  map[*Upstream]*cache
+	upstreams []*Upstream
+	caches    map[*Upstream]*cache
+	total     *cache // every upstream's content together
+	// passMu serialises eviction passes.
+	passMu  sync.Mutex
 	pulling pulling
 	// evictAfter is evictAfter when New ran.
 	evictAfter time.Duration
@@ -60,8 +64,8 @@ type Mirror struct {
 
 // New returns the Mirror of a validated Config over store, or nil when cfg
 // has no upstreams. In the background, it measures what is cached from
-// each upstream and evicts from those over their max_size. Close stops
-// that.
+// each upstream and evicts from those over their max_size, and from all
+// of them when together they are over cfg's. Close stops that.
 func New(cfg Config, store *storage.Store, log zerolog.Logger) (*Mirror, error) {
 	if len(cfg.Upstreams) == 0 {
 		return nil, nil
@@ -75,7 +79,7 @@ func New(cfg Config, store *storage.Store, log zerolog.Logger) (*Mirror, error) 
 		}
 		m.clients[u] = c
 	}
-	m.initCaches(context.Background())
+	m.initCaches(context.Background(), cfg.MaxBytes())
 	return m, nil
 }
 

@@ -1,6 +1,10 @@
 package mirror_test
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/nora-registry/nora/mirror"
+)
 
 // TestTagCheckSurvivesRestart: a tag checked within revalidate is served
 // with no upstream request after the store and the mirror are reopened
@@ -10,16 +14,16 @@ func TestTagCheckSurvivesRestart(t *testing.T) {
 	img := push(t, up.host+"/library/app:1", 1024, 1)
 	u := hub(up)
 	u.Revalidate = "1h"
-	root := t.TempDir()
+	cfg, root := mirror.Config{Upstreams: []mirror.Upstream{u}}, t.TempDir()
 
-	srv, _, _, stop := startMirror(t, root, nil, u)
+	srv, _, _, stop := startMirror(t, root, cfg)
 	resp, body := get(t, "GET", srv.URL+"/v2/docker.io/library/app/manifests/1", "Accept", manifestAccept)
 	stop()
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET app:1 = %d %s, want 200", resp.StatusCode, body)
 	}
 
-	srv, _, _, stop = startMirror(t, root, nil, u)
+	srv, _, _, stop = startMirror(t, root, cfg)
 	defer stop()
 	n := up.manifestReqs.Load()
 	resp, body = get(t, "GET", srv.URL+"/v2/docker.io/library/app/manifests/1", "Accept", manifestAccept)

@@ -14,16 +14,19 @@ import (
 )
 
 // Blob brings blob d of rt into the cache, from upstream. Concurrent
-// calls for one blob of one repository share a single upstream GET: the
-// first caller leads it, the others wait until the blob is committed (or
-// the fetch failed) and then read the cache like any warm blob.
+// calls for one blob of one repository share a single upstream GET, which
+// runs detached from the client that started it, so a client that leaves
+// does not stop it.
 //
-// When send is not nil and this call leads, the blob is also streamed to
-// the client as it arrives: send is called once with the upstream's
-// Content-Length (-1 if unknown) and returns where the bytes go. Errors
-// writing there are ignored, so a client that leaves does not stop the
-// fetch. The last byte is held back until storage verified the digest,
-// so a client never receives a whole blob that does not match.
+// When send is not nil, the blob is also streamed to the client as it
+// arrives: send is called once with the upstream's Content-Length (-1 if
+// unknown) and returns where the bytes go. The last byte is held back
+// until storage verified the digest, so a client never receives a whole
+// blob that does not match. Where the store follows uploads (the
+// filesystem), every caller streams from the upload being written, at its
+// own pace, from its first byte however late it came; elsewhere (S3) only
+// the caller that started the fetch streams, and the others wait for the
+// whole blob.
 //
 // sent reports whether send was called. If so and err is not nil, the
 // response is incomplete and the caller must cut the connection. If sent is
@@ -31,41 +34,35 @@ import (
 // have is storage.ErrBlobNotFound.
 func (m *Mirror) Blob(ctx context.Context, rt Route, d digest.Digest, send func(size int64) io.Writer) (sent bool, err error) {
 	defer m.Pulling(rt)()
-	_, leader, err := m.flights.do("blob "+rt.Local+"@"+string(d), func() (string, error) {
-		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		defer cancel()
-		idle := time.AfterFunc(m.blobIdle, cancel)
-		defer idle.Stop()
-		resp, err := m.clients[rt.Upstream].do(fctx, http.MethodGet, rt.Repo, "blobs", string(d), nil)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		var body io.Reader = &idleReader{r: resp.Body, t: idle, d: m.blobIdle}
-		var hw *holdback
-		if send != nil {
-			hw = &holdback{w: send(resp.ContentLength), size: resp.ContentLength}
-			sent = true
-			body = io.TeeReader(body, hw)
-		}
-		info, err := m.store.PutBlob(fctx, rt.Local, d, resp.ContentLength, body)
-		if err != nil {
-			if errors.Is(err, storage.ErrDigestMismatch) || errors.Is(err, storage.ErrSizeMismatch) {
-				m.metrics.errors.WithLabelValues(rt.Upstream.Name, "digest").Inc()
-				return "", fmt.Errorf("%w: blob %s: %v", ErrUpstreamUnavailable, d, err)
-			}
-			return "", err
-		}
-		m.stored(rt.Upstream, info.Size)
-		if hw != nil {
-			hw.release()
-		}
-		return "", nil
-	})
-	if err == nil {
-		m.count(rt, resultMiss)
+	key := "blob " + rt.Local + "@" + string(d)
+	follow := send != nil && m.store.FollowsUploads()
+	f, leader := m.fetches.join(key)
+	switch {
+	case !leader:
+	case send != nil && !follow:
+		// The bytes pass through this goroutine to the client, so the
+		// fetch runs here, and ends before the handler returns.
+		sent, err = m.fetchBlob(ctx, rt, d, f, send)
+		m.fetches.end(key, f, err)
+	default:
+		m.goFetch(ctx, rt, f, func(fctx context.Context) {
+			_, err := m.fetchBlob(fctx, rt, d, f, nil)
+			m.fetches.end(key, f, err)
+		})
 	}
-	if err != nil {
+	switch {
+	case follow:
+		sent, err = f.follow(ctx, send)
+		if errors.Is(err, errFetchEnded) {
+			sent, err = false, f.wait(ctx)
+		}
+	case !sent:
+		err = f.wait(ctx)
+	}
+	if err == nil {
+		m.count(rt, joined(leader, resultMiss))
+	}
+	if err != nil && ctx.Err() == nil {
 		m.log.Warn().Err(err).Str("upstream", rt.Upstream.Name).Str("repository", rt.Local).Str("digest", string(d)).
 			Bool("leader", leader).Msg("upstream blob fetch failed")
 	}
@@ -73,6 +70,67 @@ func (m *Mirror) Blob(ctx context.Context, rt Route, d digest.Digest, send func(
 		err = fmt.Errorf("%w: %s@%s upstream", storage.ErrBlobNotFound, rt.Repo, d)
 	}
 	return sent, err
+}
+
+// fetchBlob GETs blob d of rt from upstream into the store, telling f how
+// far it got. With send, the bytes also go to the writer it returns, as in
+// Blob; sent reports whether send was called.
+func (m *Mirror) fetchBlob(ctx context.Context, rt Route, d digest.Digest, f *fetch, send func(size int64) io.Writer) (sent bool, err error) {
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	idle := time.AfterFunc(m.blobIdle, cancel)
+	defer idle.Stop()
+	resp, err := m.clients[rt.Upstream].do(fctx, http.MethodGet, rt.Repo, "blobs", string(d), nil)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	f.setSize(resp.ContentLength)
+	var body io.Reader = &idleReader{r: resp.Body, t: idle, d: m.blobIdle}
+	var hw *holdback
+	if send != nil {
+		hw = &holdback{w: send(resp.ContentLength), size: resp.ContentLength}
+		sent = true
+		body = io.TeeReader(body, hw)
+	}
+	info, err := m.store.PutBlobTap(fctx, rt.Local, d, resp.ContentLength, body, f)
+	if err != nil {
+		if errors.Is(err, storage.ErrDigestMismatch) || errors.Is(err, storage.ErrSizeMismatch) {
+			m.metrics.errors.WithLabelValues(rt.Upstream.Name, "digest").Inc()
+			return sent, fmt.Errorf("%w: blob %s: %v", ErrUpstreamUnavailable, d, err)
+		}
+		return sent, err
+	}
+	m.stored(rt.Upstream, info.Size)
+	if hw != nil {
+		hw.release()
+	}
+	return sent, nil
+}
+
+// goFetch runs fetch, which fills f, in the background, detached from
+// ctx's cancellation but keeping its values. Close cancels it, unless its
+// bytes are verified already (clients may have them: the commit that
+// follows is short), and waits for it. rt counts as being pulled while it
+// runs, so eviction spares it.
+func (m *Mirror) goFetch(ctx context.Context, rt Route, f *fetch, fetch func(ctx context.Context)) {
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(m.bg, cancel)
+	f.onVerified = func() { stop() }
+	done := m.Pulling(rt)
+	m.bgMu.Lock()
+	defer m.bgMu.Unlock()
+	if m.closed {
+		cancel()
+	}
+	m.bgWG.Add(1)
+	go func() {
+		defer m.bgWG.Done()
+		defer done()
+		defer stop()
+		defer cancel()
+		fetch(fctx)
+	}()
 }
 
 // holdback passes bytes on to w but keeps the blob's last byte until

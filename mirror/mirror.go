@@ -53,6 +53,7 @@ type Mirror struct {
 	log     zerolog.Logger
 	clients map[*Upstream]*client
 	flights group
+	fetches fetches // of blobs
 	// checked holds when each cached tag (local name and tag) last
 	// matched upstream. It is in memory only: after a restart, the first
 	// pull of a tag revalidates it.
@@ -138,7 +139,7 @@ func (m *Mirror) Manifest(ctx context.Context, rt Route, ref string) (man storag
 	if cerr == nil {
 		have, timeout = cached.Digest, revalidateTimeout
 	}
-	result, _, err := m.flights.do("manifest "+key, func() (string, error) {
+	result, leader, err := m.flights.do("manifest "+key, func() (string, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
 		return m.refresh(fctx, rt, ref, have)
@@ -146,7 +147,7 @@ func (m *Mirror) Manifest(ctx context.Context, rt Route, ref string) (man storag
 	switch {
 	case err == nil:
 		m.failed.Delete(key)
-		m.count(rt, result)
+		m.count(rt, joined(leader, result))
 		man, err = m.store.GetManifest(ctx, rt.Local, ref)
 		return man, false, err
 	case cerr == nil:

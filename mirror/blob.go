@@ -20,13 +20,11 @@ import (
 //
 // When send is not nil, the blob is also streamed to the client as it
 // arrives: send is called once with the upstream's Content-Length (-1 if
-// unknown) and returns where the bytes go. The last byte is held back
-// until storage verified the digest, so a client never receives a whole
-// blob that does not match. Where the store follows uploads (the
-// filesystem), every caller streams from the upload being written, at its
-// own pace, from its first byte however late it came; elsewhere (S3) only
-// the caller that started the fetch streams, and the others wait for the
-// whole blob.
+// unknown) and returns where the bytes go. Every caller streams from what
+// storage has written so far, at its own pace, from the first byte
+// however late it came, so a slow client slows neither the fetch nor the
+// others. The last byte is held back until storage verified the digest,
+// so a client never receives a whole blob that does not match.
 //
 // sent reports whether send was called. If so and err is not nil, the
 // response is incomplete and the caller must cut the connection. If sent is
@@ -35,29 +33,17 @@ import (
 func (m *Mirror) Blob(ctx context.Context, rt Route, d digest.Digest, send func(size int64) io.Writer) (sent bool, err error) {
 	defer m.Pulling(rt)()
 	key := "blob " + rt.Local + "@" + string(d)
-	follow := send != nil && m.store.FollowsUploads()
 	f, leader := m.fetches.join(key)
-	switch {
-	case !leader:
-	case send != nil && !follow:
-		// The bytes pass through this goroutine to the client, so the
-		// fetch runs here, and ends before the handler returns.
-		sent, err = m.fetchBlob(ctx, rt, d, f, send)
-		m.fetches.end(key, f, err)
-	default:
+	if leader {
 		m.goFetch(ctx, rt, f, func(fctx context.Context) {
-			_, err := m.fetchBlob(fctx, rt, d, f, nil)
-			m.fetches.end(key, f, err)
+			m.fetches.end(key, f, m.fetchBlob(fctx, rt, d, f))
 		})
 	}
-	switch {
-	case follow:
+	if send != nil {
 		sent, err = f.follow(ctx, send)
-		if errors.Is(err, errFetchEnded) {
-			sent, err = false, f.wait(ctx)
-		}
-	case !sent:
-		err = f.wait(ctx)
+	}
+	if send == nil || errors.Is(err, errFetchEnded) {
+		sent, err = false, f.wait(ctx)
 	}
 	if err == nil {
 		m.count(rt, joined(leader, resultMiss))
@@ -73,39 +59,29 @@ func (m *Mirror) Blob(ctx context.Context, rt Route, d digest.Digest, send func(
 }
 
 // fetchBlob GETs blob d of rt from upstream into the store, telling f how
-// far it got. With send, the bytes also go to the writer it returns, as in
-// Blob; sent reports whether send was called.
-func (m *Mirror) fetchBlob(ctx context.Context, rt Route, d digest.Digest, f *fetch, send func(size int64) io.Writer) (sent bool, err error) {
+// far it got.
+func (m *Mirror) fetchBlob(ctx context.Context, rt Route, d digest.Digest, f *fetch) error {
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	idle := time.AfterFunc(m.blobIdle, cancel)
 	defer idle.Stop()
 	resp, err := m.clients[rt.Upstream].do(fctx, http.MethodGet, rt.Repo, "blobs", string(d), nil)
 	if err != nil {
-		return false, err
+		return err
 	}
 	defer resp.Body.Close()
 	f.setSize(resp.ContentLength)
-	var body io.Reader = &idleReader{r: resp.Body, t: idle, d: m.blobIdle}
-	var hw *holdback
-	if send != nil {
-		hw = &holdback{w: send(resp.ContentLength), size: resp.ContentLength}
-		sent = true
-		body = io.TeeReader(body, hw)
-	}
+	body := &idleReader{r: resp.Body, t: idle, d: m.blobIdle}
 	info, err := m.store.PutBlobTap(fctx, rt.Local, d, resp.ContentLength, body, f)
 	if err != nil {
 		if errors.Is(err, storage.ErrDigestMismatch) || errors.Is(err, storage.ErrSizeMismatch) {
 			m.metrics.errors.WithLabelValues(rt.Upstream.Name, "digest").Inc()
-			return sent, fmt.Errorf("%w: blob %s: %v", ErrUpstreamUnavailable, d, err)
+			return fmt.Errorf("%w: blob %s: %v", ErrUpstreamUnavailable, d, err)
 		}
-		return sent, err
+		return err
 	}
 	m.stored(rt.Upstream, info.Size)
-	if hw != nil {
-		hw.release()
-	}
-	return sent, nil
+	return nil
 }
 
 // goFetch runs fetch, which fills f, in the background, detached from
@@ -131,40 +107,6 @@ func (m *Mirror) goFetch(ctx context.Context, rt Route, f *fetch, fetch func(ctx
 		defer cancel()
 		fetch(fctx)
 	}()
-}
-
-// holdback passes bytes on to w but keeps the blob's last byte until
-// release, and ignores w's errors from the first one on.
-type holdback struct {
-	w       io.Writer
-	size    int64 // -1 if unknown: nothing is held back
-	n       int64 // bytes seen
-	last    []byte
-	written int64
-	failed  bool
-}
-
-func (h *holdback) Write(p []byte) (int, error) {
-	h.n += int64(len(p))
-	out := p
-	if h.size > 0 && h.n >= h.size {
-		keep := h.n - (h.size - 1) // bytes of p at or past the last byte
-		keep = min(keep, int64(len(p)))
-		out, h.last = p[:int64(len(p))-keep], append(h.last, p[int64(len(p))-keep:]...)
-	}
-	h.pass(out)
-	return len(p), nil
-}
-
-func (h *holdback) release() { h.pass(h.last) }
-
-func (h *holdback) pass(p []byte) {
-	if h.failed || len(p) == 0 {
-		return
-	}
-	if _, err := h.w.Write(p); err != nil {
-		h.failed = true
-	}
 }
 
 // idleReader restarts the idle timer t, of d, on every read that brings

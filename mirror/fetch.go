@@ -13,11 +13,11 @@ import (
 var errFetchEnded = errors.New("mirror: blob fetch ended")
 
 // fetch is one upstream GET of a blob being stored, shared by every
-// request for that blob while it runs. On a store that follows uploads
-// (storage.Store.FollowsUploads), requests read the bytes from the upload
-// as they are written, each at its own pace, so a slow client slows
-// neither the fetch nor the others, and one that comes late starts with
-// what has arrived. It is a storage.BlobTap of the fetch's PutBlobTap.
+// request for that blob while it runs. Requests read the bytes from
+// storage's copy as they are written (see storage.BlobTap), each at its
+// own pace, so a slow client slows neither the fetch nor the others, and
+// one that comes late starts with what has arrived. It is the BlobTap of
+// the fetch's PutBlobTap.
 type fetch struct {
 	done chan struct{} // closed when the fetch ended; err is then set
 	err  error

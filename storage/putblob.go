@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -26,13 +28,10 @@ type BlobTap interface {
 	Verified()
 }
 
-// FollowsUploads reports whether PutBlobTap can call a BlobTap: the
-// driver's readers see what a writer wrote before its commit, as with
-// local files. On an object store a blob is readable only once whole.
-func (s *Store) FollowsUploads() bool {
-	_, atomic := s.blobs.(AtomicWriter)
-	return !atomic
-}
+// followDir, under the data directory, holds a copy of each blob that
+// PutBlobTap writes to a driver whose uploads cannot be read before they
+// are whole (S3), for its tap's readers. Open empties it.
+const followDir = "follow"
 
 // PutBlob stores r as blob d in repo in one call, verifying the digest
 // while streaming. size is the expected length, or -1 if unknown.
@@ -40,8 +39,9 @@ func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size 
 	return s.PutBlobTap(ctx, repo, d, size, r, nil)
 }
 
-// PutBlobTap is PutBlob that reports its progress to tap, when tap is
-// not nil and FollowsUploads is true.
+// PutBlobTap is PutBlob that reports its progress to tap, if not nil. On
+// the filesystem, tap's readers read the upload itself; on S3, a local
+// copy made as the bytes arrive.
 func (s *Store) PutBlobTap(ctx context.Context, repo string, d digest.Digest, size int64, r io.Reader, tap BlobTap) (BlobInfo, error) {
 	if err := checkDigest(d); err != nil {
 		return BlobInfo{}, err
@@ -52,7 +52,15 @@ func (s *Store) PutBlobTap(ctx context.Context, repo string, d digest.Digest, si
 	if aw, ok := s.blobs.(AtomicWriter); ok {
 		// No file under uploads/: S3 keeps the bytes in a multipart
 		// upload, which the orphan scan never lists.
-		return s.putBlobAtomic(ctx, aw, repo, id, d, size, r)
+		if tap == nil {
+			return s.putBlobAtomic(ctx, aw, repo, id, d, size, r, nil)
+		}
+		sp, err := s.newSpool(id, r, tap)
+		if err != nil {
+			return BlobInfo{}, err
+		}
+		defer sp.remove()
+		return s.putBlobAtomic(ctx, aw, repo, id, d, size, sp, sp.verified)
 	}
 	// No session record names this file while the body arrives, which
 	// may take longer than GC's grace.
@@ -127,7 +135,7 @@ func (t *tapWriter) Write(p []byte) (int, error) {
 // putBlobAtomic writes r straight to blob d's key, where it appears only
 // once verified, then records it as commitBlob does and ends upload
 // session id.
-func (s *Store) putBlobAtomic(ctx context.Context, aw AtomicWriter, repo, id string, d digest.Digest, size int64, r io.Reader) (BlobInfo, error) {
+func (s *Store) putBlobAtomic(ctx context.Context, aw AtomicWriter, repo, id string, d digest.Digest, size int64, r io.Reader, verified func()) (BlobInfo, error) {
 	r, err := s.capBody(0, size, r)
 	if err != nil {
 		return BlobInfo{}, err
@@ -148,6 +156,9 @@ func (s *Store) putBlobAtomic(ctx context.Context, aw AtomicWriter, repo, id str
 	if err := checkContent(d, h.Sum(nil), size, n); err != nil {
 		return BlobInfo{}, err
 	}
+	if verified != nil {
+		verified()
+	}
 	// As in commitBlob: GC cannot delete d between the check and the
 	// record. A blob already stored keeps its bytes; Close drops ours.
 	defer lockBlob(d)()
@@ -157,4 +168,64 @@ func (s *Store) putBlobAtomic(ctx context.Context, aw AtomicWriter, repo, id str
 		}
 	}
 	return s.recordBlob(repo, id, d, n)
+}
+
+// spool is the local copy of a blob PutBlobTap writes to S3, made as it
+// reads the bytes, for its tap's readers. A failed local write stops the
+// copy, not the blob: the tap then never hears Verified.
+type spool struct {
+	r      io.Reader
+	f      *os.File
+	tap    BlobTap
+	n      int64
+	broken bool
+}
+
+func (s *Store) newSpool(id string, r io.Reader, tap BlobTap) (*spool, error) {
+	dir := filepath.Join(s.root, followDir)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, id)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, full(err)
+	}
+	tap.Opened(func(offset int64) (io.ReadCloser, error) {
+		rf, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := rf.Seek(offset, io.SeekStart); err != nil {
+			rf.Close()
+			return nil, err
+		}
+		return rf, nil
+	})
+	return &spool{r: r, f: f, tap: tap}, nil
+}
+
+func (sp *spool) Read(p []byte) (int, error) {
+	n, err := sp.r.Read(p)
+	if n > 0 && !sp.broken {
+		if _, werr := sp.f.Write(p[:n]); werr != nil {
+			sp.broken = true
+		} else {
+			sp.n += int64(n)
+			sp.tap.Wrote(sp.n)
+		}
+	}
+	return n, err
+}
+
+func (sp *spool) verified() {
+	if !sp.broken {
+		sp.tap.Verified()
+	}
+}
+
+// remove deletes the copy; its readers keep what they opened.
+func (sp *spool) remove() {
+	sp.f.Close()
+	os.Remove(sp.f.Name())
 }

@@ -375,7 +375,7 @@ func (s *Store) FinishUpload(ctx context.Context, repo, id string, d digest.Dige
 		if rec.Offset == 0 {
 			defer unlock()
 			defer s.writing.add(id)()
-			info, err := s.putBlobAtomic(ctx, aw, repo, id, d, size, r)
+			info, err := s.putBlobAtomic(ctx, aw, repo, id, d, size, r, nil)
 			if errors.Is(err, ErrDigestMismatch) || errors.Is(err, ErrSizeMismatch) || errors.Is(err, ErrBlobTooLarge) {
 				s.discardUpload(ctx, id)
 			}

@@ -14,15 +14,16 @@ import (
 )
 
 // Blob brings blob d of rt into the cache, from upstream. Concurrent
-// calls for one blob of one repository share a single upstream GET: the
-// first caller leads it, the others wait until the blob is committed (or
-// the fetch failed) and then read the cache like any warm blob.
+// calls for one blob of one repository share a single upstream GET, which
+// runs detached from the client that started it, so a client that leaves
+// does not stop it.
 //
-// When send is not nil and this call leads, the blob is also streamed to
-// the client as it arrives: send is called once with the upstream's
-// Content-Length (-1 if unknown) and returns where the bytes go. Errors
-// writing there are ignored, so a client that leaves does not stop the
-// fetch. The last byte is held back until storage verified the digest,
+// When send is not nil, the blob is also streamed to the client as it
+// arrives: send is called once with the upstream's Content-Length (-1 if
+// unknown) and returns where the bytes go. Every caller streams from what
+// storage has written so far, at its own pace, from the first byte
+// however late it came, so a slow client slows neither the fetch nor the
+// others. The last byte is held back until storage verified the digest,
 // so a client never receives a whole blob that does not match.
 //
 // sent reports whether send was called. If so and err is not nil, the
@@ -31,41 +32,23 @@ import (
 // have is storage.ErrBlobNotFound.
 func (m *Mirror) Blob(ctx context.Context, rt Route, d digest.Digest, send func(size int64) io.Writer) (sent bool, err error) {
 	defer m.Pulling(rt)()
-	_, leader, err := m.flights.do("blob "+rt.Local+"@"+string(d), func() (string, error) {
-		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		defer cancel()
-		idle := time.AfterFunc(rt.Upstream.blobIdleTimeout(), cancel)
-		defer idle.Stop()
-		resp, err := m.clients[rt.Upstream].do(fctx, http.MethodGet, rt.Repo, "blobs", string(d), nil)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		var body io.Reader = &idleReader{r: resp.Body, t: idle, d: rt.Upstream.blobIdleTimeout()}
-		var hw *holdback
-		if send != nil {
-			hw = &holdback{w: send(resp.ContentLength), size: resp.ContentLength}
-			sent = true
-			body = io.TeeReader(body, hw)
-		}
-		info, err := m.store.PutBlob(fctx, rt.Local, d, resp.ContentLength, body)
-		if err != nil {
-			if errors.Is(err, storage.ErrDigestMismatch) || errors.Is(err, storage.ErrSizeMismatch) {
-				m.metrics.errors.WithLabelValues(rt.Upstream.Name, "digest").Inc()
-				return "", fmt.Errorf("%w: blob %s: %v", ErrUpstreamUnavailable, d, err)
-			}
-			return "", err
-		}
-		m.stored(rt.Upstream, info.Size)
-		if hw != nil {
-			hw.release()
-		}
-		return "", nil
-	})
-	if err == nil {
-		m.count(rt, resultMiss)
+	key := "blob " + rt.Local + "@" + string(d)
+	f, leader := m.fetches.join(key)
+	if leader {
+		m.goFetch(ctx, rt, f, func(fctx context.Context) {
+			m.fetches.end(key, f, m.fetchBlob(fctx, rt, d, f))
+		})
 	}
-	if err != nil {
+	if send != nil {
+		sent, err = f.follow(ctx, send)
+	}
+	if send == nil || errors.Is(err, errFetchEnded) {
+		sent, err = false, f.wait(ctx)
+	}
+	if err == nil {
+		m.count(rt, joined(leader, resultMiss))
+	}
+	if err != nil && ctx.Err() == nil {
 		m.log.Warn().Err(err).Str("upstream", rt.Upstream.Name).Str("repository", rt.Local).Str("digest", string(d)).
 			Bool("leader", leader).Msg("upstream blob fetch failed")
 	}
@@ -75,38 +58,55 @@ func (m *Mirror) Blob(ctx context.Context, rt Route, d digest.Digest, send func(
 	return sent, err
 }
 
-// holdback passes bytes on to w but keeps the blob's last byte until
-// release, and ignores w's errors from the first one on.
-type holdback struct {
-	w       io.Writer
-	size    int64 // -1 if unknown: nothing is held back
-	n       int64 // bytes seen
-	last    []byte
-	written int64
-	failed  bool
+// fetchBlob GETs blob d of rt from upstream into the store, telling f how
+// far it got.
+func (m *Mirror) fetchBlob(ctx context.Context, rt Route, d digest.Digest, f *fetch) error {
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	idle := time.AfterFunc(rt.Upstream.blobIdleTimeout(), cancel)
+	defer idle.Stop()
+	resp, err := m.clients[rt.Upstream].do(fctx, http.MethodGet, rt.Repo, "blobs", string(d), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f.setSize(resp.ContentLength)
+	body := &idleReader{r: resp.Body, t: idle, d: rt.Upstream.blobIdleTimeout()}
+	info, err := m.store.PutBlobTap(fctx, rt.Local, d, resp.ContentLength, body, f)
+	if err != nil {
+		if errors.Is(err, storage.ErrDigestMismatch) || errors.Is(err, storage.ErrSizeMismatch) {
+			m.metrics.errors.WithLabelValues(rt.Upstream.Name, "digest").Inc()
+			return fmt.Errorf("%w: blob %s: %v", ErrUpstreamUnavailable, d, err)
+		}
+		return err
+	}
+	m.stored(rt.Upstream, info.Size)
+	return nil
 }
 
-func (h *holdback) Write(p []byte) (int, error) {
-	h.n += int64(len(p))
-	out := p
-	if h.size > 0 && h.n >= h.size {
-		keep := h.n - (h.size - 1) // bytes of p at or past the last byte
-		keep = min(keep, int64(len(p)))
-		out, h.last = p[:int64(len(p))-keep], append(h.last, p[int64(len(p))-keep:]...)
+// goFetch runs fetch, which fills f, in the background, detached from
+// ctx's cancellation but keeping its values. Close cancels it, unless its
+// bytes are verified already (clients may have them: the commit that
+// follows is short), and waits for it. rt counts as being pulled while it
+// runs, so eviction spares it.
+func (m *Mirror) goFetch(ctx context.Context, rt Route, f *fetch, fetch func(ctx context.Context)) {
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(m.bg, cancel)
+	f.onVerified = func() { stop() }
+	done := m.Pulling(rt)
+	m.bgMu.Lock()
+	defer m.bgMu.Unlock()
+	if m.closed {
+		cancel()
 	}
-	h.pass(out)
-	return len(p), nil
-}
-
-func (h *holdback) release() { h.pass(h.last) }
-
-func (h *holdback) pass(p []byte) {
-	if h.failed || len(p) == 0 {
-		return
-	}
-	if _, err := h.w.Write(p); err != nil {
-		h.failed = true
-	}
+	m.bgWG.Add(1)
+	go func() {
+		defer m.bgWG.Done()
+		defer done()
+		defer stop()
+		defer cancel()
+		fetch(fctx)
+	}()
 }
 
 // idleReader restarts the idle timer t, of d, on every read that brings

@@ -24,7 +24,7 @@ import (
 func TestColdRangeAndHead(t *testing.T) {
 	up := newGGCRUpstream(t)
 	img := push(t, up.host+"/library/app:1", 64<<10, 2)
-	srv, st := newMirror(t, hub(up))
+	srv, st, m := newMirrorWith(t, nil, hub(up))
 	layers, _ := img.Layers()
 	l0, l1 := layerDigest(t, img, 0), layerDigest(t, img, 1)
 	rc, _ := layers[0].Compressed()
@@ -62,6 +62,7 @@ func TestColdRangeAndHead(t *testing.T) {
 	if resp.StatusCode != 200 || int64(len(body)) != size {
 		t.Errorf("GET after the HEAD = %d, %d bytes; want 200, %d", resp.StatusCode, len(body), size)
 	}
+	m.Settle()
 	if _, err := st.StatBlob(context.Background(), "docker.io/library/app", digest.Digest(l1.String())); err != nil {
 		t.Errorf("the GET did not cache the blob: %v", err)
 	}

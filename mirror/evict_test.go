@@ -45,6 +45,9 @@ func TestEvictLeastRecentlyPulled(t *testing.T) {
 		if _, err := pull(t, host+"/docker.io/library/"+n+":1"); err != nil {
 			t.Fatalf("pull %s: %v", n, err)
 		}
+		// A blob is committed just after its client has it, and its
+		// link's time counts as a use: let it land before the next pull.
+		m.Settle()
 	}
 	// No Evict call: the fetches of c start a pass by themselves.
 	waitEvicted(t, st, nil, "docker.io/library/b")
@@ -190,6 +193,7 @@ func TestEvictMeasuresAfterGC(t *testing.T) {
 	if _, err := pull(t, strings.TrimPrefix(srv.URL, "http://")+"/docker.io/library/a:1"); err != nil {
 		t.Fatal(err)
 	}
+	m.Settle()
 	if got := gathered(t, reg, "nora_mirror_cache_bytes", map[string]string{"upstream": "hub"}); got < 100<<10 {
 		t.Fatalf("nora_mirror_cache_bytes after a pull = %v, want at least 100KiB", got)
 	}

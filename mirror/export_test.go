@@ -9,3 +9,17 @@ func SetEvictAfter(d time.Duration) (restore func()) {
 	evictAfter = d
 	return func() { evictAfter = old }
 }
+
+// Settle waits until no blob fetch runs: a client has its blob once
+// verified, a little before it is committed to the cache.
+func (m *Mirror) Settle() {
+	for {
+		m.fetches.mu.Lock()
+		n := len(m.fetches.m)
+		m.fetches.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

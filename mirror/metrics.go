@@ -19,6 +19,7 @@ const (
 	resultMiss        = "miss"        // fetched from upstream
 	resultStale       = "stale"       // served from the cache because upstream failed
 	resultRevalidated = "revalidated" // upstream confirmed the cached tag
+	resultCoalesced   = "coalesced"   // joined a fetch of the same content already running
 )
 
 // metrics are the mirror's Prometheus series, labelled by upstream name
@@ -36,7 +37,7 @@ func newMetrics() *metrics {
 	return &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nora_mirror_requests_total",
-			Help: "Requests for mirrored manifests and blobs, by upstream and result: hit, miss, stale or revalidated.",
+			Help: "Requests for mirrored manifests and blobs, by upstream and result: hit, miss (fetched upstream), coalesced (joined a fetch of the same content already running), stale or revalidated.",
 		}, []string{"upstream", "result"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nora_mirror_upstream_errors_total",
@@ -115,4 +116,13 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.c.Add(float64(n))
 	return n, err
+}
+
+// joined returns the result to count for a request that got result from
+// a fetch it led, or else joined.
+func joined(leader bool, result string) string {
+	if leader {
+		return result
+	}
+	return resultCoalesced
 }

@@ -24,6 +24,7 @@ func TestMetrics(t *testing.T) {
 		if _, err := pull(t, ref); err != nil {
 			t.Fatal(err)
 		}
+		m.Settle()
 	}
 	up.mode.Store(down)
 	get(t, "GET", srv.URL+"/v2/docker.io/library/app/manifests/1", "Accept", manifestAccept)

@@ -36,6 +36,7 @@ type Mirror struct {
 	log     zerolog.Logger
 	clients map[*Upstream]*client
 	flights group
+	fetches fetches // of blobs
 	// checked holds when each cached tag (local name and tag) last
 	// matched upstream. The Store keeps the same times (TagChecked), read
 	// when checked has no entry: a restart does not revalidate every tag.
@@ -125,7 +126,7 @@ func (m *Mirror) Manifest(ctx context.Context, rt Route, ref string) (man storag
 	if cerr == nil {
 		have, timeout = cached.Digest, rt.Upstream.revalidateTimeout()
 	}
-	result, _, err := m.flights.do("manifest "+key, func() (string, error) {
+	result, leader, err := m.flights.do("manifest "+key, func() (string, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
 		return m.refresh(fctx, rt, ref, have)
@@ -133,7 +134,7 @@ func (m *Mirror) Manifest(ctx context.Context, rt Route, ref string) (man storag
 	switch {
 	case err == nil:
 		m.failed.Delete(key)
-		m.count(rt, result)
+		m.count(rt, joined(leader, result))
 		man, err = m.store.GetManifest(ctx, rt.Local, ref)
 		return man, false, err
 	case cerr == nil && !goneUpstream(err):

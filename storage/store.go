@@ -15,6 +15,7 @@ import (
 // Store is the registry's storage: metadata in one bbolt file and blob bytes
 // behind a Driver. It is safe for concurrent use.
 type Store struct {
+	root   string // the data directory
 	db     *bolt.DB
 	commit *committer
 	blobs  Driver
@@ -68,7 +69,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, commit: commit, blobs: drv, checks: newCheckRecorder(), writing: inflight{ids: map[string]struct{}{}}}
+	// Copies of blobs in flight, left by a crash.
+	os.RemoveAll(filepath.Join(cfg.Root, followDir))
+	s := &Store{root: cfg.Root, db: db, commit: commit, blobs: drv, checks: newCheckRecorder(), writing: inflight{ids: map[string]struct{}{}}}
 	s.pulls = newPullRecorder(s)
 	s.limits.total, s.limits.perClient = cfg.MaxUploads, cfg.MaxUploadsPerClient
 	s.limits.maxBlob, _ = ParseSize(cfg.MaxBlobSize)

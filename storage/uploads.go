@@ -358,95 +358,6 @@ func (s *Store) discardUpload(ctx context.Context, id string) error {
 	return s.blobs.Delete(ctx, uploadKey(id))
 }
 
-// PutBlob stores r as blob d in repo in one call, verifying the digest
-// while streaming. size is the expected length, or -1 if unknown.
-func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size int64, r io.Reader) (BlobInfo, error) {
-	if err := checkDigest(d); err != nil {
-		return BlobInfo{}, err
-	}
-	var raw [16]byte
-	rand.Read(raw[:])
-	id := hex.EncodeToString(raw[:])
-	if aw, ok := s.blobs.(AtomicWriter); ok {
-		// No file under uploads/: S3 keeps the bytes in a multipart
-		// upload, which the orphan scan never lists.
-		return s.putBlobAtomic(ctx, aw, repo, id, d, size, r)
-	}
-	// No session record names this file while the body arrives, which
-	// may take longer than GC's grace.
-	defer s.writing.add(id)()
-	r, err := s.capBody(0, size, r)
-	if err != nil {
-		return BlobInfo{}, err
-	}
-	h, err := newHash(d.Algorithm())
-	if err != nil {
-		return BlobInfo{}, err
-	}
-	w, err := s.blobs.Writer(ctx, uploadKey(id), 0)
-	if err != nil {
-		return BlobInfo{}, err
-	}
-	defer w.Close()
-	n, err := copyHashed(w, h, r)
-	if err != nil {
-		w.Close()
-		s.blobs.Delete(ctx, uploadKey(id))
-		return BlobInfo{}, err
-	}
-	if err := w.Commit(); err != nil {
-		s.blobs.Delete(ctx, uploadKey(id))
-		return BlobInfo{}, err
-	}
-	if got := digest.NewDigest(d.Algorithm(), h); got != d {
-		s.blobs.Delete(ctx, uploadKey(id))
-		return BlobInfo{}, fmt.Errorf("%w: content is %s, client named %s", ErrDigestMismatch, got, d)
-	}
-	if size >= 0 && n != size {
-		s.blobs.Delete(ctx, uploadKey(id))
-		return BlobInfo{}, fmt.Errorf("%w: got %d bytes, expected %d", ErrSizeMismatch, n, size)
-	}
-	return s.commitBlob(ctx, repo, id, d, n)
-}
-
-// putBlobAtomic writes r straight to blob d's key, where it appears only
-// once verified, then records it as commitBlob does and ends upload
-// session id.
-func (s *Store) putBlobAtomic(ctx context.Context, aw AtomicWriter, repo, id string, d digest.Digest, size int64, r io.Reader) (BlobInfo, error) {
-	r, err := s.capBody(0, size, r)
-	if err != nil {
-		return BlobInfo{}, err
-	}
-	h, err := newHash(d.Algorithm())
-	if err != nil {
-		return BlobInfo{}, err
-	}
-	w, err := aw.AtomicWriter(ctx, blobKey(d))
-	if err != nil {
-		return BlobInfo{}, err
-	}
-	defer w.Close()
-	n, err := copyHashed(w, h, r)
-	if err != nil {
-		return BlobInfo{}, err
-	}
-	if got := digest.NewDigest(d.Algorithm(), h); got != d {
-		return BlobInfo{}, fmt.Errorf("%w: content is %s, client named %s", ErrDigestMismatch, got, d)
-	}
-	if size >= 0 && n != size {
-		return BlobInfo{}, fmt.Errorf("%w: got %d bytes, expected %d", ErrSizeMismatch, n, size)
-	}
-	// As in commitBlob: GC cannot delete d between the check and the
-	// record. A blob already stored keeps its bytes; Close drops ours.
-	defer lockBlob(d)()
-	if !s.blobRecorded(d) {
-		if err := w.Commit(); err != nil {
-			return BlobInfo{}, err
-		}
-	}
-	return s.recordBlob(repo, id, d, n)
-}
-
 // FinishUpload is CommitUpload with a last chunk r of size bytes (-1 if
 // unknown). When the upload holds nothing yet and the driver writes
 // atomically, r goes straight to the blob's key.
@@ -464,7 +375,7 @@ func (s *Store) FinishUpload(ctx context.Context, repo, id string, d digest.Dige
 		if rec.Offset == 0 {
 			defer unlock()
 			defer s.writing.add(id)()
-			info, err := s.putBlobAtomic(ctx, aw, repo, id, d, size, r)
+			info, err := s.putBlobAtomic(ctx, aw, repo, id, d, size, r, nil)
 			if errors.Is(err, ErrDigestMismatch) || errors.Is(err, ErrSizeMismatch) || errors.Is(err, ErrBlobTooLarge) {
 				s.discardUpload(ctx, id)
 			}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/nora-registry/nora/auth"
@@ -159,10 +158,10 @@ func planFailures(items []*replicate.Item) error {
 	return replicate.Failures(rs)
 }
 
-// applyWithProgress copies with bars when say is a terminal, else with a
-// log line per blob and item.
+// applyWithProgress copies with bars when say is a terminal of known
+// size, else with a log line per blob and item.
 func applyWithProgress(ctx context.Context, job replicate.Job, items []*replicate.Item, say io.Writer) []replicate.Result {
-	if f, ok := say.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+	if replicate.CanDraw(say) {
 		var total int64
 		for _, it := range items {
 			for _, b := range it.Blobs {

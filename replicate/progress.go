@@ -8,9 +8,21 @@ import (
 	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/vbauerster/cupwriter"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 )
+
+// CanDraw reports whether w is a terminal that bars can be drawn on: one
+// whose width is known.
+func CanDraw(w io.Writer) bool {
+	cw := cupwriter.New(w, false)
+	if !cw.IsTerminal() {
+		return false
+	}
+	width, _, err := cw.GetTermSize()
+	return err == nil && width > 0
+}
 
 // Bars shows a copy on a terminal: one bar per blob in flight and one
 // for the whole run, sized by the plan.

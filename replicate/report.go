@@ -9,12 +9,15 @@ import (
 )
 
 // PrintPlan writes what Apply would do with items, one line each, and
-// the totals.
+// the totals. Items of one target repository that share a blob each
+// count it, as each would send it if the other failed; the total counts
+// it once.
 func PrintPlan(w io.Writer, items []*Item) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REPOSITORY\tTARGET\tTAG\tPLAN\tBYTES")
 	var n int
 	var bytes int64
+	counted := map[string]bool{}
 	for _, it := range items {
 		plan := "up to date"
 		switch {
@@ -23,7 +26,15 @@ func PrintPlan(w io.Writer, items []*Item) error {
 		case !it.UpToDate():
 			plan = fmt.Sprintf("copy %d manifests, %d blobs", len(it.Manifests), len(it.Blobs))
 			n++
-			bytes += it.Bytes()
+			for _, m := range it.Manifests {
+				bytes += int64(len(m.Raw))
+			}
+			for _, b := range it.Blobs {
+				if key := it.Target + "@" + b.Digest.String(); !counted[key] {
+					counted[key] = true
+					bytes += b.Size
+				}
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", it.Repo, it.Target, tagOf(it), plan, it.Bytes())
 	}

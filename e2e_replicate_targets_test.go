@@ -114,6 +114,16 @@ func TestE2EReplicateDistribution(t *testing.T) {
 		t.Fatalf("registry replicate --to distribution = %v\n%s\n%s", err, out, errs)
 	}
 	sameContent(t, want, refIn(t, a.host(), ""), refIn(t, host, ""), alice, remote.WithAuth(authn.Anonymous))
+	resp, err := http.Get("http://" + host + "/v2/team/app/referrers/" + want.index.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound { // no referrers API: the tag schema holds them
+		if _, err := remote.Head(refIn(t, host, "")("team/app:sha256-" + want.index.Hex)); err != nil {
+			t.Errorf("referrers tag on the distribution registry: %v", err)
+		}
+	}
 	if out, errs, err := replicateCmd(t, a, "", "--to", "http://"+host, "team/**"); err != nil || !strings.Contains(out, "0 copied, 3 up to date, 0 failed; 0 bytes sent") {
 		t.Errorf("registry replicate --to distribution again = %v, want nothing copied\n%s\n%s", err, out, errs)
 	}

@@ -26,6 +26,7 @@ file (see nora.toml.example).`,
 		newGCCmd(),
 		newRetentionCmd(),
 		newMigrateCmd(),
+		newReplicateCmd(),
 	)
 	return root
 }

@@ -140,7 +140,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	defer stopMaintenance()
 	handler := registry.New(store, opts...)
 	if tokens != nil {
-		handler = withTokenEndpoint(handler, tokens)
+		handler = withPrefix(handler, "/auth/", tokens)
 	}
 	handler = limiter.Middleware(handler)
 	if reg != nil {
@@ -153,9 +153,12 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	defer stopTrim()
 	go trim.run(trimCtx)
 
-	// `registry token` commands reach the store through the server while
-	// it holds the store.
-	if stop, err := serveAdmin(f.Storage.Root, withMaintenanceRoutes(robots.AdminHandler(), maint)); err != nil {
+	// `registry token`, `gc`, `retention` and `replicate` reach the store
+	// through the server while it holds the store; replicate reads and
+	// writes through the registry API there, which asks for no
+	// credentials: the socket is its owner's alone.
+	admin := withPrefix(withMaintenanceRoutes(robots.AdminHandler(), maint), "/v2/", registry.New(store, registry.WithLogger(log)))
+	if stop, err := serveAdmin(f.Storage.Root, admin); err != nil {
 		log.Warn().Err(err).Msg("admin socket: registry token commands need the server stopped")
 	} else {
 		defer stop()
@@ -229,20 +232,21 @@ func withMetricsEndpoint(next http.Handler, path string, reg *prometheus.Registr
 	})
 }
 
-// withTokenEndpoint serves the token service under /auth/ and everything
-// else with next.
-func withTokenEndpoint(next, tokens http.Handler) http.Handler {
+// withPrefix serves the paths under prefix with h and everything else
+// with next: the token service under /auth/, and the registry API under
+// /v2/ on the admin socket.
+func withPrefix(next http.Handler, prefix string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/auth/") {
-			tokens.ServeHTTP(w, r)
+		if strings.HasPrefix(r.URL.Path, prefix) {
+			h.ServeHTTP(w, r)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// serveAdmin serves robot token, gc and retention commands on the admin
-// socket in root until stop is called.
+// serveAdmin serves robot token, gc, retention and replicate commands on
+// the admin socket in root until stop is called.
 func serveAdmin(root string, admin http.Handler) (stop func(), err error) {
 	path := filepath.Join(root, auth.AdminSocket)
 	ln, err := auth.ListenAdmin(path)

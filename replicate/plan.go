@@ -1,0 +1,144 @@
+package replicate
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Job says what to copy from where to where.
+type Job struct {
+	From, To Endpoint
+	Select   *Selection
+	// Prefix is put before each repository name on the target.
+	Prefix string
+	// Jobs is how many blobs move at once; 0 means 4.
+	Jobs int
+}
+
+// Item is one tag of one source repository and what its copy needs: the
+// manifests and blobs the target lacks. A zero Item of a failed plan
+// carries Err.
+type Item struct {
+	Repo, Tag string  // in the source
+	Target    string  // repository on the target
+	Digest    v1.Hash // of the tagged manifest in the source
+	// Manifests are pushed in order: each after what it references and
+	// after its subject.
+	Manifests []Manifest
+	Blobs     []v1.Descriptor
+	Err       error
+}
+
+// Manifest is a manifest to put on the target, by tag or by digest.
+type Manifest struct {
+	Ref    string // tag, or digest for untagged children and referrers
+	Raw    []byte
+	Type   types.MediaType
+	Digest v1.Hash
+}
+
+// RawManifest and MediaType let a Manifest be put with remote.Put as is.
+func (m Manifest) RawManifest() ([]byte, error) { return m.Raw, nil }
+
+// MediaType is the manifest's media type, sent as its Content-Type.
+func (m Manifest) MediaType() (types.MediaType, error) { return m.Type, nil }
+
+// Bytes is what the item's copy moves at most: blobs the target repository
+// lacks (some may be mounted instead) and manifests.
+func (it *Item) Bytes() int64 {
+	var n int64
+	for _, b := range it.Blobs {
+		n += b.Size
+	}
+	for _, m := range it.Manifests {
+		n += int64(len(m.Raw))
+	}
+	return n
+}
+
+// UpToDate reports whether the target already has everything of it.
+func (it *Item) UpToDate() bool { return it.Err == nil && len(it.Manifests) == 0 }
+
+// Plan lists the items job selects, each with what the target lacks.
+// An error listing the source is returned; an error about one
+// repository or tag is carried by its item, so the rest still plans.
+func Plan(ctx context.Context, job Job) ([]*Item, error) {
+	p, err := newPlanner(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	var catalog []string
+	if job.Select.NeedsCatalog() {
+		if catalog, err = p.from.Catalog(ctx, job.From.Registry); err != nil {
+			return nil, fmt.Errorf("listing the repositories of %s: %w", job.From.Registry, err)
+		}
+	}
+	repos := job.Select.Repos(catalog)
+	if len(repos) == 0 {
+		return nil, fmt.Errorf("no repository of %s matches; a catalog may list only what the credentials can read: a plain repository name needs none", job.From.Registry)
+	}
+	var items []*Item
+	for _, r := range repos {
+		items = append(items, p.repo(ctx, r)...)
+	}
+	return items, nil
+}
+
+// planner reads the source and asks the target what it has, reusing one
+// client per side and remembering what it already learned.
+type planner struct {
+	job      Job
+	from, to *remote.Puller
+	srcOpts  []remote.Option
+	// present holds "repo@digest" for manifests and blobs found on the
+	// target, so an item sharing them with an earlier one asks once.
+	present map[string]bool
+}
+
+func newPlanner(ctx context.Context, job Job) (*planner, error) {
+	src, err := remote.NewPuller(job.From.options(ctx)...)
+	if err != nil {
+		return nil, err
+	}
+	dst, err := remote.NewPuller(job.To.options(ctx)...)
+	if err != nil {
+		return nil, err
+	}
+	srcOpts := append(job.From.options(ctx), remote.Reuse(src))
+	return &planner{job: job, from: src, to: dst, srcOpts: srcOpts, present: map[string]bool{}}, nil
+}
+
+// repo plans every selected tag of repository r.
+func (p *planner) repo(ctx context.Context, r string) []*Item {
+	target := TargetName(p.job.Prefix, r)
+	fail := func(err error) []*Item { return []*Item{{Repo: r, Target: target, Err: err}} }
+	srcRepo, err := p.job.From.Repo(r)
+	if err != nil {
+		return fail(err)
+	}
+	dstRepo, err := p.job.To.Repo(target)
+	if err != nil {
+		return fail(fmt.Errorf("target repository %q: %v", target, err))
+	}
+	all, err := p.from.List(ctx, srcRepo)
+	if err != nil {
+		return fail(fmt.Errorf("listing tags: %w", err))
+	}
+	sort.Strings(all)
+	var items []*Item
+	for _, tag := range p.job.Select.Tags(all) {
+		it := &Item{Repo: r, Tag: tag, Target: target}
+		w := &walk{planner: p, item: it, src: srcRepo, dst: dstRepo, seen: map[v1.Hash]bool{}, blobSeen: map[v1.Hash]bool{}}
+		it.Err = w.tagged(ctx, tag, all)
+		if it.Err != nil {
+			it.Manifests, it.Blobs = nil, nil
+		}
+		items = append(items, it)
+	}
+	return items
+}

@@ -407,7 +407,7 @@ func (s *Store) PruneChecks(cutoff time.Time) { s.checks.prune(cutoff) }
 // planned for deletion stays, even with the same manifest, since it is
 // then the newest. It reports whether it deleted.
 func (s *Store) DeleteTagIf(ctx context.Context, repo, tag string, d digest.Digest, pushed time.Time) (bool, error) {
-	return s.deleteTagWhen(repo, tag, func(cur digest.Digest, at time.Time) bool {
+	return s.deleteTagWhen(repo, tag, true, func(cur digest.Digest, at time.Time) bool {
 		return cur == d && at.Equal(pushed)
 	})
 }

@@ -127,10 +127,15 @@ func (s *Store) putManifest(repo string, m Manifest, tags []string, checkRefs bo
 	if err != nil {
 		return err
 	}
-	return s.commit.update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		rb, err := createRepoBucket(tx, repo)
 		if err != nil {
 			return err
+		}
+		if checkRefs { // a push, not a cache fill
+			if err := s.addEvent(tx, Event{Kind: EventPush, Repo: repo, Digest: m.Digest, Tags: tags}); err != nil {
+				return err
+			}
 		}
 		links, manifests := rb.Bucket(subLinks), rb.Bucket(subManifests)
 		for _, b := range m.Blobs {
@@ -228,7 +233,7 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 	if err := checkDigest(d); err != nil {
 		return err
 	}
-	return s.commit.update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		rb := repoBucket(tx, repo)
 		if rb == nil {
 			return fmt.Errorf("%w: %s", ErrManifestNotFound, d)
@@ -236,6 +241,9 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 		rec := rb.Bucket(subManifests).Get([]byte(d))
 		if rec == nil {
 			return fmt.Errorf("%w: %s", ErrManifestNotFound, d)
+		}
+		if err := s.addEvent(tx, Event{Kind: EventDeleteManifest, Repo: repo, Digest: d}); err != nil {
+			return err
 		}
 		m, err := decodeManifest(d, rec, true, false)
 		if err != nil {
@@ -281,10 +289,14 @@ func deleteTagsOf(rb *bolt.Bucket, d digest.Digest) error {
 
 // DeleteTag removes tag from repo, leaving the manifest it named.
 func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
-	return s.commit.update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		rb := repoBucket(tx, repo)
 		if rb == nil || rb.Bucket(subTags).Get([]byte(tag)) == nil {
 			return fmt.Errorf("%w: tag %s", ErrManifestNotFound, tag)
+		}
+		d, _, _ := decodeTag(rb.Bucket(subTags).Get([]byte(tag)))
+		if err := s.addEvent(tx, Event{Kind: EventDeleteTag, Repo: repo, Digest: d, Tags: []string{tag}}); err != nil {
+			return err
 		}
 		return deleteTag(rb, []byte(tag))
 	})

@@ -27,6 +27,7 @@ type Store struct {
 	// session receiving a long chunk is not idle.
 	writing inflight
 	limits  uploadLimits
+	events  eventLog
 
 	mapReleased atomic.Int64 // when releaseMapped last ran, in UnixNano
 }

@@ -57,14 +57,15 @@ func (s *Store) TagChecked(ctx context.Context, repo, tag string) (t time.Time, 
 // pushed, and reports whether it did: the cache drops a tag its upstream
 // deleted, unless the tag moved meanwhile.
 func (s *Store) DeleteTagOf(ctx context.Context, repo, tag string, d digest.Digest) (bool, error) {
-	return s.deleteTagWhen(repo, tag, func(cur digest.Digest, _ time.Time) bool { return cur == d })
+	return s.deleteTagWhen(repo, tag, false, func(cur digest.Digest, _ time.Time) bool { return cur == d })
 }
 
 // deleteTagWhen removes tag from repo if match accepts the digest it names
-// and its push time, and reports whether it did.
-func (s *Store) deleteTagWhen(repo, tag string, match func(digest.Digest, time.Time) bool) (bool, error) {
+// and its push time, and reports whether it did. With event, the delete is
+// an event (see events.go).
+func (s *Store) deleteTagWhen(repo, tag string, event bool, match func(digest.Digest, time.Time) bool) (bool, error) {
 	var deleted bool
-	err := s.commit.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		deleted = false
 		rb := repoBucket(tx, repo)
 		if rb == nil {
@@ -75,6 +76,11 @@ func (s *Store) deleteTagWhen(repo, tag string, match func(digest.Digest, time.T
 			return nil
 		}
 		deleted = true
+		if event {
+			if err := s.addEvent(tx, Event{Kind: EventDeleteTag, Repo: repo, Digest: cur, Tags: []string{tag}}); err != nil {
+				return err
+			}
+		}
 		return deleteTag(rb, []byte(tag))
 	})
 	return deleted, err

@@ -44,6 +44,18 @@ type Identity struct {
 	// it is the token's access claim and the anonymous rights, never
 	// more.
 	Grants Grants
+	// Lists, if not nil, replaces Grants for what the catalog may list:
+	// a bearer token granted the scope registry:catalog:* lists what its
+	// user or robot may pull, though it authorizes no pull itself.
+	Lists Grants
+}
+
+// CatalogGrants is what the catalog may list for the identity.
+func (id *Identity) CatalogGrants() Grants {
+	if id.Lists != nil {
+		return id.Lists
+	}
+	return id.Grants
 }
 
 // Grants answers whether an action on a repository is allowed.

@@ -187,12 +187,18 @@ func (s *Service) postGrant(r *http.Request) (*Identity, []string, bool, error) 
 // issue signs a token granting the intersection of the scopes asked and
 // what id may do: a partial grant is not an error. Only repository scopes
 // with a valid name and the actions pull, push, delete and `*` (each of
-// them that is allowed) are granted; anything else asked is ignored.
+// them that is allowed) are granted, and registry:catalog:* to a user or
+// robot (the catalog then lists what they may pull); anything else asked
+// is ignored.
 func (s *Service) issue(id *Identity, scopes []string, offline bool) (tokenResponse, error) {
 	now := time.Now()
 	var granted []access
 	for _, sc := range scopes {
 		typ, name, actions, ok := parseScope(sc)
+		if ok && sc == catalogScope && (id.Kind == KindUser || id.Kind == KindRobot) {
+			granted = append(granted, access{Type: "registry", Name: "catalog", Actions: []string{"*"}})
+			continue
+		}
 		if !ok || typ != "repository" || !validRepoName(name) {
 			continue
 		}
@@ -249,6 +255,10 @@ var repoName = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-
 func validRepoName(name string) bool {
 	return len(name) <= 255 && repoName.MatchString(name)
 }
+
+// catalogScope asks for a token with which the catalog lists every
+// repository the caller may pull, as clients ask before GET /v2/_catalog.
+const catalogScope = "registry:catalog:*"
 
 // parseScope splits "repository:name:pull,push". The name may itself hold
 // a colon (a "host:port/" prefix), so type is cut at the first colon and

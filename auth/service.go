@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -167,6 +168,27 @@ func (s *Service) Authorize(r *http.Request, id *Identity, repo string, action A
 	return &Error{Status: http.StatusForbidden, Message: "requested access to the resource is denied"}
 }
 
+// subjectGrants returns the rights, with the anonymous ones, that the user
+// or robot named may have now, or nil if it has none any more.
+func (s *Service) subjectGrants(ctx context.Context, kind Kind, name string) Grants {
+	switch kind {
+	case KindUser:
+		if u := s.users[name]; u != nil {
+			return s.withAnonymous(u.perms)
+		}
+	case KindRobot:
+		if s.robots == nil {
+			return nil
+		}
+		if rb, ok := s.robots.byName(ctx, name); ok {
+			if p, err := s.cfg.robotPermissions(rb.Name, rb.Permissions); err == nil {
+				return s.withAnonymous(p)
+			}
+		}
+	}
+	return nil
+}
+
 // couldGet reports whether the holder of token identity id could get a
 // token for action on repo: if so, a 401 sends it back to the token
 // endpoint; if not, it is denied.
@@ -177,19 +199,9 @@ func (s *Service) couldGet(ctx context.Context, id *Identity, repo string, actio
 		return true // logging in may help
 	case KindOIDC:
 		return true // the next ID token's claims decide
-	case KindRobot:
-		if s.robots == nil {
-			return false
-		}
-		rb, ok := s.robots.byName(ctx, id.Name)
-		if !ok {
-			return false
-		}
-		p, err := s.cfg.robotPermissions(rb.Name, rb.Permissions)
-		return err == nil && p.Allows(repo, action)
 	}
-	u := s.users[id.Name]
-	return u != nil && u.perms.Allows(repo, action)
+	sg := s.subjectGrants(ctx, g.kind, id.Name)
+	return sg != nil && sg.Allows(repo, action)
 }
 
 // unauthorized is a 401 with the challenge that sends the client to the
@@ -378,6 +390,9 @@ func (s *Service) verifyToken(raw string) (*Identity, error) {
 		return nil, err
 	}
 	id := &Identity{Name: c.Subject, Kind: KindToken, Grants: tokenGrants{access: c.Access, kind: c.Kind, anonymous: s.anonymous}}
+	if slices.ContainsFunc(c.Access, func(a access) bool { return a.Type == "registry" && a.Name == "catalog" }) {
+		id.Lists = s.subjectGrants(context.Background(), c.Kind, c.Subject)
+	}
 	s.remember(key, id, c.ExpiresAt.Time)
 	return id, nil
 }

@@ -46,6 +46,20 @@ func (h *handler) grantsPull(r *http.Request, repo string) bool {
 	return id != nil && id.Grants != nil && id.Grants.Allows(repo, auth.ActionPull)
 }
 
+// lists reports whether the catalog may name repo to the request's
+// caller (see auth.Identity.CatalogGrants).
+func (h *handler) lists(r *http.Request, repo string) bool {
+	if h.authz == nil {
+		return true
+	}
+	id, _ := r.Context().Value(identityKey{}).(*auth.Identity)
+	if id == nil {
+		return false
+	}
+	g := id.CatalogGrants()
+	return g != nil && g.Allows(repo, auth.ActionPull)
+}
+
 // WithAuthorizer makes every request prove its identity and rights to a.
 // Without it the registry is open to all.
 func WithAuthorizer(a auth.Authorizer) Option { return func(h *handler) { h.authz = a } }

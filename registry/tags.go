@@ -84,7 +84,7 @@ func (h *handler) pullableRepositories(r *http.Request, last string, n int) ([]s
 			return nil, false, err
 		}
 		for _, repo := range page {
-			if !h.grantsPull(r, repo) {
+			if !h.lists(r, repo) {
 				hidden++
 				continue
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/nora-registry/nora/auth"
@@ -23,7 +24,7 @@ import (
 
 type replicateFlags struct {
 	configPath, to, from, prefix, username string
-	tags                                   []string
+	tags, platforms                        []string
 	dryRun, passwordStdin                  bool
 	jobs                                   int
 }
@@ -41,6 +42,11 @@ repositories of URL that match REPO-GLOB into this registry; a glob needs
 the remote's catalog API, a plain repository name does not. Globs are
 those of RBAC rules: * stays within a path segment, ** crosses them.
 --tags limits the tags copied; --to-prefix puts the copies under a prefix.
+--platform copies only the chosen platforms of each index: the index
+itself is copied unchanged, so its tag and digest pull as on the source,
+and a pull of a platform left out gets MANIFEST_UNKNOWN. This registry
+accepts such an index from replication only; another registry may refuse
+it, and the item then fails with its answer.
 
 A copy keeps every digest: manifests, indexes with all their children,
 blobs and referrers (OCI 1.1 referrers and cosign's sha256-<hex> tags) go
@@ -71,6 +77,7 @@ that failed and why, if any item could not be copied.`,
 	fs.StringVar(&fl.username, "username", "", "user name on the remote (with --password-stdin)")
 	fs.BoolVar(&fl.passwordStdin, "password-stdin", false, "read the remote's password or token from standard input")
 	fs.IntVar(&fl.jobs, "jobs", 4, "blobs copied at once")
+	fs.StringArrayVar(&fl.platforms, "platform", nil, "copy only platform `os/arch[/variant]` of each index, keeping the index as it is (repeatable; default: every platform)")
 	return c
 }
 
@@ -111,6 +118,14 @@ func runReplicate(cmd *cobra.Command, fl replicateFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	var platforms []v1.Platform
+	for _, p := range fl.platforms {
+		pl, err := replicate.ParsePlatform(p)
+		if err != nil {
+			return fmt.Errorf("--platform: %w", err)
+		}
+		platforms = append(platforms, pl)
+	}
 	remote := replicate.Endpoint{Registry: reg}
 	if remote.Auth, err = remoteAuth(fl, cmd.InOrStdin()); err != nil {
 		return err
@@ -124,7 +139,7 @@ func runReplicate(cmd *cobra.Command, fl replicateFlags, args []string) error {
 		return err
 	}
 	defer closeLocal()
-	job := replicate.Job{From: local, To: remote, Select: sel, Prefix: fl.prefix, Jobs: fl.jobs}
+	job := replicate.Job{From: local, To: remote, Select: sel, Prefix: fl.prefix, Jobs: fl.jobs, Platforms: platforms}
 	if fl.from != "" {
 		job.From, job.To = remote, local
 	}
@@ -226,7 +241,7 @@ func openLocal(ctx context.Context, f File, configPath string, say io.Writer) (r
 		os.RemoveAll(dir)
 		return replicate.Endpoint{}, nil, err
 	}
-	srv := &http.Server{Handler: registry.New(store)}
+	srv := &http.Server{Handler: registry.New(store, registry.WithPartialIndexes())}
 	go srv.Serve(ln)
 	return socketEndpoint(sock), func() {
 		srv.Close()

@@ -24,6 +24,7 @@ func TestReplicateArgs(t *testing.T) {
 		{[]string{"--to", "a.example", "--username", "ci"}, "--username needs --password-stdin"},
 		{[]string{"--to", "a.example", "--password-stdin"}, "--password-stdin needs --username"},
 		{[]string{"--to", "a.example", "--jobs", "0"}, "--jobs 0"},
+		{[]string{"--to", "a.example", "--platform", "linux"}, "--platform: platform \"linux\""},
 		{[]string{"--to", "a.example", "team/[x"}, `repository glob "team/[x"`},
 		{[]string{"--to", "a.example", "--config", missing}, "none.toml"},
 	} {

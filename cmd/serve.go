@@ -157,7 +157,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	// through the server while it holds the store; replicate reads and
 	// writes through the registry API there, which asks for no
 	// credentials: the socket is its owner's alone.
-	admin := withPrefix(withMaintenanceRoutes(robots.AdminHandler(), maint), "/v2/", registry.New(store, registry.WithLogger(log)))
+	admin := withPrefix(withMaintenanceRoutes(robots.AdminHandler(), maint), "/v2/", registry.New(store, registry.WithLogger(log), registry.WithPartialIndexes()))
 	if stop, err := serveAdmin(f.Storage.Root, admin); err != nil {
 		log.Warn().Err(err).Msg("admin socket: registry token commands need the server stopped")
 	} else {

@@ -113,7 +113,11 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request) error {
 		return apiError(CodeDigestInvalid, "manifest digest is "+string(m.Digest)+", not "+string(want))
 	}
 	m.Content = body
-	if err := h.store.PutManifest(r.Context(), name, m, tags); err != nil {
+	put := h.store.PutManifest
+	if h.partial && len(m.Manifests) > 0 {
+		put = h.store.PutPartialIndex
+	}
+	if err := put(r.Context(), name, m, tags); err != nil {
 		return err
 	}
 	hd := w.Header()

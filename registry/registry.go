@@ -18,6 +18,8 @@ type handler struct {
 	metrics *metrics        // nil when metrics are off
 	authz   auth.Authorizer // nil when the registry is open
 	mirror  *mirror.Mirror  // nil without upstreams
+	// partial accepts indexes some of whose platforms are missing.
+	partial bool
 }
 
 // identityKey is the context key of the caller's *auth.Identity.
@@ -63,6 +65,13 @@ func (h *handler) lists(r *http.Request, repo string) bool {
 // WithAuthorizer makes every request prove its identity and rights to a.
 // Without it the registry is open to all.
 func WithAuthorizer(a auth.Authorizer) Option { return func(h *handler) { h.authz = a } }
+
+// WithPartialIndexes accepts an index pushed without some of its child
+// manifests, as replication with chosen platforms pushes it; a pull of a
+// missing platform then gets MANIFEST_UNKNOWN. It is for the handler of
+// the admin socket, which only the registry's own commands reach: a push
+// from a client over the network is held to the spec and refused.
+func WithPartialIndexes() Option { return func(h *handler) { h.partial = true } }
 
 // WithMirror serves the names m routes to an upstream as a pull-through
 // cache. A nil m leaves the mirror off.

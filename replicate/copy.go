@@ -144,6 +144,9 @@ func (c *copier) item(ctx context.Context, it *Item) Result {
 	}
 	for _, m := range it.Manifests {
 		if err := c.dst.Put(ctx, targetRef(dstRepo, m.Ref), m); err != nil {
+			if len(c.job.Platforms) > 0 && m.Type.IsIndex() {
+				err = fmt.Errorf("%w (the target may refuse an index without all its platforms: copy them all, without --platform)", err)
+			}
 			return fail(sent.Load(), fmt.Errorf("manifest %s: %w", m.Ref, err))
 		}
 		sent.Add(int64(len(m.Raw)))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -18,6 +19,36 @@ type Job struct {
 	Prefix string
 	// Jobs is how many blobs move at once; 0 means 4.
 	Jobs int
+	// Platforms, when not empty, are the only platforms of an index
+	// copied: the index keeps its bytes and lacks the others on the
+	// target, which must accept such an index (this registry does from
+	// replication).
+	Platforms []v1.Platform
+}
+
+// ParsePlatform parses "os/arch[/variant]".
+func ParsePlatform(s string) (v1.Platform, error) {
+	p, err := v1.ParsePlatform(s)
+	if err != nil || p.OS == "" || p.Architecture == "" || strings.Count(s, "/") > 2 {
+		return v1.Platform{}, fmt.Errorf("platform %q: want os/arch or os/arch/variant, e.g. linux/arm64", s)
+	}
+	return *p, nil
+}
+
+// wants reports whether the job copies the index child described by c.
+func (j Job) wants(c v1.Descriptor) bool {
+	if len(j.Platforms) == 0 {
+		return true
+	}
+	if c.Platform == nil {
+		return false
+	}
+	for _, p := range j.Platforms {
+		if c.Platform.OS == p.OS && c.Platform.Architecture == p.Architecture && (p.Variant == "" || c.Platform.Variant == p.Variant) {
+			return true
+		}
+	}
+	return false
 }
 
 // Item is one tag of one source repository and what its copy needs: the

@@ -79,6 +79,9 @@ func (w *walk) manifest(ctx context.Context, ref string, raw []byte, mt types.Me
 		return err
 	}
 	for _, c := range m.Manifests {
+		if !w.job.wants(c) {
+			continue
+		}
 		if err := w.child(ctx, c, has); err != nil {
 			return err
 		}
@@ -102,15 +105,22 @@ func configOf(m parsed) []v1.Descriptor {
 }
 
 // child walks a manifest an index lists. When the target has the index
-// it has the child too, and only the child's referrers are looked up.
+// and the child, only the child's referrers are looked up. An index on
+// the target may lack children: replication with chosen platforms leaves
+// them out, and a later run for other platforms, or all, adds them.
 func (w *walk) child(ctx context.Context, c v1.Descriptor, parentPresent bool) error {
 	if parentPresent {
 		if w.seen[c.Digest] {
 			return nil
 		}
-		w.seen[c.Digest] = true
-		w.present[w.dst.String()+"@"+c.Digest.String()] = true
-		return w.referrers(ctx, c.Digest)
+		has, err := w.targetHasManifest(ctx, c.Digest.String(), c.Digest)
+		if err != nil {
+			return err
+		}
+		if has {
+			w.seen[c.Digest] = true
+			return w.referrers(ctx, c.Digest)
+		}
 	}
 	d, err := w.from.Get(ctx, w.src.Digest(c.Digest.String()))
 	if err != nil {

@@ -104,7 +104,15 @@ func isDigest(ref string) bool { return strings.ContainsRune(ref, ':') }
 // It returns ErrManifestBlobUnknown, naming the digest, if a blob is not
 // linked to repo or a child manifest is not in repo at commit time.
 func (s *Store) PutManifest(ctx context.Context, repo string, m Manifest, tags []string) error {
-	return s.putManifest(repo, m, tags, true)
+	return s.putManifest(repo, m, tags, refsAll)
+}
+
+// PutPartialIndex is PutManifest for an index some of whose child
+// manifests repo lacks: replication copies only some platforms of an
+// index, keeping its bytes, and a pull of a platform left out finds no
+// manifest. Blobs must still be there, as for PutManifest.
+func (s *Store) PutPartialIndex(ctx context.Context, repo string, m Manifest, tags []string) error {
+	return s.putManifest(repo, m, tags, refsBlobs)
 }
 
 // PutCachedManifest stores m in repo and points tags at it, as PutManifest
@@ -113,10 +121,19 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m Manifest, tags [
 // references. The references are kept, so GC keeps whatever of them is
 // cached while the manifest is.
 func (s *Store) PutCachedManifest(ctx context.Context, repo string, m Manifest, tags []string) error {
-	return s.putManifest(repo, m, tags, false)
+	return s.putManifest(repo, m, tags, refsNone)
 }
 
-func (s *Store) putManifest(repo string, m Manifest, tags []string, checkRefs bool) error {
+// What putManifest requires to be in the repository before a manifest.
+type refCheck int
+
+const (
+	refsAll   refCheck = iota // blobs and child manifests: a push
+	refsBlobs                 // blobs: a push of a partial index
+	refsNone                  // nothing: a cache fill, not an event
+)
+
+func (s *Store) putManifest(repo string, m Manifest, tags []string, refs refCheck) error {
 	if err := checkDigest(m.Digest); err != nil {
 		return err
 	}
@@ -132,19 +149,19 @@ func (s *Store) putManifest(repo string, m Manifest, tags []string, checkRefs bo
 		if err != nil {
 			return err
 		}
-		if checkRefs { // a push, not a cache fill
+		if refs != refsNone {
 			if err := s.addEvent(tx, Event{Kind: EventPush, Repo: repo, Digest: m.Digest, Tags: tags}); err != nil {
 				return err
 			}
 		}
 		links, manifests := rb.Bucket(subLinks), rb.Bucket(subManifests)
 		for _, b := range m.Blobs {
-			if checkRefs && links.Get([]byte(b)) == nil {
+			if refs != refsNone && links.Get([]byte(b)) == nil {
 				return fmt.Errorf("%w: blob %s", ErrManifestBlobUnknown, b)
 			}
 		}
 		for _, c := range m.Manifests {
-			if checkRefs && manifests.Get([]byte(c)) == nil {
+			if refs == refsAll && manifests.Get([]byte(c)) == nil {
 				return fmt.Errorf("%w: manifest %s", ErrManifestBlobUnknown, c)
 			}
 		}

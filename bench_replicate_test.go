@@ -1,0 +1,87 @@
+//go:build bench
+
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestBenchReplicate measures `registry replicate --to` between two
+// registry processes against `crane copy` of the same images between two
+// others (the ceiling), then a re-run over 1,000 tags with nothing
+// changed. It takes about a minute and 3 GiB of disk.
+func TestBenchReplicate(t *testing.T) {
+	b := newBenchRun(t)
+	crane, err := exec.LookPath("crane")
+	if err != nil {
+		t.Fatalf("crane is needed (see .ci/run): %v", err)
+	}
+	srcDir := b.dataDir("repl-src")
+	src := b.startProc(srcDir)
+	toCrane, toNora := b.startProc(b.dataDir("repl-crane")), b.startProc(b.dataDir("repl-nora"))
+	sizes := []int64{512 << 20, 256 << 20, 128 << 20, 64 << 20, 32 << 20, 16 << 20, 8 << 20, 8 << 20}
+	var total int64
+	for i, size := range sizes {
+		img := newMirrorImage(5000+int64(i), size)
+		if err := b.pushBigImage(src.base, fmt.Sprintf("bench/img%d", i), "v1", img); err != nil {
+			t.Fatal(err)
+		}
+		total += img.size()
+	}
+	b.rep.section(fmt.Sprintf("replication of %d images, one layer each (8 MiB to 512 MiB, %s in all), between two registry processes: registry replicate --to vs crane copy of each image (ceiling)", len(sizes), fmtMB(float64(total))))
+	host := func(p *benchProc) string { return strings.TrimPrefix(p.base, "http://") }
+	t0 := time.Now()
+	for i := range sizes {
+		repo := fmt.Sprintf("bench/img%d:v1", i)
+		if out, err := exec.Command(crane, "copy", "--insecure", host(src)+"/"+repo, host(toCrane)+"/"+repo).CombinedOutput(); err != nil {
+			t.Fatalf("crane copy %s: %v\n%s", repo, err, out)
+		}
+	}
+	craneTook := time.Since(t0)
+	cfg := filepath.Join(srcDir, "nora.toml")
+	took, rss := b.replicate(cfg, "--to", toNora.base, "bench/**")
+	b.rep.add("replicate 1 GiB of images", float64(took), float64(craneTook), fmtDur, "≤ 1.11× ceiling (≥ 90% of its speed)", float64(took) <= float64(craneTook)/0.9)
+	b.rep.add("  as throughput", float64(total)/took.Seconds(), float64(total)/craneTook.Seconds(), fmtMBps, "", false)
+	b.memRow("  peak RSS of registry replicate", rss, 64<<20)
+
+	const tags = 1000
+	img := newMirrorImage(6000, 4096)
+	if err := b.pushBigImage(src.base, "bench/tags", "t0", img); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < tags; i++ {
+		if err := b.putManifest(src.base, "bench/tags", fmt.Sprintf("t%d", i), img.manifest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.replicate(cfg, "--to", toNora.base, "bench/tags")
+	again, _ := b.replicate(cfg, "--to", toNora.base, "bench/tags")
+	b.rep.section(fmt.Sprintf("re-run of registry replicate over %d tags with nothing changed (HEADs only)", tags))
+	b.durRow("re-run, nothing to copy", again, 0, 2*time.Second)
+	b.printReport()
+}
+
+// replicate runs `registry replicate` with args against the registry of
+// config, and returns its wall time and peak RSS.
+func (b *benchRun) replicate(config string, args ...string) (time.Duration, int64) {
+	cmd := exec.Command(b.bin, append([]string{"replicate", "--config", config}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		b.t.Fatalf("registry replicate %v: %v\n%s", args, err, out.String())
+	}
+	took := time.Since(t0)
+	var rss int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = ru.Maxrss << 10 // KiB on Linux
+	}
+	return took, rss
+}

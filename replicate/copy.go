@@ -155,24 +155,36 @@ func (c *copier) item(ctx context.Context, it *Item) Result {
 }
 
 // blob puts blob b in dstRepo: mounted from a target repository that has
-// it, else streamed from the source.
+// it, else streamed from the source, resuming where a cut transfer
+// stopped.
 func (c *copier) blob(ctx context.Context, srcRepo, dstRepo name.Repository, b v1.Descriptor, add func(int)) error {
-	l, err := c.src.Layer(ctx, srcRepo.Digest(b.Digest.String()))
-	if err != nil {
-		return err
-	}
-	var up v1.Layer = &counted{Layer: l, desc: b, add: add}
 	c.mu.Lock()
 	from, ok := c.placed[b.Digest]
 	c.mu.Unlock()
+	var mount name.Reference
 	switch {
 	case ok && from.String() != dstRepo.String():
-		up = &remote.MountableLayer{Layer: up, Reference: from.Digest(b.Digest.String())}
+		mount = from.Digest(b.Digest.String())
 	case srcRepo.Registry.String() == dstRepo.Registry.String():
-		up = &remote.MountableLayer{Layer: up, Reference: srcRepo.Digest(b.Digest.String())}
+		mount = srcRepo.Digest(b.Digest.String())
 	}
-	if err := c.dst.Upload(ctx, dstRepo, up); err != nil {
-		return err
+	if mount == nil {
+		r, err := c.newResumable(ctx, srcRepo, dstRepo, b, add)
+		if err == nil {
+			err = r.run(ctx)
+		}
+		if err != nil {
+			return err
+		}
+	} else {
+		l, err := c.src.Layer(ctx, srcRepo.Digest(b.Digest.String()))
+		if err != nil {
+			return err
+		}
+		up := &remote.MountableLayer{Layer: &counted{Layer: l, desc: b, add: add}, Reference: mount}
+		if err := c.dst.Upload(ctx, dstRepo, up); err != nil {
+			return err
+		}
 	}
 	c.mu.Lock()
 	c.placed[b.Digest] = dstRepo

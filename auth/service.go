@@ -164,7 +164,9 @@ func (s *Service) Authorize(r *http.Request, id *Identity, repo string, action A
 	s.metrics.failures.WithLabelValues("denied").Inc()
 	s.log.Warn().Str("remote", r.RemoteAddr).Str("identity", id.Name).Str("kind", string(id.Kind)).
 		Str("repository", repo).Str("action", string(action)).Msg("access denied")
-	return &Error{Status: http.StatusForbidden, Message: "requested access to the resource is denied"}
+	// A message other than the DENIED code's own text: docker parses that
+	// text alone as a bare code, which it does not know not to retry.
+	return &Error{Status: http.StatusForbidden, Message: "no " + string(action) + " access to " + repo}
 }
 
 // couldGet reports whether the holder of token identity id could get a

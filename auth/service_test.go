@@ -257,6 +257,10 @@ func TestBasicAndAnonymous(t *testing.T) {
 	}
 	if err := s.Authorize(r, bob, "team/app", ActionPush); statusOf(err) != 403 {
 		t.Errorf("bob push team/app = %v, want 403", err)
+	} else if e, _ := AsError(err); e.Message != "no push access to team/app" {
+		// docker takes a DENIED whose message is the code's own text for
+		// a transient error, and retries the push for a minute.
+		t.Errorf("bob push team/app: message %q, want %q", e.Message, "no push access to team/app")
 	}
 	r.SetBasicAuth("bob", "wrong")
 	if _, err := s.Authenticate(r); statusOf(err) != 401 {

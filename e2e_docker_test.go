@@ -152,20 +152,28 @@ func testDockerAuth(t *testing.T, d *dockerd, img v1.Image) {
 	}
 
 	d.run(t, "", "logout", s.host())
+	out, errs, err := d.try("", "push", ref)
+	refused(t, "anonymous docker push "+ref, out, errs, err, "unauthorized: authentication required for push access to team/docker")
 	d.run(t, "bob-secret\n", "login", "--username", "bob", "--password-stdin", s.host())
 	denied := s.host() + "/team/bob:v1"
 	d.run(t, "", "tag", ref, denied)
-	out, errs, err := d.try("", "push", denied)
-	if err == nil || !strings.Contains(errs, "denied: no push access to team/bob") {
-		t.Errorf("docker push %s as bob = %v\nstdout:\n%s\nstderr:\n%s\nwant a non-zero exit and a message naming the denial", denied, err, out, errs)
-	}
-	// docker retries a push for a minute after an error it takes for a
-	// transient one.
-	if strings.Contains(out, "Retrying") {
-		t.Errorf("docker push %s as bob retried:\n%s\nwant one refusal", denied, out)
-	}
+	out, errs, err = d.try("", "push", denied)
+	refused(t, "docker push "+denied+" as bob", out, errs, err, "denied: no push access to team/bob")
 	if resp, _ := s.do(t, http.MethodHead, "/v2/team/bob/manifests/v1", http.Header{"Authorization": {"Basic " + basic("alice", "alice-secret")}}, nil); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("HEAD team/bob:v1 after bob's refused push = %d, want 404", resp.StatusCode)
+	}
+}
+
+// refused checks that a docker command exited non-zero with want in its
+// standard error, without retrying: docker retries a push for a minute
+// after an error it takes for a transient one.
+func refused(t *testing.T, what, stdout, stderr string, err error, want string) {
+	t.Helper()
+	if err == nil || !strings.Contains(stderr, want) {
+		t.Errorf("%s = %v\nstdout:\n%s\nstderr:\n%s\nwant a non-zero exit and %q", what, err, stdout, stderr, want)
+	}
+	if strings.Contains(stdout, "Retrying") {
+		t.Errorf("%s retried:\n%s\nwant one refusal", what, stdout)
 	}
 }
 

@@ -246,6 +246,10 @@ func TestBasicAndAnonymous(t *testing.T) {
 		t.Errorf("anonymous pull of team/app = %v, want 401", err)
 	} else if e, _ := AsError(err); !strings.Contains(e.Challenge, `scope="repository:team/app:pull"`) {
 		t.Errorf("challenge = %q, want the scope", e.Challenge)
+	} else if want := "authentication required for pull access to team/app"; e.Message != want {
+		// As for a denial: not the UNAUTHORIZED code's own text, which
+		// docker retries a push after.
+		t.Errorf("anonymous pull of team/app: message %q, want %q", e.Message, want)
 	}
 	r.SetBasicAuth("bob", "bob-pw")
 	bob, err := s.Authenticate(r)

@@ -159,13 +159,17 @@ func (s *Service) Authorize(r *http.Request, id *Identity, repo string, action A
 	}
 	// A caller who could get the right from the token endpoint is sent
 	// there; one who could not is denied.
+	// Both messages name the action and repository, and so differ from
+	// the UNAUTHORIZED and DENIED codes' own texts: docker parses such a
+	// text alone as a bare code, which it does not know not to retry, and
+	// retries a refused push for a minute.
 	if id.Kind == KindAnonymous || (id.Kind == KindToken && s.couldGet(r.Context(), id, repo, action)) {
-		return s.unauthorized(r, repo, action, "authentication required")
+		return s.unauthorized(r, repo, action, "authentication required for "+string(action)+" access to "+repo)
 	}
 	s.metrics.failures.WithLabelValues("denied").Inc()
 	s.log.Warn().Str("remote", r.RemoteAddr).Str("identity", id.Name).Str("kind", string(id.Kind)).
 		Str("repository", repo).Str("action", string(action)).Msg("access denied")
-	return &Error{Status: http.StatusForbidden, Message: "requested access to the resource is denied"}
+	return &Error{Status: http.StatusForbidden, Message: "no " + string(action) + " access to " + repo}
 }
 
 // subjectGrants returns the rights, with the anonymous ones, that the user

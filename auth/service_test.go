@@ -246,6 +246,10 @@ func TestBasicAndAnonymous(t *testing.T) {
 		t.Errorf("anonymous pull of team/app = %v, want 401", err)
 	} else if e, _ := AsError(err); !strings.Contains(e.Challenge, `scope="repository:team/app:pull"`) {
 		t.Errorf("challenge = %q, want the scope", e.Challenge)
+	} else if want := "authentication required for pull access to team/app"; e.Message != want {
+		// As for a denial: not the UNAUTHORIZED code's own text, which
+		// docker retries a push after.
+		t.Errorf("anonymous pull of team/app: message %q, want %q", e.Message, want)
 	}
 	r.SetBasicAuth("bob", "bob-pw")
 	bob, err := s.Authenticate(r)
@@ -257,6 +261,10 @@ func TestBasicAndAnonymous(t *testing.T) {
 	}
 	if err := s.Authorize(r, bob, "team/app", ActionPush); statusOf(err) != 403 {
 		t.Errorf("bob push team/app = %v, want 403", err)
+	} else if e, _ := AsError(err); e.Message != "no push access to team/app" {
+		// docker takes a DENIED whose message is the code's own text for
+		// a transient error, and retries the push for a minute.
+		t.Errorf("bob push team/app: message %q, want %q", e.Message, "no push access to team/app")
 	}
 	r.SetBasicAuth("bob", "wrong")
 	if _, err := s.Authenticate(r); statusOf(err) != 401 {

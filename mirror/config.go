@@ -16,6 +16,19 @@ import (
 // caches. Without upstreams the mirror is off.
 type Config struct {
 	Upstreams []Upstream `toml:"upstreams"`
+	// KeepRecent protects from eviction an image used more recently than
+	// this. Empty means 2 minutes.
+	KeepRecent string `toml:"keep_recent"`
+}
+
+// keepRecent returns c's KeepRecent, or def when it is empty. Call it on
+// a validated Config.
+func (c Config) keepRecent(def time.Duration) time.Duration {
+	if c.KeepRecent == "" {
+		return def
+	}
+	d, _ := time.ParseDuration(c.KeepRecent)
+	return d
 }
 
 // Upstream is one [[mirror.upstreams]] entry.
@@ -78,6 +91,11 @@ func (u Upstream) RevalidateInterval() time.Duration {
 
 // Validate reports the first invalid value, naming its key.
 func (c Config) Validate() error {
+	if c.KeepRecent != "" {
+		if d, err := time.ParseDuration(c.KeepRecent); err != nil || d <= 0 {
+			return fmt.Errorf("mirror.keep_recent: %q is not a positive duration (want e.g. \"2m\")", c.KeepRecent)
+		}
+	}
 	hosts := map[string]string{}
 	names := map[string]bool{}
 	def := ""

@@ -66,7 +66,7 @@ type Mirror struct {
 
 	caches  map[*Upstream]*cache
 	pulling pulling
-	// evictAfter is evictAfter when New ran.
+	// evictAfter is [mirror] keep_recent, else evictAfter when New ran.
 	evictAfter time.Duration
 	// bg is the context of background eviction passes, cancelled by
 	// Close, which waits for them with bgWG.
@@ -86,7 +86,7 @@ func New(cfg Config, store *storage.Store, log zerolog.Logger) (*Mirror, error) 
 		return nil, nil
 	}
 	m := &Mirror{router: NewRouter(cfg), store: store, log: log, clients: map[*Upstream]*client{},
-		metrics: newMetrics(), blobIdle: blobIdleTimeout, evictAfter: evictAfter}
+		metrics: newMetrics(), blobIdle: blobIdleTimeout, evictAfter: cfg.keepRecent(evictAfter)}
 	for u := range m.router.upstreams() {
 		c, err := newClient(u, m.metrics)
 		if err != nil {

@@ -16,13 +16,13 @@ type faultKind int
 const (
 	// faultPass forwards requests and answers unchanged.
 	faultPass faultKind = iota
-	// faultCut sends the first after bytes of a blob body, then closes
+	// faultCut sends the first after bytes of a body, then closes
 	// the connection.
 	faultCut
-	// faultStall sends the first after bytes of a blob body, then holds
+	// faultStall sends the first after bytes of a body, then holds
 	// the rest until the fault changes or the client leaves.
 	faultStall
-	// faultCorrupt flips the bits of byte after of a blob body.
+	// faultCorrupt flips the bits of byte after of a body.
 	faultCorrupt
 	// faultStatus answers status itself, with Retry-After: 1 on a 429,
 	// without asking the upstream.
@@ -30,7 +30,8 @@ const (
 )
 
 // fault is a faultProxy's behaviour for requests whose path contains
-// match ("" matches every path). Body faults apply to GETs of blobs only.
+// match ("" matches every path). Body faults apply to GETs only, at byte
+// after of the body.
 type fault struct {
 	kind   faultKind
 	match  string
@@ -145,7 +146,7 @@ func (p *faultProxy) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header()[k] = v
 	}
 	w.WriteHeader(resp.StatusCode)
-	if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/blobs/") || f.kind == faultPass {
+	if r.Method != http.MethodGet || f.kind == faultPass {
 		io.Copy(w, resp.Body)
 		return
 	}

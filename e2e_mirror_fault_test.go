@@ -129,15 +129,16 @@ func TestE2EMirrorFaultBlob(t *testing.T) {
 	pullWhole(t, cache.ref(t, "up.example/blob/app:v1"), img)
 }
 
-// TestE2EMirrorFaultStatus: a tag cached past its revalidation interval is
-// served stale, with a Warning, when the upstream answers 429 or 5xx; a
-// tag never cached is 503 UNAVAILABLE with a message that says the
-// upstream failed, not the cache.
-func TestE2EMirrorFaultStatus(t *testing.T) {
+// TestE2EMirrorFaultManifest: a tag cached past its revalidation
+// interval is served stale, with a Warning, when the upstream answers 429
+// or 5xx; a tag never cached is then 503 UNAVAILABLE with a message that
+// says the upstream failed, not the cache. A manifest cut or corrupted on
+// its way is not cached: 503, then 200 once it arrives whole.
+func TestE2EMirrorFaultManifest(t *testing.T) {
 	up, proxy, cache := faultSetup(t, `revalidate = "1s"`)
 	img := pushRandom(t, up, "st/app:v1", 4096, 1)
 	want := digestOf(t, img).String()
-	for _, tag := range []string{"v2", "v3", "v4"} {
+	for _, tag := range []string{"v2", "v3", "v4", "v5", "v6"} {
 		if err := remote.Write(up.ref(t, "st/app:"+tag), img); err != nil {
 			t.Fatal(err)
 		}
@@ -175,6 +176,16 @@ func TestE2EMirrorFaultStatus(t *testing.T) {
 		json.Unmarshal(body, &e)
 		if resp.StatusCode != http.StatusServiceUnavailable || len(e.Errors) != 1 || e.Errors[0].Code != "UNAVAILABLE" || !strings.Contains(e.Errors[0].Message, "upstream") {
 			t.Errorf("GET uncached st/app:%s with upstream %d = %s %s, want 503 with one UNAVAILABLE error that names the upstream", tag, status, resp.Status, body)
+		}
+	}
+	for tag, kind := range map[string]faultKind{"v5": faultCut, "v6": faultCorrupt} {
+		proxy.set(fault{kind: kind, match: "/manifests/" + tag, after: 100})
+		if resp, body := get(tag); resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("GET st/app:%s with its manifest broken upstream (fault %d) = %s %s, want 503", tag, kind, resp.Status, body)
+		}
+		proxy.set(fault{})
+		if resp, body := get(tag); resp.StatusCode != http.StatusOK || sha256of(body) != want || resp.Header.Get("Warning") != "" {
+			t.Errorf("GET st/app:%s once whole upstream = %s %s, Warning %q; want 200 %s, none", tag, resp.Status, sha256of(body), resp.Header.Get("Warning"), want)
 		}
 	}
 }

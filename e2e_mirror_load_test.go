@@ -100,8 +100,10 @@ func TestE2EMirrorFaultConcurrent(t *testing.T) {
 
 // TestE2EMirrorFaultGC runs `registry gc` (through the running cache's
 // admin socket) with no grace and untagged manifests deleted, over an
-// image and one platform of an index pulled through the cache; with the
-// upstream stopped they still pull, without a blob fetched upstream.
+// image and one platform of an index pulled through the cache, while the
+// upstream holds a layer of another image halfway. That fetch completes
+// and, with the upstream stopped, all of them still pull, without a GET
+// upstream.
 func TestE2EMirrorFaultGC(t *testing.T) {
 	up, proxy, cache := faultSetup(t, `revalidate = "1s"
 
@@ -109,8 +111,8 @@ func TestE2EMirrorFaultGC(t *testing.T) {
 interval = "0"
 grace = "0s"
 delete_untagged = true`)
-	img := pushRandom(t, up, "gc/app:v1", 64<<10, 2)
 	platforms := []v1.Image{pushRandom(t, up, "gc/multi:amd64", 64<<10, 1), pushRandom(t, up, "gc/multi:arm64", 64<<10, 1)}
+	img := pushRandom(t, up, "gc/app:v1", 1<<20, 2)
 	idx := mutate.AppendManifests(empty.Index,
 		mutate.IndexAddendum{Add: platforms[0], Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
 		mutate.IndexAddendum{Add: platforms[1], Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}})
@@ -129,11 +131,22 @@ delete_untagged = true`)
 		}
 		pullWhole(t, cache.ref(t, "up.example/gc/multi@"+digestOf(t, platforms[0]).String()), platforms[0])
 	}
-	pullWhole(t, cache.ref(t, "up.example/gc/app:v1"), img)
 	pullIndex()
-
-	out := runTool(t, nil, registryBin, "gc", "--config", cache.config)
-	t.Logf("registry gc: %s", out)
+	d, size := layerOf(t, img, 0)
+	proxy.set(fault{kind: faultStall, match: d.String(), after: size / 2})
+	fetched := make(chan error, 1)
+	ref := cache.ref(t, "up.example/gc/app:v1")
+	go func() { fetched <- pullCheck(ref, img) }()
+	proxy.waitStalled()
+	// Two passes: the first notes orphan files, the second deletes them.
+	for range 2 {
+		out := runTool(t, nil, registryBin, "gc", "--config", cache.config)
+		t.Logf("registry gc: %s", out)
+	}
+	proxy.set(fault{})
+	if err := <-fetched; err != nil {
+		t.Errorf("pull of gc/app:v1 held upstream during GC = %v", err)
+	}
 	up.stop()
 	before := proxy.snapshot()
 	pullWhole(t, cache.ref(t, "up.example/gc/app:v1"), img)

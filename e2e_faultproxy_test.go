@@ -73,7 +73,7 @@ func startFaultProxy(t *testing.T, up *e2eServer) *faultProxy {
 func (p *faultProxy) host() string { return strings.TrimPrefix(p.srv.URL, "http://") }
 
 // set makes f the fault from now on; requests stalled by the previous
-// one resume under f.
+// one send the rest of their body unchanged.
 func (p *faultProxy) set(f fault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

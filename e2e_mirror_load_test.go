@@ -227,10 +227,11 @@ keep_recent = "1s"`)
 }
 
 // TestE2EMirrorFaultSharedLayer: three images in three repositories share
-// a base layer. Pulled one after another through the cache, the layer is
-// downloaded once; the other repositories have it linked after a HEAD
-// upstream. A blob the cache holds only in a local repository is not
-// served through a mirrored name whose upstream lacks it.
+// a base layer. Pulled through the cache, one after another and then the
+// third by 20 clients at once, the layer is downloaded once; the other
+// repositories have it linked after one HEAD upstream each. A blob the
+// cache holds only in a local repository is not served through a
+// mirrored name whose upstream lacks it.
 func TestE2EMirrorFaultSharedLayer(t *testing.T) {
 	up, proxy, cache := faultSetup(t, "")
 	base, err := random.Layer(1<<20, types.OCILayer)
@@ -250,7 +251,20 @@ func TestE2EMirrorFaultSharedLayer(t *testing.T) {
 		if err := remote.Write(up.ref(t, fmt.Sprintf("sh/app%d:v1", i)), img); err != nil {
 			t.Fatal(err)
 		}
-		pullWhole(t, cache.ref(t, fmt.Sprintf("up.example/sh/app%d:v1", i)), img)
+		ref := cache.ref(t, fmt.Sprintf("up.example/sh/app%d:v1", i))
+		clients := 1
+		if i == 2 {
+			clients = 20
+		}
+		var wg sync.WaitGroup
+		for range clients {
+			wg.Go(func() {
+				if err := pullCheck(ref, img); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
 	}
 	gets := 0
 	for i := range 3 {
@@ -258,6 +272,11 @@ func TestE2EMirrorFaultSharedLayer(t *testing.T) {
 	}
 	if gets != 1 {
 		t.Errorf("upstream GETs of the shared layer by 3 repositories = %d, want 1", gets)
+	}
+	for i := 1; i < 3; i++ {
+		if n := proxy.count("HEAD", fmt.Sprintf("/v2/sh/app%d/blobs/%s", i, bd)); n != 1 {
+			t.Errorf("upstream HEADs of the shared layer for sh/app%d = %d, want 1", i, n)
+		}
 	}
 
 	local := pushRandom(t, cache, "local/app:v1", 4096, 1)

@@ -14,24 +14,29 @@ import (
 // it: the bytes are the same, so a base layer that many images share is
 // downloaded once, not once per repository. It reports whether d is now
 // linked; false with a nil error means d must be fetched. A blob the
-// Store does not hold costs no request. A blob upstream does not have is
+// Store does not hold costs no request, and concurrent calls for one blob
+// of one repository share one HEAD. A blob upstream does not have is
 // storage.ErrBlobNotFound.
 func (m *Mirror) Reuse(ctx context.Context, rt Route, d digest.Digest) (bool, error) {
 	if _, ok := m.store.BlobSizes(ctx, []digest.Digest{d})[d]; !ok {
 		return false, nil
 	}
-	if _, err := m.BlobSize(ctx, rt, d); err != nil {
-		return false, err
+	linked, _, err := m.flights.do("reuse "+rt.Local+"@"+string(d), func() (string, error) {
+		// Detached, as fetches are: others may wait on this check.
+		ctx := context.WithoutCancel(ctx)
+		if _, err := m.BlobSize(ctx, rt, d); err != nil {
+			return "", err
+		}
+		// Any repository will do as the source: upstream just vouched
+		// that rt's repository serves these bytes.
+		_, err := m.store.MountAnyBlob(ctx, rt.Local, d, func(string) bool { return true })
+		if errors.Is(err, storage.ErrBlobNotFound) {
+			return "", nil // collected since the check: fetch it
+		}
+		return "linked", err
+	})
+	if linked != "" && err == nil {
+		m.count(rt, resultRevalidated)
 	}
-	// Any repository will do as the source: upstream just vouched that
-	// rt's repository serves these bytes.
-	_, err := m.store.MountAnyBlob(ctx, rt.Local, d, func(string) bool { return true })
-	if errors.Is(err, storage.ErrBlobNotFound) {
-		return false, nil // collected since the check: fetch it
-	}
-	if err != nil {
-		return false, err
-	}
-	m.count(rt, resultRevalidated)
-	return true, nil
+	return linked != "" && err == nil, err
 }

@@ -73,7 +73,7 @@ func startFaultProxy(t *testing.T, up *e2eServer) *faultProxy {
 func (p *faultProxy) host() string { return strings.TrimPrefix(p.srv.URL, "http://") }
 
 // set makes f the fault from now on; requests stalled by the previous
-// one send the rest of their body unchanged.
+// one are cut if f cuts them, else send the rest of their body unchanged.
 func (p *faultProxy) set(f fault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -168,6 +168,12 @@ func (p *faultProxy) faultBody(w http.ResponseWriter, r *http.Request, body io.R
 		case <-changed:
 		case <-r.Context().Done():
 			return
+		}
+		p.mu.Lock()
+		next := p.fault
+		p.mu.Unlock()
+		if next.kind == faultCut && strings.Contains(r.URL.Path, next.match) {
+			panic(http.ErrAbortHandler)
 		}
 	case faultCorrupt:
 		b := make([]byte, 1)

@@ -101,6 +101,44 @@ func TestE2EMirrorFaultConcurrent(t *testing.T) {
 	t.Logf("upstream requests: %v", proxy.snapshot())
 }
 
+// TestE2EMirrorFaultStallJoin: while the upstream holds a cold layer
+// halfway, 9 more clients ask for it. When the upstream goes on, all 10
+// get the whole layer, from one upstream GET; when it cuts the
+// connection instead, each of the 10 transfers fails before its last byte
+// and nothing is cached.
+func TestE2EMirrorFaultStallJoin(t *testing.T) {
+	up, proxy, cache := faultSetup(t, "")
+	img := pushRandom(t, up, "join/app:v1", 4<<20, 2)
+	for i, then := range []fault{{}, {kind: faultCut}} {
+		d, size := layerOf(t, img, i)
+		proxy.set(fault{kind: faultStall, match: d.String(), after: size / 2})
+		var wg sync.WaitGroup
+		get := func() {
+			wg.Go(func() {
+				b, err := getBlob(cache, "up.example/join/app", d)
+				whole := err == nil && sha256of(b) == d.String()
+				if want := then.kind == faultPass; whole != want || (!whole && int64(len(b)) >= size) {
+					t.Errorf("upstream stalled then fault %d: GET of the layer = %d of %d bytes, err %v; want whole %v, else cut before the last byte", then.kind, len(b), size, err, want)
+				}
+			})
+		}
+		get()
+		proxy.waitStalled()
+		for range 9 {
+			get()
+		}
+		time.Sleep(200 * time.Millisecond) // the late ones are waiting too
+		proxy.set(then)
+		wg.Wait()
+		if n := proxy.count("GET", "/v2/join/app/blobs/"+d.String()); n != 1 {
+			t.Errorf("upstream stalled then fault %d: upstream GETs of the layer = %d, want 1", then.kind, n)
+		}
+		if stored := blobStored(t, cache, d); stored != (then.kind == faultPass) {
+			t.Errorf("upstream stalled then fault %d: layer stored = %v, want %v", then.kind, stored, then.kind == faultPass)
+		}
+	}
+}
+
 // TestE2EMirrorFaultGC runs `registry gc` (through the running cache's
 // admin socket) with no grace and untagged manifests deleted, over an
 // image and one platform of an index pulled through the cache, while the

@@ -15,7 +15,7 @@ import (
 
 // startCache starts a registry that caches up, answering for host, with
 // extra keys in its [[mirror.upstreams]] entry.
-func startCache(t *testing.T, up *e2eServer, host, extra string) *e2eServer {
+func startCache(t *testing.T, up interface{ host() string }, host, extra string) *e2eServer {
 	t.Helper()
 	return startServerWith(t, fmt.Sprintf(`
 [[mirror.upstreams]]

@@ -21,6 +21,9 @@ type Config struct {
 	// the least recently pulled images of any upstream are evicted.
 	// Empty or "0" means no cap.
 	MaxSize string `toml:"max_size"`
+	// KeepRecent protects from eviction an image used more recently than
+	// this. Empty means 2 minutes.
+	KeepRecent string `toml:"keep_recent"`
 }
 
 // MaxBytes returns c's total cache cap in bytes, 0 for none. Call it on
@@ -28,6 +31,16 @@ type Config struct {
 func (c Config) MaxBytes() int64 {
 	n, _ := storage.ParseSize(c.MaxSize)
 	return n
+}
+
+// keepRecent returns c's KeepRecent, or def when it is empty. Call it on
+// a validated Config.
+func (c Config) keepRecent(def time.Duration) time.Duration {
+	if c.KeepRecent == "" {
+		return def
+	}
+	d, _ := time.ParseDuration(c.KeepRecent)
+	return d
 }
 
 // Upstream is one [[mirror.upstreams]] entry.
@@ -152,6 +165,9 @@ func validateDuration(key, s string, zero bool) error {
 func (c Config) Validate() error {
 	if _, err := storage.ParseSize(c.MaxSize); err != nil {
 		return fmt.Errorf("mirror.max_size: %v", err)
+	}
+	if err := validateDuration("mirror.keep_recent", c.KeepRecent, false); err != nil {
+		return err
 	}
 	hosts := map[string]string{}
 	names := map[string]bool{}

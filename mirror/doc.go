@@ -21,6 +21,10 @@
 //     upstream announced).
 //   - The client's own credentials are never sent upstream; only the
 //     upstream's configured credentials are.
+//   - A blob the Store holds for other repositories is linked into a
+//     mirrored one, instead of downloaded again, only after a HEAD
+//     upstream shows that repository has it: a digest alone never makes
+//     local bytes readable through a mirrored name.
 //   - Concurrent requests for one blob or one manifest share one upstream
 //     fetch. Late joiners wait for it to finish, then read the cache: they
 //     do not stream what has arrived so far. A fetch runs on a context

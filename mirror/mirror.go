@@ -52,7 +52,7 @@ type Mirror struct {
 	// passMu serialises eviction passes.
 	passMu  sync.Mutex
 	pulling pulling
-	// evictAfter is evictAfter when New ran.
+	// evictAfter is [mirror] keep_recent, else evictAfter when New ran.
 	evictAfter time.Duration
 	// bg is the context of background eviction passes, cancelled by
 	// Close, which waits for them with bgWG.
@@ -72,7 +72,7 @@ func New(cfg Config, store *storage.Store, log zerolog.Logger) (*Mirror, error) 
 		return nil, nil
 	}
 	m := &Mirror{router: NewRouter(cfg), store: store, log: log, clients: map[*Upstream]*client{},
-		metrics: newMetrics(), evictAfter: evictAfter}
+		metrics: newMetrics(), evictAfter: cfg.keepRecent(evictAfter)}
 	for u := range m.router.upstreams() {
 		c, err := newClient(u, m.metrics)
 		if err != nil {

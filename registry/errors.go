@@ -98,10 +98,14 @@ func asError(err error) *Error {
 		return e
 	}
 	for _, m := range storageCodes {
-		// Its code's message only: the error names files of the data
-		// directory, or the upstream's address.
-		if errors.Is(err, m.err) && (m.code == CodeStorageFull || m.err == mirror.ErrUpstreamUnavailable) {
+		// Not the error's text, which names files of the data directory
+		// or the upstream's address: the code's message, or the
+		// sentinel's, which tells the client the upstream failed.
+		if errors.Is(err, m.err) && m.code == CodeStorageFull {
 			return &Error{Code: m.code}
+		}
+		if errors.Is(err, m.err) && m.err == mirror.ErrUpstreamUnavailable {
+			return &Error{Code: m.code, Message: m.err.Error()}
 		}
 		if errors.Is(err, m.err) {
 			return &Error{Code: m.code, Message: err.Error()}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/nora-registry/nora/mirror"
 	"github.com/nora-registry/nora/storage"
 )
 
@@ -63,5 +64,13 @@ func TestStorageFullHidesPaths(t *testing.T) {
 	writeError(w, httptest.NewRequest("PATCH", "/v2/", nil), err)
 	if w.Code != http.StatusInsufficientStorage {
 		t.Errorf("status = %d, want 507", w.Code)
+	}
+}
+
+func TestUpstreamUnavailableHidesAddress(t *testing.T) {
+	err := fmt.Errorf("%w: Get \"https://10.0.0.7:5000/v2/team/app/manifests/v1\": 502 Bad Gateway", mirror.ErrUpstreamUnavailable)
+	got := asError(err)
+	if got.Code != CodeUnavailable || got.Message != "upstream registry unavailable" {
+		t.Errorf("asError(%v) = %+v, want UNAVAILABLE with message %q", err, got, "upstream registry unavailable")
 	}
 }

@@ -37,12 +37,17 @@ func mirrorRoute(r *http.Request) (mirror.Route, bool) {
 }
 
 // fetchBlob brings a cold blob of a mirrored repository into the cache. A
-// plain GET streams it to the client while it is cached and reports done;
-// a Range request waits for the whole blob, then is served from the cache
+// blob the cache holds for another repository is linked once upstream
+// confirms this one has it, then served from the cache. Otherwise a plain
+// GET streams it to the client while it is cached and reports done; a
+// Range request waits for the whole blob, then is served from the cache
 // like any local blob. A HEAD is answered from a HEAD upstream, done,
 // without fetching the blob; only if the upstream gives no size does it
 // wait for the whole blob too.
 func (h *handler) fetchBlob(w http.ResponseWriter, r *http.Request, rt mirror.Route, d digest.Digest) (done bool, err error) {
+	if linked, err := h.mirror.Reuse(r.Context(), rt, d); linked || err != nil {
+		return false, err
+	}
 	if r.Method == http.MethodHead {
 		size, err := h.mirror.BlobSize(r.Context(), rt, d)
 		if err != nil {

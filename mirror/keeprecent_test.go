@@ -16,9 +16,9 @@ func TestKeepRecent(t *testing.T) {
 		{"", 2 * time.Minute, ""},
 		{"30s", 30 * time.Second, ""},
 		{"1h", time.Hour, ""},
-		{"0s", 0, `mirror.keep_recent: "0s" is not a positive duration`},
-		{"-1m", 0, `mirror.keep_recent: "-1m" is not a positive duration`},
-		{"2 minutes", 0, `mirror.keep_recent: "2 minutes" is not a positive duration`},
+		{"0s", 0, `mirror.keep_recent: must be positive, got "0s"`},
+		{"-1m", 0, `mirror.keep_recent: must be positive, got "-1m"`},
+		{"2 minutes", 0, `mirror.keep_recent: invalid duration "2 minutes"`},
 	} {
 		c := Config{Upstreams: up, KeepRecent: tc.in}
 		err := c.Validate()

@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/nora-registry/nora/replicate"
 )
 
 var anon = remote.WithAuth(authn.Anonymous)
@@ -132,7 +137,13 @@ func TestE2EReplicateContinuous(t *testing.T) {
 
 	b.stop()
 	pushRandom(t, a, "team/app:v2")
-	time.Sleep(time.Second) // a few failed deliveries
+	eventually(t, "status of a target that is down", func() error {
+		st := replicationStatus(t, a)["central"]
+		if st.Queued != 1 || st.Lag <= 0 || !strings.Contains(st.LastError, "connection refused") {
+			return fmt.Errorf("central's status = %+v, want 1 event queued and the refused connection", st)
+		}
+		return nil
+	})
 	b.start()
 	eventually(t, "team/app:v2 on the target after it came back", func() error { return sameImage(t, a, b, "team/app:v2", "", alice) })
 
@@ -142,6 +153,9 @@ func TestE2EReplicateContinuous(t *testing.T) {
 	b.stop()
 	pushRandom(t, a, "team/lib:v3")
 	a.kill()
+	if st := replicationStatus(t, a)["central"]; st.Queued != 1 {
+		t.Errorf("central's status from the store = %+v, want 1 event queued", st)
+	}
 	cfg, _ := os.ReadFile(a.config)
 	os.WriteFile(a.config, append(cfg, pushTarget("late", c.host())...), 0o644)
 	a.start()
@@ -163,4 +177,47 @@ interval = "1s"
 	eventually(t, "team/app:v2 pulled", func() error { return sameImage(t, a, d, "team/app:v2", "edge/", anon) })
 	pushRandom(t, a, "team/app:v4")
 	eventually(t, "team/app:v4 pulled at the next poll", func() error { return sameImage(t, a, d, "team/app:v4", "edge/", anon) })
+
+	if st := replicationStatus(t, d)["centre"]; st.Items < 2 || st.Bytes == 0 || st.LastSuccess.IsZero() {
+		t.Errorf("centre's status = %+v, want the 2 tags pulled", st)
+	}
+	_, metrics := a.do(t, http.MethodGet, "/metrics", nil, nil)
+	for series, least := range map[string]float64{
+		`nora_replicate_items_total{remote="late"}`:     3, // the initial sync, and maybe team/app:v4
+		`nora_replicate_bytes_total{remote="late"}`:     3 * 32 << 10,
+		`nora_replicate_queue_length{remote="central"}`: 0,
+	} {
+		if v, ok := metric(string(metrics), series); !ok || v < least {
+			t.Errorf("metric %s = %v (found %t), want at least %v", series, v, ok, least)
+		}
+	}
+}
+
+// metric returns the value of series in a Prometheus text exposition.
+func metric(text, series string) (float64, bool) {
+	for line := range strings.SplitSeq(text, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
+
+// replicationStatus runs `registry replicate status --json` for s.
+func replicationStatus(t *testing.T, s *e2eServer) map[string]replicate.RemoteStatus {
+	t.Helper()
+	out, err := exec.Command(registryBin, "replicate", "status", "--json", "--config", s.config).Output()
+	if err != nil {
+		t.Fatalf("registry replicate status = %v", err)
+	}
+	var sts []replicate.RemoteStatus
+	if err := json.Unmarshal(out, &sts); err != nil {
+		t.Fatalf("registry replicate status --json: %v\n%s", err, out)
+	}
+	m := map[string]replicate.RemoteStatus{}
+	for _, st := range sts {
+		m[st.Name] = st
+	}
+	return m
 }

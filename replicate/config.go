@@ -127,6 +127,9 @@ func (r Remote) validate(key string) error {
 	if r.Name == "" {
 		return fmt.Errorf("%s.name: must be set", key)
 	}
+	if strings.Trim(r.Name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+		return fmt.Errorf("%s.name: %q: use letters, digits, '.', '_' and '-' only", key, r.Name)
+	}
 	if err := r.validateURL(key); err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{Config{Push: []Push{{Remote: ok}}, Pull: []Pull{{Remote: Remote{Name: "d", URL: "http://10.0.0.1:5000", Insecure: true}, Interval: "1s", Newest: 2}}}, ""},
 		{with(func(r *Remote) { r.Name = "" }), "replicate.push[0].name: must be set"},
+		{with(func(r *Remote) { r.Name = "initial-sync:c" }), `replicate.push[0].name: "initial-sync:c": use letters`},
 		{with(func(r *Remote) { r.URL = "c.example.com" }), "replicate.push[0].url: want https://host[:port]"},
 		{with(func(r *Remote) { r.URL = "https://c.example.com/team" }), "want scheme://host[:port] only"},
 		{with(func(r *Remote) { r.URL = "http://c.example.com" }), "set replicate.push[0].insecure = true"},

@@ -11,11 +11,29 @@ type metrics struct {
 	items    *prometheus.CounterVec // remote
 	bytes    *prometheus.CounterVec // remote
 	failures *prometheus.CounterVec // remote
-	queue    *prometheus.GaugeVec   // remote
-	lag      *prometheus.GaugeVec   // remote
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// backlog reports each push target's queue when scraped, so the lag
+// grows while a worker waits on a target that is down.
+type backlog struct {
+	events     EventLog
+	targets    []string
+	queue, lag *prometheus.Desc
+}
+
+func (b *backlog) Describe(ch chan<- *prometheus.Desc) { ch <- b.queue; ch <- b.lag }
+
+func (b *backlog) Collect(ch chan<- prometheus.Metric) {
+	for _, t := range b.targets {
+		n, lag := QueueOf(b.events, t)
+		ch <- prometheus.MustNewConstMetric(b.queue, prometheus.GaugeValue, float64(n), t)
+		ch <- prometheus.MustNewConstMetric(b.lag, prometheus.GaugeValue, lag.Seconds(), t)
+	}
+}
+
+// newMetrics registers replication's metrics with reg, nil for none;
+// targets are the push targets whose queues events holds.
+func newMetrics(reg prometheus.Registerer, events EventLog, targets []string) (*metrics, error) {
 	if reg == nil {
 		return nil, nil
 	}
@@ -32,16 +50,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "nora_replicate_failures_total",
 			Help: "Failed replication attempts, each retried with backoff, by remote.",
 		}, []string{"remote"}),
-		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "nora_replicate_queue_length",
-			Help: "Events a push target has yet to handle.",
-		}, []string{"remote"}),
-		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "nora_replicate_lag_seconds",
-			Help: "Age of the oldest event a push target has yet to handle; 0 when it is up to date.",
-		}, []string{"remote"}),
 	}
-	for _, c := range []prometheus.Collector{m.items, m.bytes, m.failures, m.queue, m.lag} {
+	queue := &backlog{
+		events: events, targets: targets,
+		queue: prometheus.NewDesc("nora_replicate_queue_length", "Events a push target has yet to handle.", []string{"remote"}, nil),
+		lag:   prometheus.NewDesc("nora_replicate_lag_seconds", "Age of the oldest event a push target has yet to handle; 0 when it is up to date.", []string{"remote"}, nil),
+	}
+	for _, c := range []prometheus.Collector{m.items, m.bytes, m.failures, queue} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -59,12 +74,5 @@ func (m *metrics) copied(remote string, bytes int64) {
 func (m *metrics) failure(remote string) {
 	if m != nil {
 		m.failures.WithLabelValues(remote).Inc()
-	}
-}
-
-func (m *metrics) backlog(remote string, n uint64, lagSeconds float64) {
-	if m != nil {
-		m.queue.WithLabelValues(remote).Set(float64(n))
-		m.lag.WithLabelValues(remote).Set(lagSeconds)
 	}
 }

@@ -30,7 +30,8 @@ type pusher struct {
 	deletes bool
 	events  EventLog
 	local   Endpoint
-	fresh   bool // no cursor before this start: sync everything first
+	// consumers says whether the target still needs its initial sync.
+	consumers *consumers
 }
 
 // run delivers events until ctx ends. The cursor moves past a batch
@@ -38,15 +39,17 @@ type pusher struct {
 // crash is delivered again: copies check the target first, and a delete
 // of what is gone counts as done.
 func (p *pusher) run(ctx context.Context) {
-	if p.fresh {
+	if p.consumers.needsSync(p.cfg.Name) {
 		if p.retry(ctx, "initial sync", p.syncAll) != nil {
+			return
+		}
+		if p.retry(ctx, "recording the initial sync", func(context.Context) error { return p.consumers.synced(p.cfg.Name) }) != nil {
 			return
 		}
 		p.log.Info().Msg("initial sync done")
 	}
 	for ctx.Err() == nil {
 		woken := p.events.EventsAdded()
-		p.backlog()
 		evs, err := p.events.Events(ctx, p.cfg.Name, batchSize)
 		if err != nil {
 			p.log.Error().Err(err).Msg("reading the event log")
@@ -70,13 +73,6 @@ func (p *pusher) run(ctx context.Context) {
 			return
 		}
 	}
-}
-
-// backlog publishes the queue length and lag.
-func (p *pusher) backlog() {
-	n, lag := QueueOf(p.events, p.cfg.Name)
-	p.status.update(func(s *RemoteStatus) { s.Queued, s.Lag = n, lag })
-	p.metrics.backlog(p.cfg.Name, n, lag.Seconds())
 }
 
 func (s step) String() string {

@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"context"
-	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,18 +19,19 @@ type Replicator struct {
 
 // Start records events for cfg's push targets (and for no one else: the
 // queues of targets no longer configured are dropped), then starts the
-// workers. local is this registry's API (see Local); reg, if not nil,
+// workers. A target new to the store, or whose initial sync did not
+// finish, first gets everything that matches. local is this registry's API (see Local); reg, if not nil,
 // gets the metrics. Stop the Replicator before closing the store.
 func Start(ctx context.Context, cfg Config, events EventLog, local Endpoint, reg prometheus.Registerer, log zerolog.Logger) (*Replicator, error) {
 	var names []string
 	for _, p := range cfg.Push {
 		names = append(names, p.Name)
 	}
-	fresh, err := events.RecordEvents(names)
+	cons, err := openConsumers(ctx, events, names)
 	if err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(reg)
+	m, err := newMetrics(reg, events, names)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +44,7 @@ func Start(ctx context.Context, cfg Config, events EventLog, local Endpoint, reg
 			cancel()
 			return nil, err
 		}
-		p := &pusher{peer: pe, deletes: c.ReplicatesDeletes(), events: events, local: local, fresh: slices.Contains(fresh, c.Name)}
+		p := &pusher{peer: pe, deletes: c.ReplicatesDeletes(), events: events, local: local, consumers: cons}
 		r.peers, runs = append(r.peers, pe), append(runs, p.run)
 	}
 	for _, c := range cfg.Pull {

@@ -2,10 +2,13 @@ package replicate
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/nora-registry/nora/storage"
 )
@@ -43,8 +46,9 @@ func (p *pusher) run(ctx context.Context) {
 		if p.retry(ctx, "initial sync", p.syncAll) != nil {
 			return
 		}
-		if p.retry(ctx, "recording the initial sync", func(context.Context) error { return p.consumers.synced(p.cfg.Name) }) != nil {
-			return
+		if err := p.consumers.synced(p.cfg.Name); err != nil {
+			// The sync runs again at the next start: a cost, not a loss.
+			p.log.Error().Err(err).Msg("recording the end of the initial sync")
 		}
 		p.log.Info().Msg("initial sync done")
 	}
@@ -68,9 +72,11 @@ func (p *pusher) run(ctx context.Context) {
 				return
 			}
 		}
-		last := evs[len(evs)-1].Seq
-		if p.retry(ctx, "acknowledging events", func(ctx context.Context) error { return p.events.AckEvents(ctx, p.cfg.Name, last) }) != nil {
-			return
+		if err := p.events.AckEvents(ctx, p.cfg.Name, evs[len(evs)-1].Seq); err != nil {
+			// The batch is read and delivered again: HEADs and deletes
+			// of what is gone, both cheap.
+			p.log.Error().Err(err).Msg("acknowledging events")
+			sleep(ctx, time.Second)
 		}
 	}
 }
@@ -110,14 +116,22 @@ func (p *pusher) step(ctx context.Context, s step) error {
 }
 
 // delete deletes ref (a tag or a digest) of repo on the target; what the
-// target does not have counts as deleted.
+// target does not have counts as deleted, and a target that refuses
+// deletes keeps it.
 func (p *pusher) delete(ctx context.Context, repo, ref string) error {
 	r, err := p.endpoint.Repo(TargetName(p.cfg.ToPrefix, repo))
 	if err != nil {
 		return err
 	}
 	err = remote.Delete(targetRef(r, ref), p.endpoint.options(ctx)...)
-	if notFound(err) {
+	var te *transport.Error
+	switch {
+	case notFound(err):
+		return nil
+	case errors.As(err, &te) && te.StatusCode == http.StatusMethodNotAllowed:
+		// Retrying would hold the queue forever; what stays on the
+		// target is not a loss.
+		p.log.Warn().Str("ref", targetRef(r, ref).String()).Msg("the target refuses deletes (405): kept there; set deletes = false for this target")
 		return nil
 	}
 	if err == nil {

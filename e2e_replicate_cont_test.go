@@ -111,7 +111,8 @@ func gone(t *testing.T, dst *e2eServer, ref string, auth remote.Option) error {
 }
 
 // TestE2EReplicateContinuous: a registry with a [[replicate.push]]
-// target sends pushes and tag deletes as they happen; events queued
+// target sends pushes (indexes, referrers and cosign tags too) and tag
+// deletes as they happen; events queued
 // while the target is down, and across a kill -9 of the source, are
 // delivered when it comes back; a target added later first gets
 // everything; and a [[replicate.pull]] source is polled for new tags.
@@ -121,9 +122,15 @@ func TestE2EReplicateContinuous(t *testing.T) {
 	c := startServer(t)
 	a := startServerWith(t, pushTarget("central", b.host()))
 
-	pushRandom(t, a, "team/app:v1")
+	// An index with a referrer and a cosign tag, an image sharing its
+	// blobs, another image: pushed one by one, each arrives.
+	want := seedReplication(t, a)
 	pushRandom(t, a, "public/app:v1") // not under team/: stays
-	eventually(t, "team/app:v1 on the target", func() error { return sameImage(t, a, b, "team/app:v1", "", alice) })
+	eventually(t, "the seeded images on the target", func() error {
+		_, err := remote.Head(refIn(t, b.host(), "")("team/app:"+want.cosignTag), alice)
+		return err
+	})
+	sameContent(t, want, refIn(t, a.host(), ""), refIn(t, b.host(), ""), alice, alice)
 
 	pushRandom(t, a, "team/app:old")
 	eventually(t, "team/app:old on the target", func() error { return sameImage(t, a, b, "team/app:old", "", alice) })
@@ -161,7 +168,7 @@ func TestE2EReplicateContinuous(t *testing.T) {
 	a.start()
 	b.start()
 	eventually(t, "team/lib:v3 on the target after the source's kill -9", func() error { return sameImage(t, a, b, "team/lib:v3", "", alice) })
-	for _, ref := range []string{"team/app:v1", "team/app:v2", "team/lib:v3"} {
+	for _, ref := range []string{"team/base:v1", "team/app:v2", "team/lib:v3"} {
 		eventually(t, ref+" on the target added later", func() error { return sameImage(t, a, c, ref, "", anon) })
 	}
 

@@ -22,8 +22,9 @@ func startReplication(ctx context.Context, f File, store *storage.Store, reg *pr
 	if reg != nil {
 		r = reg
 	}
+	log = log.With().Str("component", "replicate").Logger()
 	local, stopLocal := replicate.Local(registry.New(store, registry.WithLogger(log)))
-	repl, err := replicate.Start(ctx, f.Replicate, store, local, r, log.With().Str("component", "replicate").Logger())
+	repl, err := replicate.Start(ctx, f.Replicate, store, local, r, log)
 	if err != nil {
 		stopLocal()
 		return nil, nil, err

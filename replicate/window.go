@@ -56,18 +56,11 @@ func (w Window) Until(t time.Time) time.Duration {
 
 // Wait returns when the window is open, or with ctx's error.
 func (w Window) Wait(ctx context.Context) error {
-	for {
-		d := w.Until(time.Now())
-		if d == 0 {
-			return ctx.Err()
-		}
-		// Wake at least every minute: the wall clock may jump.
-		t := time.NewTimer(min(d, time.Minute))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+	for d := w.Until(time.Now()); d > 0; d = w.Until(time.Now()) {
+		// Look again at least every minute: the wall clock may jump.
+		if err := sleep(ctx, min(d, time.Minute)); err != nil {
+			return err
 		}
 	}
+	return ctx.Err()
 }

@@ -20,8 +20,9 @@ type Replicator struct {
 // Start records events for cfg's push targets (and for no one else: the
 // queues of targets no longer configured are dropped), then starts the
 // workers. A target new to the store, or whose initial sync did not
-// finish, first gets everything that matches. local is this registry's API (see Local); reg, if not nil,
-// gets the metrics. Stop the Replicator before closing the store.
+// finish, first gets everything that matches. local is this registry's
+// API (see Local); reg, if not nil, gets the metrics. Stop the
+// Replicator before closing the store.
 func Start(ctx context.Context, cfg Config, events EventLog, local Endpoint, reg prometheus.Registerer, log zerolog.Logger) (*Replicator, error) {
 	var names []string
 	for _, p := range cfg.Push {
@@ -55,6 +56,9 @@ func Start(ctx context.Context, cfg Config, events EventLog, local Endpoint, reg
 		}
 		p := &puller{peer: pe, local: local, newest: c.Newest, interval: c.PollInterval()}
 		r.peers, runs = append(r.peers, pe), append(runs, p.run)
+	}
+	for _, p := range r.peers {
+		p.log.Info().Str("kind", p.kind).Str("url", p.cfg.URL).Msg("replicating")
 	}
 	for _, run := range runs {
 		r.wg.Add(1)

@@ -15,6 +15,7 @@ import (
 	"github.com/nora-registry/nora/auth"
 	"github.com/nora-registry/nora/gc"
 	"github.com/nora-registry/nora/mirror"
+	"github.com/nora-registry/nora/replicate"
 	"github.com/nora-registry/nora/retention"
 	"github.com/nora-registry/nora/storage"
 )
@@ -36,6 +37,8 @@ type File struct {
 	RateLimit auth.RateLimitConfig `toml:"rate_limit"`
 	// Mirror lists the upstream registries cached pull-through.
 	Mirror mirror.Config `toml:"mirror"`
+	// Replicate lists the remotes replicated to and from while serving.
+	Replicate replicate.Config `toml:"replicate"`
 }
 
 // ServerConfig is the [server] section: the HTTP listener.
@@ -169,6 +172,9 @@ func (f File) Validate() error {
 		return err
 	}
 	if err := f.Mirror.Validate(); err != nil {
+		return err
+	}
+	if err := f.Replicate.Validate(); err != nil {
 		return err
 	}
 	if f.Retention != nil {

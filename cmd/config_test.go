@@ -89,6 +89,18 @@ func TestLoadFile(t *testing.T) {
 		{file: "mirror.toml", wantErr: "mirror.upstreams[0].password: environment variable NORA_TEST_HUB_TOKEN is not set"},
 		{file: "mirror_http.toml", wantErr: `mirror.upstreams[1].url: "http://10.0.0.2:5000" is plain http`},
 		{file: "mirror_unknown_key.toml", wantErr: `unknown key "mirror.upstreams.revalidat"`},
+		{file: "replicate.toml", env: map[string]string{"NORA_TEST_REPL_TOKEN": "robot-secret"}, check: func(f File) {
+			p, l := f.Replicate.Push, f.Replicate.Pull
+			if len(p) != 1 || p[0].Password != "robot-secret" || p[0].ReplicatesDeletes() || p[0].Concurrency != 2 ||
+				p[0].ToPrefix != "edge-1" || len(p[0].Tags) != 2 || p[0].MaxRate != "2MiB/s" ||
+				len(l) != 1 || l[0].PollInterval() != 30*time.Second || l[0].Newest != 3 || !l[0].Insecure {
+				t.Errorf("LoadFile(replicate.toml) = %+v, want the file's remotes, password expanded", f.Replicate)
+			}
+		}},
+		{file: "replicate.toml", wantErr: "replicate.push[0].password: environment variable NORA_TEST_REPL_TOKEN is not set"},
+		{file: "replicate_unknown_key.toml", wantErr: `unknown key "replicate.push.delete"`},
+		{file: "replicate_bad_window.toml", wantErr: `replicate.pull[0].window: "1am-5am" is not a window`},
+		{file: "replicate_same_name.toml", wantErr: `replicate.pull[0].name: "central" is also the name of replicate.push[0]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

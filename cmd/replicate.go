@@ -55,6 +55,9 @@ checked first, and a blob an earlier item of the run put on the target is
 mounted rather than sent again. --dry-run prints that plan and copies
 nothing.
 
+` + "`registry replicate status`" + ` shows the continuous replication that
+[[replicate.push]] and [[replicate.pull]] in nora.toml run in the server.
+
 This registry is read and written through the running server's admin
 socket in the data directory when a server runs, and from its store
 when none does. The remote uses --username with --password-stdin (a
@@ -78,6 +81,7 @@ that failed and why, if any item could not be copied.`,
 	fs.BoolVar(&fl.passwordStdin, "password-stdin", false, "read the remote's password or token from standard input")
 	fs.IntVar(&fl.jobs, "jobs", 4, "blobs copied at once")
 	fs.StringArrayVar(&fl.platforms, "platform", nil, "copy only platform `os/arch[/variant]` of each index, keeping the index as it is (repeatable; default: every platform)")
+	c.AddCommand(newReplicateStatusCmd())
 	return c
 }
 

@@ -4,6 +4,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nora-registry/nora/replicate"
 )
 
 // TestReplicateArgs: a command line that cannot be right is refused
@@ -31,6 +34,30 @@ func TestReplicateArgs(t *testing.T) {
 		_, err := run(t, append([]string{"replicate"}, tt.args...)...)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("replicate %q = %v, want an error containing %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+func TestPrintStatus(t *testing.T) {
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	err := printStatus(&b, []replicate.RemoteStatus{
+		{Name: "central", Kind: "push", URL: "https://c.example", LastRun: now.Add(-3 * time.Second), Queued: 2, Lag: 90 * time.Second,
+			Items: 5, Bytes: 1024, LastError: "connection refused", LastErrorAt: now.Add(-time.Second)},
+		{Name: "centre", Kind: "pull", URL: "https://c.example"},
+	}, now)
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if err != nil || len(lines) != 3 {
+		t.Fatalf("printStatus = %v:\n%s", err, b.String())
+	}
+	for i, want := range [][]string{
+		{"central", "push", "3s ago", "2", "1m30s", "5", "1024", "1s ago: connection refused"},
+		{"centre", "pull", "-"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(lines[i+1], w) {
+				t.Errorf("printStatus line %d = %q, want %q in it", i+1, lines[i+1], w)
+			}
 		}
 	}
 }

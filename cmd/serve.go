@@ -153,11 +153,18 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	defer stopTrim()
 	go trim.run(trimCtx)
 
+	repl, stopRepl, err := startReplication(ctx, f, store, reg, log)
+	if err != nil {
+		return err
+	}
+	defer stopRepl()
+
 	// `registry token`, `gc`, `retention` and `replicate` reach the store
 	// through the server while it holds the store; replicate reads and
 	// writes through the registry API there, which asks for no
 	// credentials: the socket is its owner's alone.
 	admin := withPrefix(withMaintenanceRoutes(robots.AdminHandler(), maint), "/v2/", registry.New(store, registry.WithLogger(log), registry.WithPartialIndexes()))
+	admin = withPrefix(admin, "/replicate/", replicationStatusHandler(repl))
 	if stop, err := serveAdmin(f.Storage.Root, admin); err != nil {
 		log.Warn().Err(err).Msg("admin socket: registry token commands need the server stopped")
 	} else {

@@ -17,4 +17,16 @@
 // replication never takes a special path into a store, and what it
 // pushes any registry accepts. Manifests travel as their raw bytes and
 // blobs by digest, so every digest on the target is the source's.
+//
+// Start runs the same engine continuously while the registry serves
+// (see Config). A push target's worker follows the store's event log
+// after its own cursor: it coalesces a batch, copies the tags and
+// digests it names as the source has them when the copy runs (PlanRefs)
+// and deletes deleted ones, and moves the cursor only once the whole
+// batch is delivered, so delivery is at least once and redelivery costs
+// HEADs. A pull source's poller plans and applies a whole copy every
+// interval. Both reach this registry through its own API served in
+// process (Local), and every request to a remote goes through its rate
+// limiter and waits out a Retry-After it sent; failures are retried
+// with backoff, inside the remote's daily window.
 package replicate

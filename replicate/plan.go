@@ -2,7 +2,9 @@ package replicate
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -10,6 +12,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
+
+// ErrNoRepository means the source has no repository a Job selects.
+var ErrNoRepository = errors.New("no repository of the source matches")
 
 // Job says what to copy from where to where.
 type Job struct {
@@ -111,7 +116,7 @@ func Plan(ctx context.Context, job Job) ([]*Item, error) {
 	}
 	repos := job.Select.Repos(catalog)
 	if len(repos) == 0 {
-		return nil, fmt.Errorf("no repository of %s matches; a catalog may list only what the credentials can read: a plain repository name needs none", job.From.Registry)
+		return nil, fmt.Errorf("%s: %w; a catalog may list only what the credentials can read: a plain repository name needs none", job.From.Registry, ErrNoRepository)
 	}
 	var items []*Item
 	for _, r := range repos {
@@ -144,8 +149,24 @@ func newPlanner(ctx context.Context, job Job) (*planner, error) {
 	return &planner{job: job, from: src, to: dst, srcOpts: srcOpts, present: map[string]bool{}}, nil
 }
 
+// PlanRefs plans the copy of refs, tags or digests, of source
+// repository repo, whatever job.Select picks. A tag the source no longer
+// lists is left out; a digest it no longer has, or a repository it no
+// longer has, gives an item whose Err is a 404 (see IsNotFound).
+func PlanRefs(ctx context.Context, job Job, repo string, refs []string) ([]*Item, error) {
+	p, err := newPlanner(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	return p.refs(ctx, repo, refs), nil
+}
+
 // repo plans every selected tag of repository r.
-func (p *planner) repo(ctx context.Context, r string) []*Item {
+func (p *planner) repo(ctx context.Context, r string) []*Item { return p.refs(ctx, r, nil) }
+
+// refs plans refs of repository r, or the tags the selection picks when
+// refs is nil.
+func (p *planner) refs(ctx context.Context, r string, refs []string) []*Item {
 	target := TargetName(p.job.Prefix, r)
 	fail := func(err error) []*Item { return []*Item{{Repo: r, Target: target, Err: err}} }
 	srcRepo, err := p.job.From.Repo(r)
@@ -161,11 +182,19 @@ func (p *planner) repo(ctx context.Context, r string) []*Item {
 		return fail(fmt.Errorf("listing tags: %w", err))
 	}
 	sort.Strings(all)
+	if refs == nil {
+		refs = p.job.Select.Tags(all)
+	} else {
+		refs = slices.DeleteFunc(slices.Clone(refs), func(ref string) bool {
+			_, notDigest := v1.NewHash(ref)
+			return notDigest != nil && !slices.Contains(all, ref)
+		})
+	}
 	var items []*Item
-	for _, tag := range p.job.Select.Tags(all) {
-		it := &Item{Repo: r, Tag: tag, Target: target}
+	for _, ref := range refs {
+		it := &Item{Repo: r, Tag: ref, Target: target}
 		w := &walk{planner: p, item: it, src: srcRepo, dst: dstRepo, seen: map[v1.Hash]bool{}, blobSeen: map[v1.Hash]bool{}}
-		it.Err = w.tagged(ctx, tag, all)
+		it.Err = w.tagged(ctx, ref, all)
 		if it.Err != nil {
 			it.Manifests, it.Blobs = nil, nil
 		}

@@ -3,6 +3,7 @@ package replicate
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/gobwas/glob"
@@ -18,6 +19,8 @@ type Selection struct {
 	// names are the repository patterns without glob syntax: they are
 	// copied without listing the source's catalog.
 	names []string
+	// newest, when above 0, keeps only that many of the highest tags.
+	newest int
 }
 
 // NewSelection compiles repository and tag globs. No repository glob
@@ -78,7 +81,8 @@ func (s *Selection) Repos(catalog []string) []string {
 
 // Tags returns the tags that are items of their own: those a tag glob
 // matches, less the referrers tags (`sha256-<hex>` and its cosign
-// suffixes), which travel with the manifest they name.
+// suffixes), which travel with the manifest they name. With Newest set,
+// only the highest of them in version order are kept.
 func (s *Selection) Tags(tags []string) []string {
 	var out []string
 	for _, t := range tags {
@@ -89,7 +93,33 @@ func (s *Selection) Tags(tags []string) []string {
 			out = append(out, t)
 		}
 	}
+	if s.newest > 0 && len(out) > s.newest {
+		out = slices.Clone(out)
+		slices.SortStableFunc(out, compareVersions)
+		out = out[len(out)-s.newest:]
+	}
 	return out
+}
+
+// Newest keeps only the n highest tags of each repository in version
+// order (see compareVersions); 0 keeps every tag.
+func (s *Selection) Newest(n int) *Selection {
+	s.newest = n
+	return s
+}
+
+// MatchRepo reports whether the selection picks repository r.
+func (s *Selection) MatchRepo(r string) bool {
+	return (len(s.repos) == 0 && len(s.names) == 0) || slices.Contains(s.names, r) || matchAny(s.repos, r)
+}
+
+// MatchTag reports whether tag is picked: a referrers tag always is (it
+// goes with its subject), another when a tag glob matches it.
+func (s *Selection) MatchTag(tag string) bool {
+	if _, ok := attachedTo(tag); ok {
+		return true
+	}
+	return len(s.tags) == 0 || matchAny(s.tags, tag)
 }
 
 func matchAny(ps []*glob.Pattern, s string) bool {

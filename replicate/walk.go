@@ -24,10 +24,10 @@ type walk struct {
 	blobSeen map[v1.Hash]bool
 }
 
-// tagged walks the tagged manifest, then the referrers tags of every
-// manifest it met.
+// tagged walks the manifest tag (or digest) names, then the referrers
+// tags of every manifest it met.
 func (w *walk) tagged(ctx context.Context, tag string, all []string) error {
-	d, err := w.from.Get(ctx, w.src.Tag(tag))
+	d, err := w.from.Get(ctx, targetRef(w.src, tag))
 	if err != nil {
 		return fmt.Errorf("reading %s:%s: %w", w.src, tag, err)
 	}
@@ -211,6 +211,9 @@ func targetRef(repo name.Repository, ref string) name.Reference {
 	}
 	return repo.Tag(ref)
 }
+
+// IsNotFound reports whether err is a 404 from a registry.
+func IsNotFound(err error) bool { return notFound(err) }
 
 // notFound reports whether err is a 404 from a registry.
 func notFound(err error) bool {

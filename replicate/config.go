@@ -1,0 +1,211 @@
+package replicate
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/nora-registry/nora/storage"
+)
+
+// Config is the [replicate] section: remotes this registry replicates to
+// and from continuously while it serves.
+type Config struct {
+	Push []Push `toml:"push"`
+	Pull []Pull `toml:"pull"`
+}
+
+// Remote is what a [[replicate.push]] target and a [[replicate.pull]]
+// source share: the remote, what to copy, and how fast and when.
+type Remote struct {
+	// Name identifies the remote in logs, metrics and status; a push
+	// target's event cursor is kept under it, so renaming a target makes
+	// it a fresh one.
+	Name string `toml:"name"`
+	// URL is the remote registry, scheme and host only.
+	URL string `toml:"url"`
+	// Repositories are repository globs (RBAC syntax); none means every
+	// repository.
+	Repositories []string `toml:"repositories"`
+	// Tags are tag globs; none means every tag.
+	Tags []string `toml:"tags"`
+	// ToPrefix puts copies under this repository prefix on the receiving
+	// side.
+	ToPrefix string `toml:"to_prefix"`
+	// Username and Password are the remote's credentials; a robot token
+	// of a nora remote works as the password.
+	Username string `toml:"username"`
+	Password string `toml:"password"`
+	// Insecure allows a plain http:// URL.
+	Insecure bool `toml:"insecure"`
+	// MaxRate caps the bytes per second sent and received, e.g.
+	// "2MiB/s". Empty means no cap.
+	MaxRate string `toml:"max_rate"`
+	// Window is when copies run, "HH:MM-HH:MM" in local time; it may
+	// span midnight. Empty means always.
+	Window string `toml:"window"`
+	// Concurrency is how many blobs move at once; 0 means 4.
+	Concurrency int `toml:"concurrency"`
+}
+
+// Push is one [[replicate.push]] target: it receives every push and,
+// unless Deletes is false, every delete of matching repositories.
+type Push struct {
+	Remote
+	// Deletes replicates tag and manifest deletes; nil means true.
+	Deletes *bool `toml:"deletes"`
+}
+
+// Pull is one [[replicate.pull]] source, polled every Interval.
+type Pull struct {
+	Remote
+	// Interval is the time between polls; empty means DefaultInterval.
+	Interval string `toml:"interval"`
+	// Newest keeps only the N highest tags of each repository in version
+	// order (after the tag globs); 0 means every tag.
+	Newest int `toml:"newest"`
+}
+
+// DefaultInterval is the poll interval of a pull source that sets none.
+const DefaultInterval = 5 * time.Minute
+
+// DefaultConcurrency is how many blobs of a remote move at once.
+const DefaultConcurrency = 4
+
+// ReplicatesDeletes reports whether deletes go to the target.
+func (p Push) ReplicatesDeletes() bool { return p.Deletes == nil || *p.Deletes }
+
+// PollInterval returns the interval of a validated Pull.
+func (p Pull) PollInterval() time.Duration {
+	if p.Interval == "" {
+		return DefaultInterval
+	}
+	d, _ := time.ParseDuration(p.Interval)
+	return d
+}
+
+// Validate reports the first invalid value, naming its key.
+func (c Config) Validate() error {
+	names := map[string]string{}
+	check := func(key string, r Remote) error {
+		if err := r.validate(key); err != nil {
+			return err
+		}
+		if other, ok := names[r.Name]; ok {
+			return fmt.Errorf("%s.name: %q is also the name of %s", key, r.Name, other)
+		}
+		names[r.Name] = key
+		return nil
+	}
+	for i, p := range c.Push {
+		if err := check(fmt.Sprintf("replicate.push[%d]", i), p.Remote); err != nil {
+			return err
+		}
+	}
+	for i, p := range c.Pull {
+		key := fmt.Sprintf("replicate.pull[%d]", i)
+		if err := check(key, p.Remote); err != nil {
+			return err
+		}
+		if p.Interval != "" {
+			if d, err := time.ParseDuration(p.Interval); err != nil || d <= 0 {
+				return fmt.Errorf("%s.interval: want a positive duration such as \"30s\" or \"1h\", got %q", key, p.Interval)
+			}
+		}
+		if p.Newest < 0 {
+			return fmt.Errorf("%s.newest: must not be negative, got %d", key, p.Newest)
+		}
+	}
+	return nil
+}
+
+func (r Remote) validate(key string) error {
+	if r.Name == "" {
+		return fmt.Errorf("%s.name: must be set", key)
+	}
+	if strings.Trim(r.Name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+		return fmt.Errorf("%s.name: %q: use letters, digits, '.', '_' and '-' only", key, r.Name)
+	}
+	if err := r.validateURL(key); err != nil {
+		return err
+	}
+	if _, err := NewSelection(r.Repositories, r.Tags); err != nil {
+		return fmt.Errorf("%s.repositories, %s.tags: %v", key, key, err)
+	}
+	if r.ToPrefix != "" {
+		if _, err := name.NewRepository("localhost/"+r.ToPrefix, name.StrictValidation); err != nil {
+			return fmt.Errorf("%s.to_prefix: %q is not a repository name", key, r.ToPrefix)
+		}
+	}
+	if (r.Username == "") != (r.Password == "") {
+		return fmt.Errorf("%s.username, %s.password: set both or neither", key, key)
+	}
+	if _, err := ParseRate(r.MaxRate); err != nil {
+		return fmt.Errorf("%s.max_rate: %v", key, err)
+	}
+	if _, err := ParseWindow(r.Window); err != nil {
+		return fmt.Errorf("%s.window: %v", key, err)
+	}
+	if r.Concurrency < 0 {
+		return fmt.Errorf("%s.concurrency: must not be negative, got %d", key, r.Concurrency)
+	}
+	return nil
+}
+
+func (r Remote) validateURL(key string) error {
+	https := strings.HasPrefix(r.URL, "https://")
+	if !https && !strings.HasPrefix(r.URL, "http://") {
+		return fmt.Errorf("%s.url: want https://host[:port] (or http:// with insecure = true), got %q", key, r.URL)
+	}
+	_, path, err := ParseRemote(r.URL)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s.url: %v", key, err)
+	case path != "":
+		return fmt.Errorf("%s.url: want scheme://host[:port] only, got %q; put copies under a path with to_prefix", key, r.URL)
+	case !https && !r.Insecure:
+		return fmt.Errorf("%s.url: %q is plain http; set %s.insecure = true to allow it", key, r.URL, key)
+	case https && r.Insecure:
+		return fmt.Errorf("%s.insecure: applies to http:// urls only", key)
+	}
+	return nil
+}
+
+// ParseRate reads a rate such as "2MiB/s" or "500KB/s" as bytes per
+// second; "" and "0" mean no cap (0).
+func ParseRate(s string) (int64, error) {
+	if s == "" || s == "0" {
+		return 0, nil
+	}
+	size, ok := strings.CutSuffix(s, "/s")
+	if !ok {
+		return 0, fmt.Errorf("%q is not a rate (want bytes per second, e.g. \"2MiB/s\")", s)
+	}
+	n, err := storage.ParseSize(strings.TrimSpace(size))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a rate (want bytes per second, e.g. \"2MiB/s\")", s)
+	}
+	return n, nil
+}
+
+// endpoint is the remote as a replication endpoint, its requests sent
+// through wrap (rate cap and Retry-After) when not nil.
+func (r Remote) endpoint(wrap func(http.RoundTripper) http.RoundTripper) (Endpoint, error) {
+	reg, _, err := ParseRemote(r.URL)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	var tr http.RoundTripper = http.DefaultTransport
+	e := Endpoint{Registry: reg, Transport: tr, Auth: authn.Anonymous}
+	if wrap != nil {
+		e.Transport = wrap(tr)
+	}
+	if r.Username != "" {
+		e.Auth = &authn.Basic{Username: r.Username, Password: r.Password}
+	}
+	return e, nil
+}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
@@ -50,17 +49,6 @@ func pinPort(t *testing.T, s *e2eServer) {
 	}
 }
 
-// pushRandom pushes a small random image to s as repo:tag.
-func pushRandom(t *testing.T, s *e2eServer, ref string) {
-	t.Helper()
-	img, err := random.Image(16<<10, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(refIn(t, s.host(), "")(ref), img, anon); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-}
 
 // eventually retries check every 100ms for up to 15s, failing with its
 // last error.
@@ -125,14 +113,14 @@ func TestE2EReplicateContinuous(t *testing.T) {
 	// An index with a referrer and a cosign tag, an image sharing its
 	// blobs, another image: pushed one by one, each arrives.
 	want := seedReplication(t, a)
-	pushRandom(t, a, "public/app:v1") // not under team/: stays
+	pushRandom(t, a, "public/app:v1", 16<<10, 2) // not under team/: stays
 	eventually(t, "the seeded images on the target", func() error {
 		_, err := remote.Head(refIn(t, b.host(), "")("team/app:"+want.cosignTag), alice)
 		return err
 	})
 	sameContent(t, want, refIn(t, a.host(), ""), refIn(t, b.host(), ""), alice, alice)
 
-	pushRandom(t, a, "team/app:old")
+	pushRandom(t, a, "team/app:old", 16<<10, 2)
 	eventually(t, "team/app:old on the target", func() error { return sameImage(t, a, b, "team/app:old", "", alice) })
 	if resp, _ := a.do(t, http.MethodDelete, "/v2/team/app/manifests/old", nil, nil); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("DELETE team/app:old = %s, want 202", resp.Status)
@@ -143,7 +131,7 @@ func TestE2EReplicateContinuous(t *testing.T) {
 	}
 
 	b.stop()
-	pushRandom(t, a, "team/app:v2")
+	pushRandom(t, a, "team/app:v2", 16<<10, 2)
 	eventually(t, "status of a target that is down", func() error {
 		st := replicationStatus(t, a)["central"]
 		if st.Queued != 1 || st.Lag <= 0 || !strings.Contains(st.LastError, "connection refused") {
@@ -158,7 +146,7 @@ func TestE2EReplicateContinuous(t *testing.T) {
 	// restarted source also has a new target, c, which first gets
 	// everything already there.
 	b.stop()
-	pushRandom(t, a, "team/lib:v3")
+	pushRandom(t, a, "team/lib:v3", 16<<10, 2)
 	a.kill()
 	if st := replicationStatus(t, a)["central"]; st.Queued != 1 {
 		t.Errorf("central's status from the store = %+v, want 1 event queued", st)
@@ -182,7 +170,7 @@ to_prefix = "edge"
 interval = "1s"
 `, a.host()))
 	eventually(t, "team/app:v2 pulled", func() error { return sameImage(t, a, d, "team/app:v2", "edge/", anon) })
-	pushRandom(t, a, "team/app:v4")
+	pushRandom(t, a, "team/app:v4", 16<<10, 2)
 	eventually(t, "team/app:v4 pulled at the next poll", func() error { return sameImage(t, a, d, "team/app:v4", "edge/", anon) })
 
 	if st := replicationStatus(t, d)["centre"]; st.Items < 2 || st.Bytes == 0 || st.LastSuccess.IsZero() {

@@ -49,7 +49,6 @@ func pinPort(t *testing.T, s *e2eServer) {
 	}
 }
 
-
 // eventually retries check every 100ms for up to 15s, failing with its
 // last error.
 func eventually(t *testing.T, what string, check func() error) {

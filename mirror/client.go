@@ -77,8 +77,8 @@ func (c *client) transport(ctx context.Context, repo string) (http.RoundTripper,
 	}
 	scope := c.reg.Repo(repo).Scope(transport.PullScope)
 	rt, err := transport.NewWithContext(ctx, c.reg, c.auth, c.base, []string{scope})
+	c.metrics.countRequest(c.up, err)
 	if err != nil {
-		c.metrics.countError(c.up, err)
 		return nil, classify(err)
 	}
 	c.mu.Lock()
@@ -108,8 +108,8 @@ func (c *client) do(ctx context.Context, method, repo, kind, ref string, accept 
 			resp.Body.Close()
 		}
 	}
+	c.metrics.countRequest(c.up, err)
 	if err != nil {
-		c.metrics.countError(c.up, err)
 		return nil, classify(err)
 	}
 	resp.Body = &countingBody{ReadCloser: resp.Body, c: c.metrics.bytes.WithLabelValues(c.up.Name)}

@@ -26,6 +26,7 @@ const (
 // only: repositories and tags would make the series unbounded.
 type metrics struct {
 	requests *prometheus.CounterVec // upstream, result
+	upstream *prometheus.CounterVec // upstream, class
 	errors   *prometheus.CounterVec // upstream, class
 	bytes    *prometheus.CounterVec // upstream
 	// cacheBytes and evictions: see evict.go.
@@ -39,6 +40,10 @@ func newMetrics() *metrics {
 			Name: "nora_mirror_requests_total",
 			Help: "Requests for mirrored manifests and blobs, by upstream and result: hit, miss (fetched upstream), coalesced (joined a fetch of the same content already running), stale or revalidated.",
 		}, []string{"upstream", "result"}),
+		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nora_mirror_upstream_requests_total",
+			Help: "Requests sent upstream, by upstream and outcome: 2xx, 404, or the class of a failure (network, timeout, 429, 4xx, 5xx).",
+		}, []string{"upstream", "class"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nora_mirror_upstream_errors_total",
 			Help: "Failed upstream requests, by upstream and class: network, timeout, 429, 4xx, 5xx or digest (bytes that failed verification).",
@@ -60,7 +65,7 @@ func newMetrics() *metrics {
 
 // Register registers the mirror's metrics with reg.
 func (m *Mirror) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.metrics.requests, m.metrics.errors, m.metrics.bytes, m.metrics.cacheBytes, m.metrics.evictions} {
+	for _, c := range []prometheus.Collector{m.metrics.requests, m.metrics.upstream, m.metrics.errors, m.metrics.bytes, m.metrics.cacheBytes, m.metrics.evictions} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -76,12 +81,18 @@ func (m *Mirror) count(rt Route, result string) {
 	m.metrics.requests.WithLabelValues(rt.Upstream.Name, result).Inc()
 }
 
-// countError counts a failed upstream request of u by its class. A 404
-// is an answer, not a failure.
-func (m *metrics) countError(u *Upstream, err error) {
-	if class := errorClass(err); class != "" {
-		m.errors.WithLabelValues(u.Name, class).Inc()
+// countRequest counts an upstream request of u that ended with err, and
+// a failure by its class. A 404 is an answer, not a failure.
+func (m *metrics) countRequest(u *Upstream, err error) {
+	class := "2xx"
+	if err != nil {
+		if class = errorClass(err); class == "" {
+			class = "404"
+		} else {
+			m.errors.WithLabelValues(u.Name, class).Inc()
+		}
 	}
+	m.upstream.WithLabelValues(u.Name, class).Inc()
 }
 
 func errorClass(err error) string {

@@ -41,10 +41,16 @@ func TestMetrics(t *testing.T) {
 		{"nora_mirror_requests_total", map[string]string{"upstream": "hub", "result": "revalidated"}, 1},
 		{"nora_mirror_requests_total", map[string]string{"upstream": "hub", "result": "stale"}, 1},
 		{"nora_mirror_upstream_errors_total", map[string]string{"upstream": "hub", "class": "5xx"}, 1},
+		{"nora_mirror_upstream_requests_total", map[string]string{"upstream": "hub", "class": "5xx"}, 1},
 	} {
 		if got := gathered(t, reg, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
+	}
+	// The first pull's manifest GET and three blob GETs, and the
+	// second's manifest HEAD: at least 5.
+	if got := gathered(t, reg, "nora_mirror_upstream_requests_total", map[string]string{"class": "2xx"}); got < 5 {
+		t.Errorf("nora_mirror_upstream_requests_total{class=2xx} = %v, want at least 5", got)
 	}
 	// validate.Image reads each blob more than once: at least 3 hits.
 	if got := gathered(t, reg, "nora_mirror_requests_total", map[string]string{"result": "hit"}); got < 3 {

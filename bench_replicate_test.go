@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -65,7 +66,46 @@ func TestBenchReplicate(t *testing.T) {
 	again, _ := b.replicate(cfg, "--to", toNora.base, "bench/tags")
 	b.rep.section(fmt.Sprintf("re-run of registry replicate over %d tags with nothing changed (HEADs only)", tags))
 	b.durRow("re-run, nothing to copy", again, 0, 2*time.Second)
+	b.maxRatePhase(toNora)
 	b.printReport()
+}
+
+// maxRatePhase pushes a 480 MiB image to a registry whose
+// [[replicate.push]] target is to, capped at 8 MiB/s, and times how long
+// the image takes to arrive: about 60 s at the cap.
+func (b *benchRun) maxRatePhase(to *benchProc) {
+	const rate, size = 8 << 20, 480 << 20
+	dir := b.dataDir("repl-rate")
+	src := b.startProcWith(dir, fmt.Sprintf(`[storage]
+driver = "filesystem"
+root = %q
+
+[[replicate.push]]
+name = "capped"
+url = %q
+max_rate = "8MiB/s"
+`, filepath.Join(dir, "data"), to.base))
+	b.rep.section("continuous replication ([[replicate.push]]) of a 480 MiB image with max_rate = \"8MiB/s\": the rate achieved vs the cap (ceiling)")
+	img := newMirrorImage(7000, size)
+	stop := src.watchRSS()
+	if err := b.pushBigImage(src.base, "bench/capped", "v1", img); err != nil {
+		b.t.Fatal(err)
+	}
+	t0 := time.Now()
+	for {
+		if _, _, err := b.hc.do(http.MethodHead, to.base+"/v2/bench/capped/manifests/v1", http.Header{"Accept": {benchManifestType}}, nil, 0, http.StatusOK); err == nil {
+			break
+		}
+		if time.Since(t0) > 5*time.Minute {
+			b.t.Fatalf("the image did not arrive in 5 minutes")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(t0)
+	sampled, hwm := stop()
+	got := float64(img.size()) / took.Seconds()
+	b.rep.add("rate achieved over "+fmtDur(float64(took)), got, rate, fmtMBps, "within 5% of the cap", got <= 1.05*rate && got >= 0.95*rate)
+	b.memRow("  peak RSS of the replicating server", max(sampled, hwm), 64<<20)
 }
 
 // replicate runs `registry replicate` with args against the registry of

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/nora-registry/nora/trust"
 )
 
 // ErrUpstreamUnavailable means the upstream did not answer, timed out,
@@ -53,7 +54,7 @@ func newClient(u *Upstream, m *metrics) (*client, error) {
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	if u.CAFile != "" {
-		pool, err := loadCAs(u.CAFile)
+		pool, err := trust.Pool(u.CAFile)
 		if err != nil {
 			return nil, err
 		}

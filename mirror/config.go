@@ -1,15 +1,13 @@
 package mirror
 
 import (
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/nora-registry/nora/storage"
+	"github.com/nora-registry/nora/trust"
 )
 
 // Config is the [mirror] section: the upstream registries the registry
@@ -216,7 +214,7 @@ func (u Upstream) validate(key string) error {
 		return fmt.Errorf("%s.username, %s.password: set both or neither", key, key)
 	}
 	if u.CAFile != "" {
-		if _, err := loadCAs(u.CAFile); err != nil {
+		if _, err := trust.Pool(u.CAFile); err != nil {
 			return fmt.Errorf("%s.ca_file: %w", key, err)
 		}
 	}
@@ -275,20 +273,4 @@ func validHost(h string) bool {
 		}
 	}
 	return true
-}
-
-// loadCAs returns the system roots plus the certificates in the PEM file.
-func loadCAs(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, errors.New("no PEM certificate in " + path)
-	}
-	return pool, nil
 }

@@ -42,7 +42,7 @@ func TestConfigValidate(t *testing.T) {
 		{"host shared", []Upstream{hub(), {Name: "b", URL: "https://b.io", Hosts: []string{"docker.io"}}}, "mirror.upstreams[1].hosts: \"docker.io\" is also a host of mirror.upstreams[0]"},
 		{"half credentials", []Upstream{with(func(u *Upstream) { u.Username = "bob" })}, "mirror.upstreams[0].username, mirror.upstreams[0].password: set both"},
 		{"missing ca", []Upstream{with(func(u *Upstream) { u.CAFile = "/nonexistent.pem" })}, "mirror.upstreams[0].ca_file:"},
-		{"bad ca", []Upstream{with(func(u *Upstream) { u.CAFile = badCA })}, "mirror.upstreams[0].ca_file: no PEM"},
+		{"bad ca", []Upstream{with(func(u *Upstream) { u.CAFile = badCA })}, "no PEM certificate in it"},
 		{"bad revalidate", []Upstream{with(func(u *Upstream) { u.Revalidate = "5 minutes" })}, "mirror.upstreams[0].revalidate: invalid duration"},
 		{"bad max size", []Upstream{with(func(u *Upstream) { u.MaxSize = "20 gigs" })}, "mirror.upstreams[0].max_size: \"20 gigs\" is not a size"},
 		{"negative revalidate", []Upstream{with(func(u *Upstream) { u.Revalidate = "-1s" })}, "mirror.upstreams[0].revalidate: must not be negative"},

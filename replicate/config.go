@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"strings"
@@ -8,8 +9,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/nora-registry/nora/storage"
+	"github.com/nora-registry/nora/trust"
 )
 
 // Config is the [replicate] section: remotes this registry replicates to
@@ -42,6 +45,9 @@ type Remote struct {
 	Password string `toml:"password"`
 	// Insecure allows a plain http:// URL.
 	Insecure bool `toml:"insecure"`
+	// CAFile is a PEM file of certificate authorities trusted for the
+	// remote's TLS certificate, besides the system's.
+	CAFile string `toml:"ca_file"`
 	// MaxRate caps the bytes per second sent and received, e.g.
 	// "2MiB/s". Empty means no cap.
 	MaxRate string `toml:"max_rate"`
@@ -68,6 +74,19 @@ type Pull struct {
 	// Newest keeps only the N highest tags of each repository in version
 	// order (after the tag globs); 0 means every tag.
 	Newest int `toml:"newest"`
+	// Platforms, "os/arch[/variant]", are the only platforms of each
+	// index copied (see Job.Platforms); none means all.
+	Platforms []string `toml:"platforms"`
+}
+
+// platforms parses p's Platforms; call it on a validated Pull.
+func (p Pull) platforms() []v1.Platform {
+	var out []v1.Platform
+	for _, s := range p.Platforms {
+		pl, _ := ParsePlatform(s)
+		out = append(out, pl)
+	}
+	return out
 }
 
 // DefaultInterval is the poll interval of a pull source that sets none.
@@ -119,6 +138,11 @@ func (c Config) Validate() error {
 		if p.Newest < 0 {
 			return fmt.Errorf("%s.newest: must not be negative, got %d", key, p.Newest)
 		}
+		for _, pl := range p.Platforms {
+			if _, err := ParsePlatform(pl); err != nil {
+				return fmt.Errorf("%s.platforms: %v", key, err)
+			}
+		}
 	}
 	return nil
 }
@@ -152,6 +176,11 @@ func (r Remote) validate(key string) error {
 	}
 	if r.Concurrency < 0 {
 		return fmt.Errorf("%s.concurrency: must not be negative, got %d", key, r.Concurrency)
+	}
+	if r.CAFile != "" {
+		if _, err := trust.Pool(r.CAFile); err != nil {
+			return fmt.Errorf("%s.ca_file: %v", key, err)
+		}
 	}
 	return nil
 }
@@ -200,6 +229,15 @@ func (r Remote) endpoint(wrap func(http.RoundTripper) http.RoundTripper) (Endpoi
 		return Endpoint{}, err
 	}
 	var tr http.RoundTripper = http.DefaultTransport
+	if r.CAFile != "" {
+		pool, err := trust.Pool(r.CAFile)
+		if err != nil {
+			return Endpoint{}, err
+		}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		tr = t
+	}
 	e := Endpoint{Registry: reg, Transport: tr, Auth: authn.Anonymous}
 	if wrap != nil {
 		e.Transport = wrap(tr)

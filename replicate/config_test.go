@@ -1,7 +1,11 @@
 package replicate
 
 import (
+	"encoding/pem"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +36,8 @@ func TestConfigValidate(t *testing.T) {
 		{with(func(r *Remote) { r.Concurrency = -1 }), "replicate.push[0].concurrency"},
 		{Config{Pull: []Pull{{Remote: ok, Interval: "0s"}}}, "replicate.pull[0].interval"},
 		{Config{Pull: []Pull{{Remote: ok, Newest: -1}}}, "replicate.pull[0].newest"},
+		{Config{Pull: []Pull{{Remote: ok, Platforms: []string{"linux"}}}}, `replicate.pull[0].platforms: platform "linux"`},
+		{with(func(r *Remote) { r.CAFile = "/nonexistent/ca.pem" }), "replicate.push[0].ca_file"},
 		{Config{Push: []Push{{Remote: ok}, {Remote: ok}}}, `replicate.push[1].name: "c" is also the name of replicate.push[0]`},
 	} {
 		err := tt.c.Validate()
@@ -139,4 +145,29 @@ func sign(n int) int {
 		return 1
 	}
 	return 0
+}
+
+// TestRemoteCAFile: a remote whose certificate a private CA signed is
+// reached with ca_file, and refused without it.
+func TestRemoteCAFile(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{ca, ""} {
+		e, err := Remote{Name: "c", URL: srv.URL, CAFile: file}.endpoint(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest("GET", srv.URL+"/v2/", nil)
+		resp, err := e.Transport.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		if (err == nil) != (file != "") {
+			t.Errorf("GET /v2/ with ca_file %q = %v", file, err)
+		}
+	}
 }

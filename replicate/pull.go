@@ -3,15 +3,18 @@ package replicate
 import (
 	"context"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // puller copies one pull source's matching repositories into this
 // registry every interval. Deletes at the source are not replicated.
 type puller struct {
 	*peer
-	local    Endpoint
-	newest   int
-	interval time.Duration
+	local     Endpoint
+	newest    int
+	platforms []v1.Platform
+	interval  time.Duration
 }
 
 // run polls until ctx ends. A failed poll is retried with backoff; the
@@ -33,6 +36,6 @@ func (p *puller) poll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	job := Job{From: p.endpoint, To: p.local, Select: sel.Newest(p.newest), Prefix: p.cfg.ToPrefix, Jobs: p.jobs()}
+	job := Job{From: p.endpoint, To: p.local, Select: sel.Newest(p.newest), Prefix: p.cfg.ToPrefix, Jobs: p.jobs(), Platforms: p.platforms}
 	return p.copyAll(ctx, job)
 }

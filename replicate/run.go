@@ -54,7 +54,7 @@ func Start(ctx context.Context, cfg Config, events EventLog, local Endpoint, reg
 			cancel()
 			return nil, err
 		}
-		p := &puller{peer: pe, local: local, newest: c.Newest, interval: c.PollInterval()}
+		p := &puller{peer: pe, local: local, newest: c.Newest, platforms: c.platforms(), interval: c.PollInterval()}
 		r.peers, runs = append(r.peers, pe), append(runs, p.run)
 	}
 	for _, p := range r.peers {

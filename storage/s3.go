@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/nora-registry/nora/trust"
 )
 
 // S3 is a Driver that keeps blob bytes in an S3 bucket.
@@ -58,16 +58,9 @@ func NewS3(ctx context.Context, cfg S3Config, spool string) (*S3, error) {
 	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	tr.MaxIdleConnsPerHost = 64
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
+		pool, err := trust.Pool(cfg.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("storage.s3.ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("storage.s3.ca_file: %s: no PEM certificate in it", cfg.CAFile)
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}

@@ -83,6 +83,7 @@ root = %q
 [[replicate.push]]
 name = "capped"
 url = %q
+insecure = true
 max_rate = "8MiB/s"
 `, filepath.Join(dir, "data"), to.base))
 	b.rep.section("continuous replication ([[replicate.push]]) of a 480 MiB image with max_rate = \"8MiB/s\": the rate achieved vs the cap (ceiling)")

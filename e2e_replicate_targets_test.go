@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +127,28 @@ func TestE2EReplicateDistribution(t *testing.T) {
 	}
 	if out, errs, err := replicateCmd(t, a, "", "--to", "http://"+host, "team/**"); err != nil || !strings.Contains(out, "0 copied, 3 up to date, 0 failed; 0 bytes sent") {
 		t.Errorf("registry replicate --to distribution again = %v, want nothing copied\n%s\n%s", err, out, errs)
+	}
+}
+
+// TestE2EReplicatePlatformPush pushes one platform of an index to other
+// registries: go-containerregistry's and the distribution registry both
+// refuse an index without its other platforms, and the item fails naming
+// --platform, with nothing tagged on the target.
+func TestE2EReplicatePlatformPush(t *testing.T) {
+	s := startServer(t)
+	idx, _, _ := twoPlatformIndex(t)
+	if err := remote.WriteIndex(s.ref(t, "team/multi:v1"), idx); err != nil {
+		t.Fatal(err)
+	}
+	ggcr := httptest.NewServer(ggcrregistry.New())
+	defer ggcr.Close()
+	for _, target := range []string{ggcr.URL, "http://" + startDistribution(t)} {
+		out, errs, err := replicateCmd(t, s, "", "--to", target, "--platform", "linux/"+runtime.GOARCH, "team/multi")
+		if err == nil || !strings.Contains(errs, "team/multi:v1: ") || !strings.Contains(errs, "without --platform") {
+			t.Errorf("registry replicate --to %s --platform = %v, want the item to fail naming --platform:\n%s\n%s", target, err, out, errs)
+		}
+		if _, err := remote.Head(refIn(t, strings.TrimPrefix(target, "http://"), "")("team/multi:v1")); err == nil {
+			t.Errorf("%s has the tag of the refused index", target)
+		}
 	}
 }

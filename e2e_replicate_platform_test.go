@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"runtime"
 	"strings"
@@ -85,6 +86,26 @@ func TestE2EReplicatePlatform(t *testing.T) {
 		ref := c.host() + "/team/multi@" + want.String()
 		runTool(t, nil, ctr, "--address", sock, "--namespace", "test", "image", "pull", "--plain-http",
 			"--snapshotter", "native", "--platform", "linux/"+runtime.GOARCH, ref)
+	}
+
+	// A [[replicate.pull]] source with platforms does the same.
+	edge := startServerWith(t, fmt.Sprintf(`
+[[replicate.pull]]
+name = "centre"
+url = "http://%s"
+insecure = true
+repositories = ["team/multi"]
+platforms = ["linux/%s"]
+interval = "1s"
+`, a.host(), runtime.GOARCH))
+	eventually(t, "the index pulled", func() error {
+		if resp, _ := edge.do(t, "GET", "/v2/team/multi/manifests/"+want.String(), http.Header{"Accept": {string(types.OCIImageIndex)}}, nil); resp.StatusCode != 200 {
+			return fmt.Errorf("GET the index = %d", resp.StatusCode)
+		}
+		return nil
+	})
+	if resp, _ := edge.do(t, "GET", "/v2/team/multi/manifests/"+there.String(), accept, nil); resp.StatusCode != 404 {
+		t.Errorf("GET the platform a pull source left out = %d, want 404", resp.StatusCode)
 	}
 
 	if out, errs, err := replicateCmd(t, c, "", "--from", "http://"+a.host()+"/team/multi"); err != nil {

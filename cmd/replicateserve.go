@@ -23,7 +23,7 @@ func startReplication(ctx context.Context, f File, store *storage.Store, reg *pr
 		r = reg
 	}
 	log = log.With().Str("component", "replicate").Logger()
-	local, stopLocal := replicate.Local(registry.New(store, registry.WithLogger(log)))
+	local, stopLocal := replicate.Local(registry.New(store, registry.WithLogger(log), registry.WithPartialIndexes()))
 	repl, err := replicate.Start(ctx, f.Replicate, store, local, r, log)
 	if err != nil {
 		stopLocal()

@@ -17,6 +17,7 @@ import (
 	"github.com/nora-registry/nora/mirror"
 	"github.com/nora-registry/nora/retention"
 	"github.com/nora-registry/nora/storage"
+	"github.com/nora-registry/nora/ui"
 )
 
 // File is nora.toml: one section per part of the registry. Each package
@@ -36,6 +37,8 @@ type File struct {
 	RateLimit auth.RateLimitConfig `toml:"rate_limit"`
 	// Mirror lists the upstream registries cached pull-through.
 	Mirror mirror.Config `toml:"mirror"`
+	// UI is the embedded dashboard.
+	UI ui.Config `toml:"ui"`
 }
 
 // ServerConfig is the [server] section: the HTTP listener.
@@ -113,6 +116,7 @@ func DefaultFile() File {
 		Metrics:   MetricsConfig{Enabled: true, Path: "/metrics"},
 		GC:        gc.DefaultConfig(),
 		RateLimit: auth.DefaultRateLimitConfig(),
+		UI:        ui.DefaultConfig(),
 	}
 }
 
@@ -169,6 +173,9 @@ func (f File) Validate() error {
 		return err
 	}
 	if err := f.Mirror.Validate(); err != nil {
+		return err
+	}
+	if err := f.UI.Validate(); err != nil {
 		return err
 	}
 	if f.Retention != nil {

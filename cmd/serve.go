@@ -25,6 +25,7 @@ import (
 	"github.com/nora-registry/nora/mirror"
 	"github.com/nora-registry/nora/registry"
 	"github.com/nora-registry/nora/storage"
+	"github.com/nora-registry/nora/ui"
 )
 
 func newServeCmd() *cobra.Command {
@@ -100,6 +101,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		}
 	}
 	var tokens http.Handler
+	var authn ui.Authenticator
 	robots := auth.NewRobots(store)
 	if f.Auth != nil {
 		// One limiter for API calls and logins: one table of clients,
@@ -113,6 +115,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 			return err
 		}
 		opts = append(opts, registry.WithAuthorizer(limiter.Authorizer(svc)))
+		authn = svc
 		mux := http.NewServeMux()
 		mux.Handle("/auth/token", svc.TokenHandler())
 		mux.Handle("/auth/oidc/token", svc.OIDCHandler())
@@ -141,6 +144,11 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	handler := registry.New(store, opts...)
 	if tokens != nil {
 		handler = withPrefix(handler, "/auth/", tokens)
+	}
+	if f.UI.Enabled {
+		if handler, err = withDashboard(handler, f, store, authn, log); err != nil {
+			return err
+		}
 	}
 	handler = limiter.Middleware(handler)
 	if reg != nil {
@@ -230,6 +238,26 @@ func withMetricsEndpoint(next http.Handler, path string, reg *prometheus.Registr
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// withDashboard serves the dashboard's paths (/, /ui/, /api/v1/) and
+// everything else with next.
+func withDashboard(next http.Handler, f File, store *storage.Store, authn ui.Authenticator, log zerolog.Logger) (http.Handler, error) {
+	opts := []ui.Option{ui.WithStarted(time.Now()), ui.WithLogger(log.With().Str("component", "ui").Logger())}
+	if authn != nil {
+		opts = append(opts, ui.WithAuth(authn))
+	}
+	dash, err := ui.New(f.UI, store, f.Storage.Root, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ui.Owns(r.URL.Path) {
+			dash.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}), nil
 }
 
 // withPrefix serves the paths under prefix with h and everything else

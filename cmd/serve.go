@@ -115,7 +115,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 			return err
 		}
 		opts = append(opts, registry.WithAuthorizer(limiter.Authorizer(svc)))
-		authn = svc
+		authn = dashboardAuth{limiter.Authorizer(svc), svc}
 		mux := http.NewServeMux()
 		mux.Handle("/auth/token", svc.TokenHandler())
 		mux.Handle("/auth/oidc/token", svc.OIDCHandler())
@@ -258,6 +258,17 @@ func withDashboard(next http.Handler, f File, store *storage.Store, authn ui.Aut
 		}
 		next.ServeHTTP(w, r)
 	}), nil
+}
+
+// dashboardAuth checks the dashboard's credentials as /v2/ does, counted
+// against the identity's API rate, and looks up its sessions' subjects.
+type dashboardAuth struct {
+	auth.Authorizer
+	svc *auth.Service
+}
+
+func (a dashboardAuth) Subject(ctx context.Context, kind auth.Kind, name string) (*auth.Identity, string, bool) {
+	return a.svc.Subject(ctx, kind, name)
 }
 
 // withPrefix serves the paths under prefix with h and everything else

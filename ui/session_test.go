@@ -144,3 +144,24 @@ func TestSessionCookieChecks(t *testing.T) {
 	fresh := short.issue(httptest.NewRequest("GET", "/", nil), auth.KindUser, "alice", gen)
 	apiCall{name: "fresh (control)", server: "authed", path: path, cookie: fresh, wantStatus: 200}.run(t, f)
 }
+
+// TestLoginIsRateLimited: the login form is under the registry's login
+// limits, and says so.
+func TestLoginIsRateLimited(t *testing.T) {
+	f := newFixture(t)
+	limited, err := auth.New(f.cfg, f.dir, zerolog.Nop(), auth.WithRateLimiter(auth.NewRateLimiter(auth.DefaultRateLimitConfig())))
+	must(t, err)
+	f.authed.Config.Handler = f.dashboard(t, WithAuth(limited))
+	for i := range 50 {
+		resp := postForm(t, f.authed.URL+"/ui/login", nil, url.Values{"user": {"alice"}, "password": {"wrong"}}, nil)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			if resp.Header.Get("Retry-After") == "" {
+				t.Error("429 without Retry-After")
+			}
+			return
+		}
+		if i == 49 {
+			t.Fatalf("50 wrong logins: last = %d, want a 429 by then", resp.StatusCode)
+		}
+	}
+}

@@ -141,14 +141,16 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		return err
 	}
 	defer stopMaintenance()
+	if f.UI.Enabled {
+		dash, err := dashboard(f, store, authn, log)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, dash)
+	}
 	handler := registry.New(store, opts...)
 	if tokens != nil {
 		handler = withPrefix(handler, "/auth/", tokens)
-	}
-	if f.UI.Enabled {
-		if handler, err = withDashboard(handler, f, store, authn, log); err != nil {
-			return err
-		}
 	}
 	handler = limiter.Middleware(handler)
 	if reg != nil {
@@ -240,9 +242,9 @@ func withMetricsEndpoint(next http.Handler, path string, reg *prometheus.Registr
 	})
 }
 
-// withDashboard serves the dashboard's paths (/, /ui/, /api/v1/) and
-// everything else with next.
-func withDashboard(next http.Handler, f File, store *storage.Store, authn ui.Authenticator, log zerolog.Logger) (http.Handler, error) {
+// dashboard returns the registry option that serves the dashboard next
+// to the API.
+func dashboard(f File, store *storage.Store, authn ui.Authenticator, log zerolog.Logger) (registry.Option, error) {
 	opts := []ui.Option{ui.WithStarted(time.Now()), ui.WithLogger(log.With().Str("component", "ui").Logger())}
 	if authn != nil {
 		opts = append(opts, ui.WithAuth(authn))
@@ -251,13 +253,7 @@ func withDashboard(next http.Handler, f File, store *storage.Store, authn ui.Aut
 	if err != nil {
 		return nil, err
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ui.Owns(r.URL.Path) {
-			dash.ServeHTTP(w, r)
-			return
-		}
-		next.ServeHTTP(w, r)
-	}), nil
+	return registry.WithHandler(dash, ui.Patterns...), nil
 }
 
 // dashboardAuth checks the dashboard's credentials as /v2/ does, counted

@@ -3,7 +3,6 @@ package ui
 import (
 	"context"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -62,11 +61,9 @@ func New(cfg Config, store *storage.Store, dataDir string, opts ...Option) (*Han
 	return h, nil
 }
 
-// Owns reports whether the dashboard serves path: "/" (a redirect to
-// /ui/), /ui/… and /api/v1/….
-func Owns(path string) bool {
-	return path == "/" || path == "/ui" || strings.HasPrefix(path, "/ui/") || strings.HasPrefix(path, "/api/v1/")
-}
+// Patterns are the ServeMux patterns the dashboard answers: / (a
+// redirect to /ui/), /ui/… and /api/v1/….
+var Patterns = []string{"/{$}", "/ui", "/ui/", "/api/v1/"}
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

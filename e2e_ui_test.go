@@ -18,9 +18,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -89,6 +91,11 @@ func startBrowser(t *testing.T, bl *browserLog) context.Context {
 	ctx, cancel := chromedp.NewContext(actx, chromedp.WithListener(bl.listen))
 	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
 	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	// Start the browser and its tab on ctx itself: a step's own deadline,
+	// on a child context, then ends only that step.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting %s: %v", exe, err)
+	}
 	return ctx
 }
 
@@ -131,6 +138,23 @@ permissions = ["*:team/**"]
 		t.Fatal(err)
 	}
 	digest, _ := img.Digest()
+	size, _ := img.Size()
+	arm, _ := random.Image(1024, 1)
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}})
+	multi, _ := name.ParseReference(s.host()+"/team/app:multi", name.Insecure)
+	if err := remote.WriteIndex(multi, idx, alice); err != nil {
+		t.Fatal(err)
+	}
+	// An artifact that refers to the image, as a signature does.
+	sig, _ := random.Image(128, 1)
+	sig = mutate.ConfigMediaType(sig, "application/vnd.example.signature.v1+json")
+	sig = mutate.Subject(sig, v1.Descriptor{MediaType: types.DockerManifestSchema2, Digest: digest, Size: size}).(v1.Image)
+	sigDigest, _ := sig.Digest()
+	if err := remote.Write(ref.Context().Digest(sigDigest.String()), sig, alice); err != nil {
+		t.Fatal(err)
+	}
 
 	bl := &browserLog{host: s.host()}
 	ctx := startBrowser(t, bl)
@@ -145,9 +169,12 @@ permissions = ["*:team/**"]
 			t.Fatal(err)
 		}
 	}
+	// Each step has its own deadline, so a hang names its step.
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
@@ -190,17 +217,17 @@ permissions = ["*:team/**"]
 	do("log in",
 		chromedp.SendKeys(chromedp.CSS("#password"), "alice-secret"),
 		chromedp.Submit(chromedp.CSS("#password")),
-		chromedp.WaitVisible(chromedp.CSS("table")))
-	if got := text("main"); !strings.Contains(got, "docker pull "+s.host()+"/team/app:v1") || !strings.Contains(got, "ctr images pull --plain-http") {
+		chromedp.WaitVisible(chromedp.CSS(".pull")))
+	if got := text("main"); !strings.Contains(got, "docker pull "+s.host()+"/team/app:multi") || !strings.Contains(got, "ctr images pull --plain-http") || !strings.Contains(got, "linux/amd64, linux/arm64") {
 		t.Errorf("repository page lacks the pull commands:\n%s", got)
 	}
 	shot("repository-desktop.png")
 
 	do("open the manifest",
 		chromedp.Click(chromedp.CSS(`a[href$="`+digest.String()+`"]`)),
-		chromedp.WaitVisible(chromedp.CSS("table")))
+		chromedp.WaitVisible(chromedp.CSS("dl.facts")))
 	got := text("main")
-	for _, want := range []string{"/usr/bin/app", "--serve", "PORT=8080", "Layers", "Referrers"} {
+	for _, want := range []string{"/usr/bin/app", "--serve", "PORT=8080", "Layers", "Referrers", "application/vnd.example.signature.v1+json"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("manifest page lacks %q:\n%s", want, got)
 		}
@@ -211,6 +238,8 @@ permissions = ["*:team/**"]
 		chromedp.Navigate(s.url("/ui/repositories")),
 		chromedp.WaitVisible(chromedp.CSS("#q")),
 		chromedp.SendKeys(chromedp.CSS("#q"), "team/*\r"),
+		// The value attribute is the new page's: the search was sent.
+		chromedp.WaitVisible(chromedp.CSS(`#q[value="team/*"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`a[href="/ui/repositories/team/app"]`)))
 	shot("repositories-desktop.png")
 	// The keyboard reaches the skip link first, and it leads to the content.

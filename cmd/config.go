@@ -183,7 +183,13 @@ func (f File) Validate() error {
 			return err
 		}
 	}
-	return f.Metrics.validate()
+	if err := f.Metrics.validate(); err != nil {
+		return err
+	}
+	if f.Metrics.Enabled && f.UI.Enabled && (f.Metrics.Path == "/" || f.Metrics.Path == "/ui" || strings.HasPrefix(f.Metrics.Path, "/ui/") || strings.HasPrefix(f.Metrics.Path, "/api/v1/")) {
+		return fmt.Errorf("metrics.path: %q is a dashboard route (turn the dashboard off with ui.enabled = false, or pick another path)", f.Metrics.Path)
+	}
+	return nil
 }
 
 func (s ServerConfig) validate() error {

@@ -84,6 +84,7 @@ func TestLoadFile(t *testing.T) {
 		}},
 		{file: "ui_bad_lifetime.toml", wantErr: `ui.session_lifetime: invalid duration "forever"`},
 		{file: "ui_unknown_key.toml", wantErr: `unknown key "ui.enable"`},
+		{file: "ui_metrics_path.toml", wantErr: `metrics.path: "/ui/metrics" is a dashboard route`},
 		{file: "s3_small_part.toml", wantErr: "storage.s3.part_size_mib: 1: must be between 5 and 5120"},
 		{file: "s3_unknown_key.toml", wantErr: `unknown key "storage.s3.buckett"`},
 		{file: "mirror.toml", env: map[string]string{"NORA_TEST_HUB_TOKEN": "dckr_pat_x"}, check: func(f File) {

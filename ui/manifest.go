@@ -105,7 +105,7 @@ func (h *Handler) manifest(ctx context.Context, repo string, d digest.Digest) (M
 		out.Manifests = append(out.Manifests, descriptor(c))
 	}
 	if b.Config != nil {
-		out.Config = h.imageConfig(ctx, repo, *b.Config)
+		out.Config = h.imageConfig(ctx, *b.Config)
 	}
 	out.Referrers = h.referrers(ctx, repo, d, referrerDepth)
 	return out, nil
@@ -119,9 +119,9 @@ func descriptor(d ocispec.Descriptor) Descriptor {
 	return out
 }
 
-// imageConfig reads an image config linked to repo; other configs (an
-// artifact's, often empty) show as their descriptor only.
-func (h *Handler) imageConfig(ctx context.Context, repo string, desc ocispec.Descriptor) *ImageConfig {
+// imageConfig reads the image config of a manifest of repo; other
+// configs (an artifact's, often empty) show as their descriptor only.
+func (h *Handler) imageConfig(ctx context.Context, desc ocispec.Descriptor) *ImageConfig {
 	out := &ImageConfig{Descriptor: descriptor(desc)}
 	switch desc.MediaType {
 	case ocispec.MediaTypeImageConfig, "application/vnd.docker.container.image.v1+json":
@@ -131,9 +131,8 @@ func (h *Handler) imageConfig(ctx context.Context, repo string, desc ocispec.Des
 	if desc.Size > maxConfigBytes {
 		return out
 	}
-	if _, err := h.store.StatBlob(ctx, repo, desc.Digest); err != nil {
-		return out
-	}
+	// The manifest is in repo, so its config is one repo may read; no
+	// StatBlob, which would count as a client's use of the blob.
 	rc, err := h.store.OpenBlob(ctx, desc.Digest, 0)
 	if err != nil {
 		return out

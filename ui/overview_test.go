@@ -34,3 +34,32 @@ func TestOverviewRecountsInBackground(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestViewingIsNotUse: browsing a repository and its manifests is not a
+// client's use of them, which would keep them from GC for a while.
+func TestViewingIsNotUse(t *testing.T) {
+	f := newFixture(t)
+	before := usedTimes(t, f)
+	for _, path := range []string{"/ui/repositories/team/app", "/ui/repositories/team/app/manifests/" + f.image.String(), "/ui/repositories/team/app/manifests/" + f.index.String()} {
+		if resp, _ := send(t, "GET", f.open.URL+path, nil, nil, nil); resp.StatusCode != 200 {
+			t.Fatalf("GET %s = %d", path, resp.StatusCode)
+		}
+	}
+	after := usedTimes(t, f)
+	for d, u := range after {
+		if !u.Equal(before[d]) {
+			t.Errorf("manifest %s: used %v after viewing, was %v", d, u, before[d])
+		}
+	}
+}
+
+func usedTimes(t *testing.T, f *fixture) map[string]time.Time {
+	t.Helper()
+	r, err := f.store.Repository(t.Context(), "team/app")
+	must(t, err)
+	out := map[string]time.Time{}
+	for _, m := range r.Manifests {
+		out[m.Digest.String()] = m.Used
+	}
+	return out
+}

@@ -95,10 +95,11 @@ type Tag struct {
 	MediaType string        `json:"mediaType,omitempty"`
 	// Size is the manifest's and its blobs' bytes; for an index, with
 	// its children's (each blob counted once).
-	Size      int64      `json:"size"`
-	Platforms []string   `json:"platforms,omitempty"`
-	Pushed    time.Time  `json:"pushed"`
-	LastPull  *time.Time `json:"lastPulled,omitempty"`
+	Size      int64     `json:"size"`
+	Platforms []string  `json:"platforms,omitempty"`
+	Pushed    time.Time `json:"pushed"`
+	// LastUsed is the manifest's latest pull, or HEAD by digest.
+	LastUsed *time.Time `json:"lastUsed,omitempty"`
 }
 
 // TagList is one page of a repository's tags, in lexical order.
@@ -146,16 +147,18 @@ func (h *Handler) tags(ctx context.Context, repo, last string, n int) (TagList, 
 				}
 			}
 			if !m.Used.IsZero() {
-				tag.LastPull = &m.Used
+				tag.LastUsed = &m.Used
 			}
 		}
 		for _, d := range blobsOf(manifests, t.Digest) {
 			tag.Size += sizes[d]
 		}
-		if sm, err := h.store.StatManifest(ctx, repo, string(t.Digest)); err == nil {
-			tag.MediaType = sm.MediaType
-			if isIndex(sm.MediaType) {
-				tag.Platforms = h.platforms(ctx, repo, t.Digest)
+		// GetManifest, not StatManifest: a HEAD-like stat by digest
+		// counts as use, which keeps a manifest from GC for a while.
+		if m, err := h.store.GetManifest(ctx, repo, string(t.Digest)); err == nil {
+			tag.MediaType = m.MediaType
+			if isIndex(m.MediaType) {
+				tag.Platforms = platforms(m.Content)
 			}
 		}
 		out.Tags = append(out.Tags, tag)
@@ -193,13 +196,9 @@ func isIndex(mediaType string) bool {
 }
 
 // platforms returns the platforms an index names, as os/arch[/variant].
-func (h *Handler) platforms(ctx context.Context, repo string, d digest.Digest) []string {
-	m, err := h.store.GetManifest(ctx, repo, string(d))
-	if err != nil {
-		return nil
-	}
+func platforms(index []byte) []string {
 	var idx ocispec.Index
-	if json.Unmarshal(m.Content, &idx) != nil {
+	if json.Unmarshal(index, &idx) != nil {
 		return nil
 	}
 	var out []string

@@ -169,8 +169,9 @@ func (h *Handler) reposPage(r *http.Request, c caller, v *view) (string, error) 
 // repoView is a repository page: a page of tags and how to pull them.
 type repoView struct {
 	TagList
-	Pull string // name as clients pull it, host included
-	Ctr  string // ctr's flag for a registry without TLS
+	Pull    string // name as clients pull it, host included
+	PullTag string // latest if on the page, else the page's first tag
+	Ctr     string // ctr's flag for a registry without TLS
 }
 
 func (h *Handler) repoPage(r *http.Request, c caller, v *view) (string, error) {
@@ -195,6 +196,11 @@ func (h *Handler) repoPage(r *http.Request, c caller, v *view) (string, error) {
 	}
 	l, err := h.tags(r.Context(), rp.name, last, n)
 	rv := repoView{TagList: l, Pull: r.Host + "/" + rp.name}
+	for i, t := range l.Tags {
+		if i == 0 || t.Name == "latest" {
+			rv.PullTag = t.Name
+		}
+	}
 	if r.TLS == nil {
 		rv.Ctr = "--plain-http "
 	}

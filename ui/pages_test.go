@@ -27,7 +27,7 @@ func TestPages(t *testing.T) {
 		{name: "unknown repo", server: "open", path: "/ui/repositories/no/such", status: 404},
 		{name: "unknown page", server: "open", path: "/ui/nothing", status: 404},
 		{name: "login off", server: "open", path: "/ui/login", status: 303, location: "/ui/"},
-		{name: "anon overview", server: "authed", path: "/ui/", status: 200, want: []string{`href="/ui/login"`, `id="repositories">1<`}},
+		{name: "anon overview", server: "authed", path: "/ui/", status: 200, want: []string{`href="/ui/login"`, `id="repositories">1<`, "to see the repositories you may pull"}},
 		{name: "anon repo", server: "authed", path: "/ui/repositories/team/app", status: 303, location: "/ui/login?next=%2Fui%2Frepositories%2Fteam%2Fapp"},
 		{name: "login form", server: "authed", path: "/ui/login?next=/ui/repositories", status: 200, want: []string{`<label for="password">`, `value="/ui/repositories"`}},
 		{name: "bob refused", server: "authed", path: "/ui/repositories/team/app", cookie: bob, status: 403},

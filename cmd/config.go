@@ -18,6 +18,7 @@ import (
 	"github.com/nora-registry/nora/replicate"
 	"github.com/nora-registry/nora/retention"
 	"github.com/nora-registry/nora/storage"
+	"github.com/nora-registry/nora/ui"
 )
 
 // File is nora.toml: one section per part of the registry. Each package
@@ -39,6 +40,8 @@ type File struct {
 	Mirror mirror.Config `toml:"mirror"`
 	// Replicate lists the remotes replicated to and from while serving.
 	Replicate replicate.Config `toml:"replicate"`
+	// UI is the embedded dashboard.
+	UI ui.Config `toml:"ui"`
 }
 
 // ServerConfig is the [server] section: the HTTP listener.
@@ -116,6 +119,7 @@ func DefaultFile() File {
 		Metrics:   MetricsConfig{Enabled: true, Path: "/metrics"},
 		GC:        gc.DefaultConfig(),
 		RateLimit: auth.DefaultRateLimitConfig(),
+		UI:        ui.DefaultConfig(),
 	}
 }
 
@@ -177,12 +181,21 @@ func (f File) Validate() error {
 	if err := f.Replicate.Validate(); err != nil {
 		return err
 	}
+	if err := f.UI.Validate(); err != nil {
+		return err
+	}
 	if f.Retention != nil {
 		if err := f.Retention.Validate(); err != nil {
 			return err
 		}
 	}
-	return f.Metrics.validate()
+	if err := f.Metrics.validate(); err != nil {
+		return err
+	}
+	if f.Metrics.Enabled && f.UI.Enabled && (f.Metrics.Path == "/" || f.Metrics.Path == "/ui" || strings.HasPrefix(f.Metrics.Path, "/ui/") || strings.HasPrefix(f.Metrics.Path, "/api/v1/")) {
+		return fmt.Errorf("metrics.path: %q is a dashboard route (turn the dashboard off with ui.enabled = false, or pick another path)", f.Metrics.Path)
+	}
+	return nil
 }
 
 func (s ServerConfig) validate() error {

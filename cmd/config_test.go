@@ -77,6 +77,14 @@ func TestLoadFile(t *testing.T) {
 		{file: "s3.toml", wantErr: "storage.s3.access_key: environment variable NORA_TEST_S3_ACCESS is not set"},
 		{file: "s3_no_bucket.toml", wantErr: "storage.s3.bucket: must be set"},
 		{file: "s3_scheme.toml", wantErr: `storage.s3.endpoint: "https://minio.lan:9000": want host[:port] without a scheme`},
+		{file: "ui_off.toml", check: func(f File) {
+			if f.UI.Enabled || f.UI.SessionLifetime != "1h" {
+				t.Errorf("LoadFile(ui_off.toml) = %+v, want the dashboard off, 1h sessions", f.UI)
+			}
+		}},
+		{file: "ui_bad_lifetime.toml", wantErr: `ui.session_lifetime: invalid duration "forever"`},
+		{file: "ui_unknown_key.toml", wantErr: `unknown key "ui.enable"`},
+		{file: "ui_metrics_path.toml", wantErr: `metrics.path: "/ui/metrics" is a dashboard route`},
 		{file: "s3_small_part.toml", wantErr: "storage.s3.part_size_mib: 1: must be between 5 and 5120"},
 		{file: "s3_unknown_key.toml", wantErr: `unknown key "storage.s3.buckett"`},
 		{file: "mirror.toml", env: map[string]string{"NORA_TEST_HUB_TOKEN": "dckr_pat_x"}, check: func(f File) {

@@ -25,6 +25,7 @@ import (
 	"github.com/nora-registry/nora/mirror"
 	"github.com/nora-registry/nora/registry"
 	"github.com/nora-registry/nora/storage"
+	"github.com/nora-registry/nora/ui"
 )
 
 func newServeCmd() *cobra.Command {
@@ -100,6 +101,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		}
 	}
 	var tokens http.Handler
+	var authn ui.Authenticator
 	robots := auth.NewRobots(store)
 	if f.Auth != nil {
 		// One limiter for API calls and logins: one table of clients,
@@ -113,6 +115,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 			return err
 		}
 		opts = append(opts, registry.WithAuthorizer(limiter.Authorizer(svc)))
+		authn = dashboardAuth{limiter.Authorizer(svc), svc}
 		mux := http.NewServeMux()
 		mux.Handle("/auth/token", svc.TokenHandler())
 		mux.Handle("/auth/oidc/token", svc.OIDCHandler())
@@ -138,6 +141,13 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		return err
 	}
 	defer stopMaintenance()
+	if f.UI.Enabled {
+		dash, err := dashboard(f, store, authn, log)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, dash)
+	}
 	handler := registry.New(store, opts...)
 	if tokens != nil {
 		handler = withPrefix(handler, "/auth/", tokens)
@@ -237,6 +247,31 @@ func withMetricsEndpoint(next http.Handler, path string, reg *prometheus.Registr
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// dashboard returns the registry option that serves the dashboard next
+// to the API.
+func dashboard(f File, store *storage.Store, authn ui.Authenticator, log zerolog.Logger) (registry.Option, error) {
+	opts := []ui.Option{ui.WithStarted(time.Now()), ui.WithLogger(log.With().Str("component", "ui").Logger())}
+	if authn != nil {
+		opts = append(opts, ui.WithAuth(authn))
+	}
+	dash, err := ui.New(f.UI, store, f.Storage.Root, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return registry.WithHandler(dash, ui.Patterns...), nil
+}
+
+// dashboardAuth checks the dashboard's credentials as /v2/ does, counted
+// against the identity's API rate, and looks up its sessions' subjects.
+type dashboardAuth struct {
+	auth.Authorizer
+	svc *auth.Service
+}
+
+func (a dashboardAuth) Subject(ctx context.Context, kind auth.Kind, name string) (*auth.Identity, string, bool) {
+	return a.svc.Subject(ctx, kind, name)
 }
 
 // withPrefix serves the paths under prefix with h and everything else

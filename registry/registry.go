@@ -20,6 +20,7 @@ type handler struct {
 	mirror  *mirror.Mirror  // nil without upstreams
 	// partial accepts indexes some of whose platforms are missing.
 	partial bool
+	others  []mounted // served next to the API (WithHandler)
 }
 
 // identityKey is the context key of the caller's *auth.Identity.

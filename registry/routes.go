@@ -29,6 +29,9 @@ func (h *handler) routes() http.Handler {
 	mux.Handle("/v2/", h.wrap(actionAPI, h.unsupported))
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("GET /readyz", h.readyz)
+	for _, o := range h.others {
+		mux.Handle(o.pattern, o.h)
+	}
 	return h.names(mux)
 }
 

@@ -1,0 +1,17 @@
+// Package ui is the registry's embedded dashboard and its JSON API.
+//
+// The dashboard is server-rendered html/template pages under /ui/ with
+// every asset embedded (go:embed): no request ever leaves for another
+// host. The JSON API under /api/v1/ answers from the same functions the
+// pages render, with the registry's error envelope
+// ({"errors":[{"code","message"}]}).
+//
+// It is a view over storage.Store and the registry's own auth: it never
+// reads bbolt, and every listing, count and page shows only repositories
+// the caller may pull. Callers authenticate as on /v2/ (Bearer tokens from
+// /auth/token, Basic) or with a session cookie set by the login form. A
+// session names its user or robot and the generation of its credentials
+// (auth.Service.Subject): a change of password, rules or token ends it, and
+// so does logging out, recorded in the data directory so that a restart
+// does not revive it.
+package ui

@@ -1,0 +1,149 @@
+package ui
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/nora-registry/nora/storage"
+)
+
+// statsMaxAge is how old the overview's counts may grow before a recount:
+// counting reads every repository's metadata, too much for each page view.
+const statsMaxAge = 15 * time.Second
+
+// Overview is the dashboard's first page.
+type Overview struct {
+	Repositories int `json:"repositories"`
+	Tags         int `json:"tags"`
+	Manifests    int `json:"manifests"`
+	// Blobs and StorageBytes count the distinct blobs of the visible
+	// repositories; for a caller who sees every repository, every
+	// stored blob.
+	Blobs        int       `json:"blobs"`
+	StorageBytes int64     `json:"storageBytes"`
+	Started      time.Time `json:"started"`
+	UptimeSec    int64     `json:"uptimeSeconds"`
+	Healthy      bool      `json:"healthy"`
+	Health       string    `json:"health"`
+	CountedAt    time.Time `json:"countedAt"`
+}
+
+type repoCount struct {
+	name            string
+	tags, manifests int
+	links           []digest.Digest
+}
+
+type snapshot struct {
+	at    time.Time
+	repos []repoCount
+	total storage.Stats
+}
+
+// statsCache keeps one snapshot of the store's counts. The first caller
+// counts; later callers get the snapshot at once, and one that finds it
+// older than statsMaxAge starts a recount in the background, so no page
+// waits for a count of every repository but the very first.
+type statsCache struct {
+	store *storage.Store
+	mu    sync.Mutex
+	snap  *snapshot
+	// counting is set while a background recount runs.
+	counting bool
+}
+
+func (c *statsCache) get(ctx context.Context) (*snapshot, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.snap == nil {
+		s, err := c.count(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.snap = s
+	}
+	if time.Since(c.snap.at) >= statsMaxAge && !c.counting {
+		c.counting = true
+		go c.recount()
+	}
+	return c.snap, nil
+}
+
+func (c *statsCache) recount() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := c.count(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.counting = false
+	if err == nil {
+		c.snap = s
+	}
+}
+
+// count reads every repository's metadata and the blob totals.
+func (c *statsCache) count(ctx context.Context) (*snapshot, error) {
+	s := &snapshot{at: time.Now()}
+	err := c.store.ScanRepos(ctx, func(r *storage.GCRepo) error {
+		rc := repoCount{name: r.Name, tags: len(r.Tags), manifests: len(r.Manifests), links: make([]digest.Digest, len(r.Links))}
+		for i, l := range r.Links {
+			rc.links[i] = l.Digest
+		}
+		s.repos = append(s.repos, rc)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.total, err = c.store.Stats(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// overview counts what c may see.
+func (h *Handler) overview(ctx context.Context, c caller) (Overview, error) {
+	s, err := h.stats.get(ctx)
+	if err != nil {
+		return Overview{}, err
+	}
+	o := Overview{Started: h.started, UptimeSec: int64(time.Since(h.started).Seconds()), CountedAt: s.at}
+	var visible []*repoCount
+	for i := range s.repos {
+		r := &s.repos[i]
+		if c.mayList(r.name) {
+			visible = append(visible, r)
+			o.Tags += r.tags
+			o.Manifests += r.manifests
+		}
+	}
+	o.Repositories = len(visible)
+	if len(visible) == len(s.repos) {
+		o.Blobs, o.StorageBytes = s.total.Blobs, s.total.BlobBytes
+	} else {
+		// Only the blobs of what the caller may see: the store's totals
+		// would tell of repositories hidden from them.
+		seen := map[digest.Digest]bool{}
+		var ds []digest.Digest
+		for _, r := range visible {
+			for _, d := range r.links {
+				if !seen[d] {
+					seen[d] = true
+					ds = append(ds, d)
+				}
+			}
+		}
+		for _, size := range h.store.BlobSizes(ctx, ds) {
+			o.Blobs++
+			o.StorageBytes += size
+		}
+	}
+	o.Healthy, o.Health = true, "ok"
+	if err := h.store.Ready(ctx); err != nil {
+		o.Healthy, o.Health = false, err.Error()
+	}
+	return o, nil
+}

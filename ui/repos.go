@@ -1,0 +1,219 @@
+package ui
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/nora-registry/nora/auth"
+	"github.com/nora-registry/nora/registry"
+	"github.com/nora-registry/nora/storage"
+)
+
+// Page sizes: the default, and the most one request may ask for.
+const (
+	defaultPage = 50
+	maxPage     = 1000
+	// storePage is how many names one store read lists while filtering.
+	storePage = 1000
+)
+
+// nameRe is the distribution spec's repository name grammar.
+var nameRe = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
+
+func checkName(name string) error {
+	if len(name) > 255 || !nameRe.MatchString(name) {
+		return apiError(registry.CodeNameInvalid, "invalid repository name")
+	}
+	return nil
+}
+
+// RepoList is one page of repositories.
+type RepoList struct {
+	Query        string   `json:"query,omitempty"`
+	Repositories []string `json:"repositories"`
+	// Next is the `last` of the next page, "" on the last page.
+	Next string `json:"next,omitempty"`
+}
+
+// matcher compiles a search: a repository glob, or, without any glob
+// character, a substring of the name.
+func matcher(q string) (func(string) bool, error) {
+	if q == "" {
+		return func(string) bool { return true }, nil
+	}
+	if !strings.ContainsAny(q, "*?[{") {
+		return func(name string) bool { return strings.Contains(name, q) }, nil
+	}
+	m, err := auth.RepoGlob(q)
+	if err != nil {
+		return nil, apiError(codeInvalid, "invalid glob: "+err.Error())
+	}
+	return m, nil
+}
+
+// repositories lists up to n names after last, in lexical order, that
+// match q and that c may pull. The store pages names in order, so a page
+// costs what it skips, never the whole list.
+func (h *Handler) repositories(ctx context.Context, c caller, q, last string, n int) (RepoList, error) {
+	match, err := matcher(q)
+	if err != nil {
+		return RepoList{}, err
+	}
+	out := RepoList{Query: q, Repositories: []string{}}
+	for {
+		names, more, err := h.store.Repositories(ctx, last, storePage)
+		if err != nil {
+			return out, err
+		}
+		for _, name := range names {
+			if !match(name) || !c.mayList(name) {
+				continue
+			}
+			if len(out.Repositories) == n {
+				out.Next = out.Repositories[n-1]
+				return out, nil
+			}
+			out.Repositories = append(out.Repositories, name)
+		}
+		if !more || len(names) == 0 {
+			return out, nil
+		}
+		last = names[len(names)-1]
+	}
+}
+
+// Tag is one tag of a repository.
+type Tag struct {
+	Name      string        `json:"name"`
+	Digest    digest.Digest `json:"digest"`
+	MediaType string        `json:"mediaType,omitempty"`
+	// Size is the manifest's and its blobs' bytes; for an index, with
+	// its children's (each blob counted once).
+	Size      int64     `json:"size"`
+	Platforms []string  `json:"platforms,omitempty"`
+	Pushed    time.Time `json:"pushed"`
+	// LastUsed is the manifest's latest pull, or HEAD by digest.
+	LastUsed *time.Time `json:"lastUsed,omitempty"`
+}
+
+// TagList is one page of a repository's tags, in lexical order.
+type TagList struct {
+	Repository string `json:"repository"`
+	Tags       []Tag  `json:"tags"`
+	Total      int    `json:"total"`
+	Next       string `json:"next,omitempty"`
+}
+
+// tags lists up to n tags of repo after last.
+func (h *Handler) tags(ctx context.Context, repo, last string, n int) (TagList, error) {
+	r, err := h.store.Repository(ctx, repo)
+	if err != nil {
+		return TagList{}, err
+	}
+	out := TagList{Repository: repo, Tags: []Tag{}, Total: len(r.Tags)}
+	manifests := make(map[digest.Digest]*storage.GCManifest, len(r.Manifests))
+	for i := range r.Manifests {
+		manifests[r.Manifests[i].Digest] = &r.Manifests[i]
+	}
+	var page []storage.GCTag
+	for i, t := range r.Tags {
+		if last != "" && t.Name <= last {
+			continue
+		}
+		if len(page) == n {
+			out.Next = r.Tags[i-1].Name
+			break
+		}
+		page = append(page, t)
+	}
+	var need []digest.Digest
+	for _, t := range page {
+		need = append(need, blobsOf(manifests, t.Digest)...)
+	}
+	sizes := h.store.BlobSizes(ctx, need)
+	for _, t := range page {
+		tag := Tag{Name: t.Name, Digest: t.Digest, Pushed: t.Pushed}
+		if m := manifests[t.Digest]; m != nil {
+			tag.Size = m.Size
+			for _, c := range m.Manifests {
+				if cm := manifests[c]; cm != nil {
+					tag.Size += cm.Size
+				}
+			}
+			if !m.Used.IsZero() {
+				tag.LastUsed = &m.Used
+			}
+		}
+		for _, d := range blobsOf(manifests, t.Digest) {
+			tag.Size += sizes[d]
+		}
+		// GetManifest, not StatManifest: a HEAD-like stat by digest
+		// counts as use, which keeps a manifest from GC for a while.
+		if m, err := h.store.GetManifest(ctx, repo, string(t.Digest)); err == nil {
+			tag.MediaType = m.MediaType
+			if isIndex(m.MediaType) {
+				tag.Platforms = platforms(m.Content)
+			}
+		}
+		out.Tags = append(out.Tags, tag)
+	}
+	return out, nil
+}
+
+// blobsOf returns the distinct blobs of manifest d and of its children.
+func blobsOf(manifests map[digest.Digest]*storage.GCManifest, d digest.Digest) []digest.Digest {
+	m := manifests[d]
+	if m == nil {
+		return nil
+	}
+	seen := map[digest.Digest]bool{}
+	var out []digest.Digest
+	add := func(ds []digest.Digest) {
+		for _, b := range ds {
+			if !seen[b] {
+				seen[b] = true
+				out = append(out, b)
+			}
+		}
+	}
+	add(m.Blobs)
+	for _, c := range m.Manifests {
+		if cm := manifests[c]; cm != nil {
+			add(cm.Blobs)
+		}
+	}
+	return out
+}
+
+func isIndex(mediaType string) bool {
+	return mediaType == ocispec.MediaTypeImageIndex || mediaType == "application/vnd.docker.distribution.manifest.list.v2+json"
+}
+
+// platforms returns the platforms an index names, as os/arch[/variant].
+func platforms(index []byte) []string {
+	var idx ocispec.Index
+	if json.Unmarshal(index, &idx) != nil {
+		return nil
+	}
+	var out []string
+	for _, c := range idx.Manifests {
+		if c.Platform != nil {
+			out = append(out, platformString(c.Platform))
+		}
+	}
+	return out
+}
+
+func platformString(p *ocispec.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}

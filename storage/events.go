@@ -67,6 +67,12 @@ type eventLog struct {
 // start at the current end of the log, and must catch up on what is
 // already stored by other means.
 func (s *Store) RecordEvents(consumers []string) (fresh []string, err error) {
+	if s.hasCursorsOf(consumers) {
+		// A restart with the same consumers, or none as before: nothing
+		// to write, so no sync at start.
+		s.events.on.Store(len(consumers) > 0)
+		return nil, nil
+	}
 	err = s.commit.update(func(tx *bolt.Tx) error {
 		fresh = nil
 		events, err := tx.CreateBucketIfNotExists(bucketEvents)
@@ -103,6 +109,28 @@ func (s *Store) RecordEvents(consumers []string) (fresh []string, err error) {
 		s.events.on.Store(len(consumers) > 0)
 	}
 	return fresh, err
+}
+
+// hasCursorsOf reports whether the consumers with a cursor are exactly
+// consumers.
+func (s *Store) hasCursorsOf(consumers []string) bool {
+	same := true
+	s.db.View(func(tx *bolt.Tx) error {
+		cursors := tx.Bucket(bucketCursors)
+		if cursors == nil {
+			same = len(consumers) == 0
+			return nil
+		}
+		n := 0
+		cursors.ForEach(func(k, _ []byte) error {
+			n++
+			same = same && slices.Contains(consumers, string(k))
+			return nil
+		})
+		same = same && n == len(consumers)
+		return nil
+	})
+	return same
 }
 
 // Events returns up to max events after consumer's cursor, oldest first.

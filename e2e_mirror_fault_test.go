@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"slices"
 	"testing"
 	"time"
 
@@ -256,7 +257,8 @@ grace = "0s"`)
 		if err != nil || path == filepath.Join(cache.dataDir, "blobs") {
 			return cmp.Or(err, fs.SkipDir) // blobs/ holds what was committed
 		}
-		if e.IsDir() || e.Name() == "meta.db" {
+		// The metadata, and keys the server keeps (the dashboard's).
+		if e.IsDir() || slices.Contains([]string{"meta.db", "token.key", "ui.key", "ui.logout"}, e.Name()) {
 			return nil
 		}
 		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {

@@ -84,7 +84,11 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		}
 	}()
 
-	opts := []registry.Option{registry.WithLogger(log)}
+	// The audit record is written behind the requests; Close, deferred
+	// after the store's, writes what is queued before the store closes.
+	audit := storage.NewAuditWriter(store, func(err error) { log.Warn().Err(err).Msg("audit record") })
+	defer audit.Close()
+	opts := []registry.Option{registry.WithLogger(log), registry.WithAudit(audit)}
 	var reg *prometheus.Registry
 	if f.Metrics.Enabled {
 		reg = prometheus.NewRegistry()
@@ -106,7 +110,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	if f.Auth != nil {
 		// One limiter for API calls and logins: one table of clients,
 		// bounded by max_clients, and one metric.
-		authOpts := []auth.Option{auth.WithRobots(robots), auth.WithRateLimiter(limiter)}
+		authOpts := []auth.Option{auth.WithRobots(robots), auth.WithRateLimiter(limiter), auth.WithAudit(audit)}
 		if reg != nil {
 			authOpts = append(authOpts, auth.WithMetrics(reg))
 		}
@@ -142,7 +146,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	}
 	defer stopMaintenance()
 	if f.UI.Enabled {
-		dash, err := dashboard(f, store, authn, log)
+		dash, err := dashboard(f, store, authn, audit, log)
 		if err != nil {
 			return err
 		}
@@ -251,8 +255,8 @@ func withMetricsEndpoint(next http.Handler, path string, reg *prometheus.Registr
 
 // dashboard returns the registry option that serves the dashboard next
 // to the API.
-func dashboard(f File, store *storage.Store, authn ui.Authenticator, log zerolog.Logger) (registry.Option, error) {
-	opts := []ui.Option{ui.WithStarted(time.Now()), ui.WithLogger(log.With().Str("component", "ui").Logger())}
+func dashboard(f File, store *storage.Store, authn ui.Authenticator, audit *storage.AuditWriter, log zerolog.Logger) (registry.Option, error) {
+	opts := []ui.Option{ui.WithStarted(time.Now()), ui.WithLogger(log.With().Str("component", "ui").Logger()), ui.WithAudit(audit)}
 	if authn != nil {
 		opts = append(opts, ui.WithAuth(authn))
 	}

@@ -31,6 +31,7 @@ type Handler struct {
 	started  time.Time
 	log      zerolog.Logger
 	stats    *statsCache
+	audit    *storage.AuditWriter // nil: logins are not recorded
 	mux      *http.ServeMux
 }
 
@@ -42,6 +43,9 @@ func WithAuth(a Authenticator) Option { return func(h *Handler) { h.auth = a } }
 
 // WithStarted sets when the server started, for the uptime shown.
 func WithStarted(t time.Time) Option { return func(h *Handler) { h.started = t } }
+
+// WithAudit records dashboard logins in w.
+func WithAudit(w *storage.AuditWriter) Option { return func(h *Handler) { h.audit = w } }
 
 // WithLogger logs failures to log.
 func WithLogger(log zerolog.Logger) Option { return func(h *Handler) { h.log = log } }

@@ -1,0 +1,67 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+func TestAuditBoundedAndPaged(t *testing.T) {
+	s := openAt(t, t.TempDir())
+	ctx := context.Background()
+	var es []AuditEntry
+	for i := range 25 {
+		es = append(es, AuditEntry{Kind: AuditPush, Repository: fmt.Sprintf("r%d", i%2), Reference: fmt.Sprint(i)})
+	}
+	if err := s.appendAudit(es[:15], 20); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.appendAudit(es[15:], 20); err != nil {
+		t.Fatal(err)
+	}
+	// Kept: the last 20 (references 5..24). Pages of 7, newest first.
+	var got []string
+	var before uint64
+	for pages := 0; ; pages++ {
+		p, err := s.ListAudit(ctx, AuditQuery{Before: before, Limit: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range p.Entries {
+			got = append(got, e.Reference)
+		}
+		if p.Next == 0 {
+			break
+		}
+		before = p.Next
+		if pages > 5 {
+			t.Fatal("ListAudit does not end")
+		}
+	}
+	if len(got) != 20 || got[0] != "24" || got[19] != "5" {
+		t.Fatalf("ListAudit pages = %v, want 24 down to 5", got)
+	}
+	p, err := s.ListAudit(ctx, AuditQuery{Limit: 100, Match: func(e *AuditEntry) bool { return e.Repository == "r1" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Entries) != 10 || p.Entries[0].Reference != "23" || p.Next != 0 {
+		t.Fatalf("ListAudit(r1) = %d entries from %q, next %d; want 10 from 23, next 0", len(p.Entries), p.Entries[0].Reference, p.Next)
+	}
+}
+
+func TestAuditWriterFlushesOnClose(t *testing.T) {
+	s := openAt(t, t.TempDir())
+	w := NewAuditWriter(s, func(err error) { t.Error(err) })
+	for range 3 {
+		w.Record(AuditEntry{Kind: AuditLogin, Identity: "alice"})
+	}
+	w.Close()
+	p, err := s.ListAudit(context.Background(), AuditQuery{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Entries) != 3 || p.Entries[0].Time.IsZero() || p.Entries[0].Seq != 3 {
+		t.Fatalf("ListAudit after Close = %+v, want 3 stamped entries", p.Entries)
+	}
+}

@@ -88,6 +88,13 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	// after the store's, writes what is queued before the store closes.
 	audit := storage.NewAuditWriter(store, func(err error) { log.Warn().Err(err).Msg("audit record") })
 	defer audit.Close()
+	usageCtx, stopUsage := context.WithCancel(ctx)
+	usageDone := make(chan struct{})
+	go func() {
+		defer close(usageDone)
+		store.TrackUsage(usageCtx, func(err error) { log.Warn().Err(err).Msg("recording storage usage") })
+	}()
+	defer func() { stopUsage(); <-usageDone }()
 	opts := []registry.Option{registry.WithLogger(log), registry.WithAudit(audit)}
 	var reg *prometheus.Registry
 	if f.Metrics.Enabled {

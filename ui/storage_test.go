@@ -1,0 +1,45 @@
+package ui
+
+import (
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nora-registry/nora/auth"
+	"github.com/nora-registry/nora/storage"
+)
+
+func TestStorageHistory(t *testing.T) {
+	f := newFixture(t)
+	now := time.Now().UTC()
+	for i, b := range []int64{1 << 20, 3 << 20} {
+		if err := f.store.RecordUsage(t.Context(), now.AddDate(0, 0, i-1), storage.Stats{BlobBytes: b, Blobs: 5 + i, Repositories: 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// carol may pull everything, so she sees the store's totals.
+	cfg := f.cfg
+	cfg.Users = append(cfg.Users, auth.UserConfig{Name: "carol", Password: cfg.Users[1].Password})
+	cfg.Rules = append(cfg.Rules, auth.RuleConfig{Users: []string{"carol"}, Permissions: []string{"pull:**"}})
+	svc, err := auth.New(cfg, f.dir, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.authed = httptest.NewServer(f.dashboard(t, WithAuth(svc)))
+	defer f.authed.Close()
+	yesterday := now.AddDate(0, 0, -1).Format(time.DateOnly)
+	for _, c := range []apiCall{
+		{name: "open", server: "open", path: "/api/v1/storage/history", wantStatus: 200,
+			wantBody: []string{`{"days":[{"date":"` + yesterday + `","bytes":1048576,"blobs":5,"repositories":3},{"date":"` + now.Format(time.DateOnly) + `","bytes":3145728`}},
+		{name: "one day", server: "open", path: "/api/v1/storage/history?days=1", wantStatus: 200, wantBody: []string{`"bytes":3145728`}, notBody: []string{yesterday}},
+		{name: "bad days", server: "open", path: "/api/v1/storage/history?days=0", wantStatus: 400, wantCode: "INVALID"},
+		{name: "page", server: "open", path: "/ui/storage", wantStatus: 200, wantBody: []string{"<svg", `<rect x="0" y="106.66`, "<title>" + yesterday + ": 1.0 MiB</title>", "<table", "3.0 MiB"}},
+		{name: "anonymous", server: "authed", path: "/api/v1/storage/history", wantStatus: 401, wantCode: "UNAUTHORIZED"},
+		{name: "alice sees part", server: "authed", path: "/api/v1/storage/history", header: basic("alice", "alice-pw"), wantStatus: 403, wantCode: "DENIED"},
+		{name: "carol sees all", server: "authed", path: "/api/v1/storage/history", header: basic("carol", "bob-pw"), wantStatus: 200, wantBody: []string{`"bytes":3145728`}},
+	} {
+		c.run(t, f)
+	}
+}

@@ -152,8 +152,18 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		return err
 	}
 	defer stopMaintenance()
+	repl, stopRepl, err := startReplication(ctx, f, store, reg, log)
+	if err != nil {
+		return err
+	}
+	defer stopRepl()
+
 	if f.UI.Enabled {
-		dash, err := dashboard(f, store, authn, audit, log)
+		uiOpts := []ui.Option{ui.WithAudit(audit), ui.WithReplication(repl.Status)}
+		if mir != nil {
+			uiOpts = append(uiOpts, ui.WithMirror(mir.Hits))
+		}
+		dash, err := dashboard(f, store, authn, log, uiOpts...)
 		if err != nil {
 			return err
 		}
@@ -173,12 +183,6 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	trimCtx, stopTrim := context.WithCancel(ctx)
 	defer stopTrim()
 	go trim.run(trimCtx)
-
-	repl, stopRepl, err := startReplication(ctx, f, store, reg, log)
-	if err != nil {
-		return err
-	}
-	defer stopRepl()
 
 	// `registry token`, `gc`, `retention` and `replicate` reach the store
 	// through the server while it holds the store; replicate reads and
@@ -262,8 +266,8 @@ func withMetricsEndpoint(next http.Handler, path string, reg *prometheus.Registr
 
 // dashboard returns the registry option that serves the dashboard next
 // to the API.
-func dashboard(f File, store *storage.Store, authn ui.Authenticator, audit *storage.AuditWriter, log zerolog.Logger) (registry.Option, error) {
-	opts := []ui.Option{ui.WithStarted(time.Now()), ui.WithLogger(log.With().Str("component", "ui").Logger()), ui.WithAudit(audit)}
+func dashboard(f File, store *storage.Store, authn ui.Authenticator, log zerolog.Logger, extra ...ui.Option) (registry.Option, error) {
+	opts := append([]ui.Option{ui.WithStarted(time.Now()), ui.WithLogger(log.With().Str("component", "ui").Logger())}, extra...)
 	if authn != nil {
 		opts = append(opts, ui.WithAuth(authn))
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nora-registry/nora/auth"
 	"github.com/nora-registry/nora/registry"
+	"github.com/nora-registry/nora/replicate"
 	"github.com/nora-registry/nora/storage"
 )
 
@@ -32,7 +33,10 @@ type Handler struct {
 	log      zerolog.Logger
 	stats    *statsCache
 	audit    *storage.AuditWriter // nil: logins are not recorded
-	mux      *http.ServeMux
+	// mirrorHits and replStatus feed the overview; nil when off.
+	mirrorHits func() (hits, misses uint64)
+	replStatus func() []replicate.RemoteStatus
+	mux        *http.ServeMux
 }
 
 // Option configures a Handler.

@@ -30,7 +30,13 @@ func (s *Service) auditDenied(r *http.Request, id *Identity, repo string, action
 		Repository: repo, Remote: r.RemoteAddr, Detail: string(action)})
 }
 
+// auditToken records a token granted to a user, robot or OIDC subject.
+// Anonymous grants are not recorded: every anonymous pull asks for one,
+// and they would push what matters out of the bounded record.
 func (s *Service) auditToken(r *http.Request, id *Identity, scopes []string) {
+	if id.Kind == KindAnonymous {
+		return
+	}
 	s.audit.Record(storage.AuditEntry{Kind: storage.AuditToken, Identity: id.Name, IdentityKind: string(id.Kind),
 		Remote: r.RemoteAddr, Detail: strings.Join(scopes, " ")})
 }

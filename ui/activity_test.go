@@ -52,6 +52,8 @@ func TestActivity(t *testing.T) {
 	tok := httptest.NewRequest("GET", "/auth/token?service=nora&scope=repository:team/app:pull", nil)
 	tok.SetBasicAuth("alice", "alice-pw")
 	svc.TokenHandler().ServeHTTP(httptest.NewRecorder(), tok)
+	anon := httptest.NewRequest("GET", "/auth/token?service=nora&scope=repository:public/base:pull", nil)
+	svc.TokenHandler().ServeHTTP(httptest.NewRecorder(), anon)
 	if _, ck := login(t, f.authed.URL, "alice", "alice-pw"); ck == nil {
 		t.Fatal("login as alice set no session cookie")
 	}
@@ -65,6 +67,7 @@ func TestActivity(t *testing.T) {
 				`"kind":"delete"`, `"kind":"failed","identity":"alice","identityKind":"user"`, `"kind":"failed","remote":"127.0.0.1:`,
 				`"kind":"denied","identity":"alice","identityKind":"user","repository":"other/tool"`, `"detail":"pull"`,
 				`"kind":"token","identity":"alice"`, `"detail":"repository:team/app:pull"`, `"kind":"login","identity":"alice"`}},
+		{name: "no anonymous tokens", server: "open", path: "/api/v1/activity?kind=token", wantStatus: 200, notBody: []string{"public/base"}},
 		{name: "kind", server: "open", path: "/api/v1/activity?kind=push", wantStatus: 200, wantBody: []string{`"kind":"push"`}, notBody: []string{`"kind":"delete"`, `"kind":"login"`}},
 		{name: "glob", server: "open", path: "/api/v1/activity?repository=other/*", wantStatus: 200, wantBody: []string{`"repository":"other/tool"`}, notBody: []string{`"team/app"`, `"kind":"login"`}},
 		{name: "identity", server: "open", path: "/api/v1/activity?identity=alice&kind=login", wantStatus: 200, wantBody: []string{`"kind":"login"`}, notBody: []string{`"kind":"token"`}},

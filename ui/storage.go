@@ -41,12 +41,13 @@ func newChart(days []storage.Usage) chart {
 	for _, d := range days {
 		c.Max = max(c.Max, d.BlobBytes)
 	}
-	if c.Max == 0 {
+	if len(days) == 0 {
 		return c
 	}
+	scale := float64(chartH) / float64(max(c.Max, 1))
 	step := float64(chartW) / float64(len(days))
 	for i, d := range days {
-		h := float64(d.BlobBytes) / float64(c.Max) * chartH
+		h := float64(d.BlobBytes) * scale
 		c.Bars = append(c.Bars, bar{X: float64(i) * step, Y: chartH - h, W: max(step-1, 1), H: h, Label: d.Day + ": " + humanBytes(d.BlobBytes)})
 	}
 	return c

@@ -35,6 +35,7 @@ var funcs = template.FuncMap{
 	"uptime":  func(sec int64) string { return (time.Duration(sec) * time.Second).String() },
 	"seconds": func(sec float64) string { return time.Duration(sec * float64(time.Second)).Round(time.Second).String() },
 	"percent": func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
+	"abbrev":  short,
 	"dict":    func(repo string, refs []Referrer) referrerTree { return referrerTree{repo, refs} },
 }
 

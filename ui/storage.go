@@ -88,7 +88,27 @@ func (h *Handler) history(r *http.Request, c caller) (StorageHistory, error) {
 		return StorageHistory{}, err
 	}
 	days, err := h.store.UsageHistory(r.Context(), time.Now().UTC().AddDate(0, 0, 1-n))
-	return StorageHistory{Days: days, Chart: newChart(days)}, err
+	if err != nil {
+		return StorageHistory{}, err
+	}
+	if days, err = h.withToday(r.Context(), days); err != nil {
+		return StorageHistory{}, err
+	}
+	return StorageHistory{Days: days, Chart: newChart(days)}, nil
+}
+
+// withToday puts the overview's current count in place of today's
+// recorded one, which is as old as the first count of the day.
+func (h *Handler) withToday(ctx context.Context, days []storage.Usage) ([]storage.Usage, error) {
+	s, err := h.stats.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	today := storage.Usage{Day: time.Now().UTC().Format(time.DateOnly), BlobBytes: s.total.BlobBytes, Blobs: s.total.Blobs, Repositories: s.total.Repositories}
+	if n := len(days); n > 0 && days[n-1].Day == today.Day {
+		days = days[:n-1]
+	}
+	return append(days, today), nil
 }
 
 func (h *Handler) storagePage(r *http.Request, c caller, v *view) (string, error) {

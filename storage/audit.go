@@ -102,6 +102,10 @@ type AuditQuery struct {
 	Limit int
 	// Match, if not nil, keeps only the entries it accepts.
 	Match func(*AuditEntry) bool
+	// MaxScan, if not 0, bounds how many entries one call reads: a
+	// filter that matches little then returns a short page, with Next,
+	// rather than reading the whole record.
+	MaxScan int
 }
 
 // AuditPage is one page of the audit record, newest first. Next is the
@@ -121,18 +125,19 @@ func (s *Store) ListAudit(ctx context.Context, q AuditQuery) (AuditPage, error) 
 			return nil
 		}
 		c := b.Cursor()
-		var k, v []byte
-		if q.Before == 0 {
-			k, v = c.Last()
-		} else if k, v = c.Seek(seqKey(q.Before)); k == nil {
-			k, v = c.Last()
+		k, v := c.Last()
+		if q.Before != 0 {
+			if k, v = c.Seek(seqKey(q.Before)); k == nil {
+				k, v = c.Last()
+			}
 		}
+		scanned, last := 0, uint64(0) // last: the oldest entry read
 		for ; k != nil; k, v = c.Prev() {
 			if q.Before != 0 && seqOf(k) >= q.Before {
 				continue
 			}
-			if len(p.Entries) == q.Limit {
-				p.Next = p.Entries[len(p.Entries)-1].Seq
+			if len(p.Entries) == q.Limit || (q.MaxScan > 0 && scanned == q.MaxScan) {
+				p.Next = last
 				return nil
 			}
 			if err := ctx.Err(); err != nil {
@@ -142,6 +147,7 @@ func (s *Store) ListAudit(ctx context.Context, q AuditQuery) (AuditPage, error) 
 			if err := json.Unmarshal(v, &e); err != nil {
 				return fmt.Errorf("storage: audit entry %d: %w", seqOf(k), err)
 			}
+			scanned, last = scanned+1, seqOf(k)
 			if q.Match == nil || q.Match(&e) {
 				p.Entries = append(p.Entries, e)
 			}

@@ -8,6 +8,7 @@ import (
 
 func TestAuditBoundedAndPaged(t *testing.T) {
 	s := openAt(t, t.TempDir())
+	defer s.Close()
 	ctx := context.Background()
 	var es []AuditEntry
 	for i := range 25 {
@@ -48,10 +49,22 @@ func TestAuditBoundedAndPaged(t *testing.T) {
 	if len(p.Entries) != 10 || p.Entries[0].Reference != "23" || p.Next != 0 {
 		t.Fatalf("ListAudit(r1) = %d entries from %q, next %d; want 10 from 23, next 0", len(p.Entries), p.Entries[0].Reference, p.Next)
 	}
+	// Reading at most 5 entries a call (seq = reference+1): the matches
+	// among them, and a Next that goes on below what was read.
+	odd := func(e *AuditEntry) bool { return e.Repository == "r1" }
+	p, err = s.ListAudit(ctx, AuditQuery{Limit: 100, Match: odd, MaxScan: 5})
+	if err != nil || len(p.Entries) != 2 || p.Entries[1].Reference != "21" || p.Next != 21 {
+		t.Fatalf("ListAudit(r1, MaxScan 5) = %+v, %v; want 23, 21 and next 21", p, err)
+	}
+	p, _ = s.ListAudit(ctx, AuditQuery{Before: p.Next, Limit: 100, Match: odd, MaxScan: 5})
+	if len(p.Entries) != 3 || p.Entries[0].Reference != "19" || p.Entries[2].Reference != "15" || p.Next != 16 {
+		t.Fatalf("ListAudit(r1, MaxScan 5, second page) = %+v; want 19, 17, 15 and next 16", p)
+	}
 }
 
 func TestAuditWriterFlushesOnClose(t *testing.T) {
 	s := openAt(t, t.TempDir())
+	defer s.Close()
 	w := NewAuditWriter(s, func(err error) { t.Error(err) })
 	for range 3 {
 		w.Record(AuditEntry{Kind: AuditLogin, Identity: "alice"})

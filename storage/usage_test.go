@@ -8,6 +8,7 @@ import (
 
 func TestUsageHistory(t *testing.T) {
 	s := openAt(t, t.TempDir())
+	defer s.Close()
 	ctx := context.Background()
 	if h, err := s.UsageHistory(ctx, time.Time{}); err != nil || len(h) != 0 {
 		t.Fatalf("UsageHistory on a new store = %v, %v, want none", h, err)

@@ -11,6 +11,11 @@ import (
 	"github.com/nora-registry/nora/storage"
 )
 
+// auditScan is the most audit entries one activity page reads: a filter
+// that matches little gets a short page and a link to older entries
+// rather than a read of the whole record.
+const auditScan = 10_000
+
 // auditKinds are the kinds an activity filter may name.
 var auditKinds = []storage.AuditKind{storage.AuditPush, storage.AuditDelete, storage.AuditLogin,
 	storage.AuditToken, storage.AuditFailed, storage.AuditDenied}
@@ -63,7 +68,7 @@ func (h *Handler) activity(ctx context.Context, r *http.Request, c caller) (Acti
 	if err != nil {
 		return a, err
 	}
-	p, err := h.store.ListAudit(ctx, storage.AuditQuery{Before: before, Limit: n, Match: func(e *storage.AuditEntry) bool {
+	p, err := h.store.ListAudit(ctx, storage.AuditQuery{Before: before, Limit: n, MaxScan: auditScan, Match: func(e *storage.AuditEntry) bool {
 		return (a.Kind == "" || string(e.Kind) == a.Kind) &&
 			(a.Identity == "" || e.Identity == a.Identity) &&
 			(a.Repository == "" || repo(e.Repository)) &&

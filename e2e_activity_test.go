@@ -77,3 +77,47 @@ func TestE2EActivity(t *testing.T) {
 		t.Errorf("GET /api/v1/storage/history = %d %s, want today only", resp.StatusCode, body)
 	}
 }
+
+// TestE2EOverviewRemotes: the overview of a server that is a mirror and
+// a replication source shows the mirror's hits and misses after a pull
+// through it, and the queue of a push target that is down.
+func TestE2EOverviewRemotes(t *testing.T) {
+	up, target := startServer(t), startServer(t)
+	img := pushRandom(t, up, "team/app:v1", 4<<10, 2)
+	s := startServerWith(t, fmt.Sprintf(`
+[[mirror.upstreams]]
+name = "upstream"
+url = "http://%s"
+insecure = true
+hosts = ["registry.example"]
+`, up.host())+pushTarget("central", target.host()))
+	target.stop()
+	pushRandom(t, s, "team/app:v2", 4<<10, 1)
+	for range 2 {
+		pullWhole(t, s.ref(t, "registry.example/team/app:v1"), img)
+	}
+	var o struct {
+		Mirror struct {
+			Hits, Misses uint64
+			HitRatio     float64
+		}
+		Replication []struct {
+			Name      string
+			Queued    uint64
+			LastError string
+		}
+	}
+	eventually(t, "the overview's mirror and replication figures", func() error {
+		resp, body := s.do(t, "GET", "/api/v1/overview", nil, nil)
+		if resp.StatusCode != 200 || json.Unmarshal(body, &o) != nil {
+			return fmt.Errorf("GET /api/v1/overview = %d %s", resp.StatusCode, body)
+		}
+		if o.Mirror.Hits == 0 || o.Mirror.Misses == 0 || o.Mirror.HitRatio <= 0 || o.Mirror.HitRatio >= 1 {
+			return fmt.Errorf("mirror = %+v, want hits and misses", o.Mirror)
+		}
+		if len(o.Replication) != 1 || o.Replication[0].Name != "central" || o.Replication[0].Queued != 1 || o.Replication[0].LastError == "" {
+			return fmt.Errorf("replication = %+v, want central with 1 queued and an error", o.Replication)
+		}
+		return nil
+	})
+}

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -76,5 +77,26 @@ func TestAuditWriterFlushesOnClose(t *testing.T) {
 	}
 	if len(p.Entries) != 3 || p.Entries[0].Time.IsZero() || p.Entries[0].Seq != 3 {
 		t.Fatalf("ListAudit after Close = %+v, want 3 stamped entries", p.Entries)
+	}
+}
+
+func TestAuditWriterDropsWhenFull(t *testing.T) {
+	s := openAt(t, t.TempDir())
+	defer s.Close()
+	var errs []error
+	// A writer whose goroutine has not started: its queue of one fills.
+	w := &AuditWriter{store: s, onErr: func(err error) { errs = append(errs, err) }, queue: make(chan AuditEntry, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	w.Record(AuditEntry{Kind: AuditPush})
+	w.Record(AuditEntry{Kind: AuditPush})
+	if w.Dropped() != 1 {
+		t.Fatalf("Dropped() = %d, want 1", w.Dropped())
+	}
+	go w.run()
+	w.Close()
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "queue full, dropped 1") {
+		t.Fatalf("onErr got %v, want one report of 1 entry dropped", errs)
+	}
+	if p, _ := s.ListAudit(context.Background(), AuditQuery{Limit: 10}); len(p.Entries) != 1 {
+		t.Fatalf("ListAudit = %d entries, want the 1 queued", len(p.Entries))
 	}
 }

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,8 +22,8 @@ const (
 // an entry without waiting, and one goroutine appends what is queued to
 // the store every second (or every auditBatch entries) in one
 // transaction. A crash loses at most the last second of entries, and a
-// queue full because the disk is slow drops entries (counted by Dropped)
-// rather than slow requests: the record is a feed for people, not the
+// queue full because the disk is slow drops entries (counted by Dropped,
+// and told to onErr) rather than slow requests: the record is a feed for people, not the
 // replication log.
 type AuditWriter struct {
 	store   *Store
@@ -72,7 +73,12 @@ func (w *AuditWriter) run() {
 	t := time.NewTicker(auditFlushEvery)
 	defer t.Stop()
 	var batch []AuditEntry
+	var reported uint64 // drops already told to onErr
 	flush := func() {
+		if d := w.dropped.Load(); d > reported && w.onErr != nil {
+			w.onErr(fmt.Errorf("storage: audit record: queue full, dropped %d", d-reported))
+			reported = d
+		}
 		if len(batch) == 0 {
 			return
 		}

@@ -23,7 +23,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // browserLog collects what a page must never do: write an error to the
@@ -119,16 +118,7 @@ func artifactDir(t *testing.T) string {
 }
 
 func TestE2EDashboardBrowser(t *testing.T) {
-	hash, _ := bcrypt.GenerateFromPassword([]byte("alice-secret"), bcrypt.MinCost)
-	s := startServerWith(t, fmt.Sprintf(`
-[auth]
-[[auth.users]]
-name = "alice"
-password = %q
-[[auth.rules]]
-users = ["alice"]
-permissions = ["*:team/**"]
-`, hash))
+	s := startServerWithAlice(t)
 	// A real client pushes an image and an index of it.
 	alice := remote.WithAuth(&authn.Basic{Username: "alice", Password: "alice-secret"})
 	img, _ := random.Image(2048, 3)

@@ -125,6 +125,7 @@ func (s *Service) respond(w http.ResponseWriter, r *http.Request, id *Identity, 
 		resp.IssuedTokenType = "urn:ietf:params:oauth:token-type:access_token"
 	}
 	s.metrics.issued.WithLabelValues(string(id.Kind)).Inc()
+	s.auditToken(r, id, scopes)
 	s.log.Info().Str("identity", id.Name).Str("kind", string(id.Kind)).Str("remote", r.RemoteAddr).
 		Strs("scopes", scopes).Bool("refresh_token", resp.RefreshToken != "").Msg("token issued")
 	w.Header().Set("Content-Type", "application/json")

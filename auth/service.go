@@ -12,6 +12,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/nora-registry/nora/storage"
 )
 
 // basicCacheTTL bounds how long a successful password check is reused, so
@@ -33,6 +35,7 @@ type Service struct {
 	limiter   *RateLimiter // nil: logins are not limited
 	metrics   *metrics
 	log       zerolog.Logger
+	audit     *storage.AuditWriter // nil: nothing is recorded
 
 	mu     sync.Mutex
 	cache  map[[32]byte]cached // verified tokens and password checks
@@ -134,6 +137,7 @@ func (s *Service) Authenticate(r *http.Request) (*Identity, error) {
 // still be told apart.
 func (s *Service) failed(r *http.Request, reason, name string) {
 	s.metrics.failures.WithLabelValues(reason).Inc()
+	s.auditFailed(r, reason, name)
 	e := s.log.Warn().Str("remote", r.RemoteAddr).Str("reason", reason).Str("method", r.Method).Str("path", r.URL.Path)
 	if s.users[name] != nil {
 		e = e.Str("user", name)
@@ -167,6 +171,7 @@ func (s *Service) Authorize(r *http.Request, id *Identity, repo string, action A
 		return s.unauthorized(r, repo, action, "authentication required for "+string(action)+" access to "+repo)
 	}
 	s.metrics.failures.WithLabelValues("denied").Inc()
+	s.auditDenied(r, id, repo, action)
 	s.log.Warn().Str("remote", r.RemoteAddr).Str("identity", id.Name).Str("kind", string(id.Kind)).
 		Str("repository", repo).Str("action", string(action)).Msg("access denied")
 	return &Error{Status: http.StatusForbidden, Message: "no " + string(action) + " access to " + repo}
@@ -375,6 +380,7 @@ func (s *Service) verifyIDToken(r *http.Request, name, raw string) (*Identity, e
 	}
 	if err != nil {
 		s.metrics.failures.WithLabelValues("invalid_id_token").Inc()
+		s.auditFailed(r, "invalid_id_token", "")
 		s.log.Warn().Err(err).Str("remote", r.RemoteAddr).Str("reason", "invalid_id_token").Msg("authentication failed")
 		return nil, err
 	}

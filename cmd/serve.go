@@ -84,7 +84,18 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		}
 	}()
 
-	opts := []registry.Option{registry.WithLogger(log)}
+	// The audit record is written behind the requests; Close, deferred
+	// after the store's, writes what is queued before the store closes.
+	audit := storage.NewAuditWriter(store, func(err error) { log.Warn().Err(err).Msg("audit record") })
+	defer audit.Close()
+	usageCtx, stopUsage := context.WithCancel(ctx)
+	usageDone := make(chan struct{})
+	go func() {
+		defer close(usageDone)
+		store.TrackUsage(usageCtx, func(err error) { log.Warn().Err(err).Msg("recording storage usage") })
+	}()
+	defer func() { stopUsage(); <-usageDone }()
+	opts := []registry.Option{registry.WithLogger(log), registry.WithAudit(audit)}
 	var reg *prometheus.Registry
 	if f.Metrics.Enabled {
 		reg = prometheus.NewRegistry()
@@ -106,7 +117,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	if f.Auth != nil {
 		// One limiter for API calls and logins: one table of clients,
 		// bounded by max_clients, and one metric.
-		authOpts := []auth.Option{auth.WithRobots(robots), auth.WithRateLimiter(limiter)}
+		authOpts := []auth.Option{auth.WithRobots(robots), auth.WithRateLimiter(limiter), auth.WithAudit(audit)}
 		if reg != nil {
 			authOpts = append(authOpts, auth.WithMetrics(reg))
 		}
@@ -141,8 +152,18 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		return err
 	}
 	defer stopMaintenance()
+	repl, stopRepl, err := startReplication(ctx, f, store, reg, log)
+	if err != nil {
+		return err
+	}
+	defer stopRepl()
+
 	if f.UI.Enabled {
-		dash, err := dashboard(f, store, authn, log)
+		uiOpts := []ui.Option{ui.WithAudit(audit), ui.WithReplication(repl.Status)}
+		if mir != nil {
+			uiOpts = append(uiOpts, ui.WithMirror(mir.Hits))
+		}
+		dash, err := dashboard(f, store, authn, log, uiOpts...)
 		if err != nil {
 			return err
 		}
@@ -162,12 +183,6 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	trimCtx, stopTrim := context.WithCancel(ctx)
 	defer stopTrim()
 	go trim.run(trimCtx)
-
-	repl, stopRepl, err := startReplication(ctx, f, store, reg, log)
-	if err != nil {
-		return err
-	}
-	defer stopRepl()
 
 	// `registry token`, `gc`, `retention` and `replicate` reach the store
 	// through the server while it holds the store; replicate reads and
@@ -251,8 +266,8 @@ func withMetricsEndpoint(next http.Handler, path string, reg *prometheus.Registr
 
 // dashboard returns the registry option that serves the dashboard next
 // to the API.
-func dashboard(f File, store *storage.Store, authn ui.Authenticator, log zerolog.Logger) (registry.Option, error) {
-	opts := []ui.Option{ui.WithStarted(time.Now()), ui.WithLogger(log.With().Str("component", "ui").Logger())}
+func dashboard(f File, store *storage.Store, authn ui.Authenticator, log zerolog.Logger, extra ...ui.Option) (registry.Option, error) {
+	opts := append([]ui.Option{ui.WithStarted(time.Now()), ui.WithLogger(log.With().Str("component", "ui").Logger())}, extra...)
 	if authn != nil {
 		opts = append(opts, ui.WithAuth(authn))
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,8 @@ type metrics struct {
 	// cacheBytes and evictions: see evict.go.
 	cacheBytes *prometheus.GaugeVec   // upstream
 	evictions  *prometheus.CounterVec // upstream
+	// served and fetched total requests across upstreams, for Ratio.
+	served, fetched atomic.Uint64
 }
 
 func newMetrics() *metrics {
@@ -79,6 +82,20 @@ func (m *Mirror) CountHit(rt Route) { m.count(rt, resultHit) }
 
 func (m *Mirror) count(rt Route, result string) {
 	m.metrics.requests.WithLabelValues(rt.Upstream.Name, result).Inc()
+	switch result {
+	case resultHit, resultStale, resultRevalidated:
+		m.metrics.served.Add(1)
+	default: // a miss, or one that joined a fetch upstream
+		m.metrics.fetched.Add(1)
+	}
+}
+
+// Hits returns how many requests for mirrored content, across upstreams
+// and since start, were served from the cache (hits: including stale and
+// revalidated tags) and how many needed a fetch upstream (misses:
+// including those that joined one already running).
+func (m *Mirror) Hits() (hits, misses uint64) {
+	return m.metrics.served.Load(), m.metrics.fetched.Load()
 }
 
 // countRequest counts an upstream request of u that ended with err, and

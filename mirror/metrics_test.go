@@ -56,6 +56,17 @@ func TestMetrics(t *testing.T) {
 	if got := gathered(t, reg, "nora_mirror_requests_total", map[string]string{"result": "hit"}); got < 3 {
 		t.Errorf("nora_mirror_requests_total{result=hit} = %v, want at least 3", got)
 	}
+	// Hits agrees with the series: cache serves against upstream fetches.
+	hits, misses := m.Hits()
+	result := func(r string) float64 {
+		return gathered(t, reg, "nora_mirror_requests_total", map[string]string{"result": r})
+	}
+	if want := result("hit") + result("revalidated") + result("stale"); float64(hits) != want {
+		t.Errorf("Hits() hits = %d, want %v", hits, want)
+	}
+	if want := result("miss") + result("coalesced"); float64(misses) != want {
+		t.Errorf("Hits() misses = %d, want %v", misses, want)
+	}
 	size := int64(0)
 	layers, _ := img.Layers()
 	for _, l := range layers {

@@ -56,6 +56,7 @@ func (h *handler) observe(next http.Handler) http.Handler {
 		// keep the client's path for the log before handing it over.
 		path := r.URL.Path
 		rw := &responseWriter{ResponseWriter: w}
+		ctx, slot := h.withAuditSlot(ctx)
 		r = r.WithContext(ctx)
 		finished := false
 		defer func() {
@@ -86,6 +87,9 @@ func (h *handler) observe(next http.Handler) http.Handler {
 				Float64("duration_ms", float64(elapsed.Microseconds())/1000).
 				Str("remote", r.RemoteAddr).
 				Msg("request")
+			if h.audit != nil {
+				h.auditRequest(r, route, status, rw.Header(), slot)
+			}
 		}()
 		next.ServeHTTP(rw, r)
 		finished = true

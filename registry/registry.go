@@ -15,9 +15,10 @@ import (
 type handler struct {
 	store   *storage.Store
 	log     zerolog.Logger
-	metrics *metrics        // nil when metrics are off
-	authz   auth.Authorizer // nil when the registry is open
-	mirror  *mirror.Mirror  // nil without upstreams
+	metrics *metrics             // nil when metrics are off
+	authz   auth.Authorizer      // nil when the registry is open
+	mirror  *mirror.Mirror       // nil without upstreams
+	audit   *storage.AuditWriter // nil: pushes and deletes are not recorded
 	// partial accepts indexes some of whose platforms are missing.
 	partial bool
 	others  []mounted // served next to the API (WithHandler)

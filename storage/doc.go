@@ -31,6 +31,10 @@
 //     the deletions that free it: the metadata file keeps a reserve
 //     allocated past its data (see reserve.go). A write that fails for
 //     lack of space returns ErrStorageFull.
+//   - The audit record (audit.go) keeps the last AuditMax entries, pruned
+//     in the transaction that appends; an AuditWriter writes them in
+//     batches behind the requests, so a crash may lose the last second.
+//     The usage history (usage.go) keeps one total per day for two years.
 //
 // Errors are the sentinels in errors.go, wrapped with context; callers test
 // them with errors.Is.

@@ -14,4 +14,10 @@
 // (auth.Service.Subject): a change of password, rules or token ends it, and
 // so does logging out, recorded in the data directory so that a restart
 // does not revive it.
+//
+// Figures of the whole registry (storage over time, the mirror's hit
+// ratio, replication) are shown only to callers who may pull every
+// repository; the activity feed shows an entry about a repository to
+// whoever may pull it, and one about no repository only to the identity
+// it names.
 package ui

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nora-registry/nora/auth"
 	"github.com/nora-registry/nora/registry"
+	"github.com/nora-registry/nora/storage"
 )
 
 // maxFormBytes bounds a login or logout form.
@@ -89,6 +90,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, h.sessions.issue(r, id.Kind, id.Name, gen))
 	h.log.Info().Str("identity", id.Name).Str("kind", string(id.Kind)).Str("remote", r.RemoteAddr).Msg("dashboard login")
+	h.audit.Record(storage.AuditEntry{Kind: storage.AuditLogin, Identity: id.Name, IdentityKind: string(id.Kind), Remote: r.RemoteAddr})
 	http.Redirect(w, r, lv.Next, http.StatusSeeOther)
 }
 

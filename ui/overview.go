@@ -29,6 +29,10 @@ type Overview struct {
 	Healthy      bool      `json:"healthy"`
 	Health       string    `json:"health"`
 	CountedAt    time.Time `json:"countedAt"`
+	// Mirror and Replication are shown to callers who see every
+	// repository, when the mirror or replication is on.
+	Mirror      *MirrorStats   `json:"mirror,omitempty"`
+	Replication []RemoteStatus `json:"replication,omitempty"`
 }
 
 type repoCount struct {
@@ -123,6 +127,7 @@ func (h *Handler) overview(ctx context.Context, c caller) (Overview, error) {
 	o.Repositories = len(visible)
 	if len(visible) == len(s.repos) {
 		o.Blobs, o.StorageBytes = s.total.Blobs, s.total.BlobBytes
+		h.remotes(&o)
 	} else {
 		// Only the blobs of what the caller may see: the store's totals
 		// would tell of repositories hidden from them.

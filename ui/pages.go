@@ -30,10 +30,13 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04 UTC")
 	},
-	"join":   strings.Join,
-	"escape": url.PathEscape,
-	"uptime": func(sec int64) string { return (time.Duration(sec) * time.Second).String() },
-	"dict":   func(repo string, refs []Referrer) referrerTree { return referrerTree{repo, refs} },
+	"join":    strings.Join,
+	"escape":  url.PathEscape,
+	"uptime":  func(sec int64) string { return (time.Duration(sec) * time.Second).String() },
+	"seconds": func(sec float64) string { return time.Duration(sec * float64(time.Second)).Round(time.Second).String() },
+	"percent": func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
+	"abbrev":  short,
+	"dict":    func(repo string, refs []Referrer) referrerTree { return referrerTree{repo, refs} },
 }
 
 // referrerTree is one level of the referrers tree a template recurses on.

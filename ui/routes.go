@@ -22,10 +22,14 @@ func (h *Handler) routes() *http.ServeMux {
 	m.HandleFunc("POST /ui/logout", h.logout)
 	m.HandleFunc("GET /ui/repositories", h.page(h.reposPage))
 	m.HandleFunc("GET /ui/repositories/{path...}", h.page(h.repoPage))
+	m.HandleFunc("GET /ui/activity", h.page(h.activityPage))
+	m.HandleFunc("GET /ui/storage", h.page(h.storagePage))
 	m.HandleFunc("/ui/", h.page(notFoundPage))
 	m.HandleFunc("GET /api/v1/overview", h.api(h.apiOverview))
 	m.HandleFunc("GET /api/v1/repositories", h.api(h.apiRepositories))
 	m.HandleFunc("GET /api/v1/repositories/{path...}", h.api(h.apiRepository))
+	m.HandleFunc("GET /api/v1/activity", h.api(h.apiActivity))
+	m.HandleFunc("GET /api/v1/storage/history", h.api(h.apiStorageHistory))
 	m.HandleFunc("/api/v1/", h.api(apiNotFound))
 	return m
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nora-registry/nora/auth"
 	"github.com/nora-registry/nora/registry"
+	"github.com/nora-registry/nora/replicate"
 	"github.com/nora-registry/nora/storage"
 )
 
@@ -31,7 +32,11 @@ type Handler struct {
 	started  time.Time
 	log      zerolog.Logger
 	stats    *statsCache
-	mux      *http.ServeMux
+	audit    *storage.AuditWriter // nil: logins are not recorded
+	// mirrorHits and replStatus feed the overview; nil when off.
+	mirrorHits func() (hits, misses uint64)
+	replStatus func() []replicate.RemoteStatus
+	mux        *http.ServeMux
 }
 
 // Option configures a Handler.
@@ -42,6 +47,9 @@ func WithAuth(a Authenticator) Option { return func(h *Handler) { h.auth = a } }
 
 // WithStarted sets when the server started, for the uptime shown.
 func WithStarted(t time.Time) Option { return func(h *Handler) { h.started = t } }
+
+// WithAudit records dashboard logins in w.
+func WithAudit(w *storage.AuditWriter) Option { return func(h *Handler) { h.audit = w } }
 
 // WithLogger logs failures to log.
 func WithLogger(log zerolog.Logger) Option { return func(h *Handler) { h.log = log } }

@@ -22,10 +22,13 @@ func (h *Handler) routes() *http.ServeMux {
 	m.HandleFunc("POST /ui/logout", h.logout)
 	m.HandleFunc("GET /ui/repositories", h.page(h.reposPage))
 	m.HandleFunc("GET /ui/repositories/{path...}", h.page(h.repoPage))
+	m.HandleFunc("POST /ui/repositories/{path...}", h.page(h.deletePage))
 	m.HandleFunc("/ui/", h.page(notFoundPage))
 	m.HandleFunc("GET /api/v1/overview", h.api(h.apiOverview))
 	m.HandleFunc("GET /api/v1/repositories", h.api(h.apiRepositories))
 	m.HandleFunc("GET /api/v1/repositories/{path...}", h.api(h.apiRepository))
+	m.HandleFunc("DELETE /api/v1/repositories/{path...}", h.api(h.apiDelete))
+	m.HandleFunc("POST /api/v1/repositories/{path...}", h.api(h.apiDeleteTags))
 	m.HandleFunc("/api/v1/", h.api(apiNotFound))
 	return m
 }

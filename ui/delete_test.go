@@ -16,7 +16,8 @@ import (
 )
 
 // withDeleter adds carol, who may pull and delete in team/** and is an
-// admin, and serves the dashboard with that auth over f's store.
+// admin, and serves the dashboard with that auth and f's robot tokens over
+// f's store.
 func withDeleter(t *testing.T, f *fixture) *httptest.Server {
 	t.Helper()
 	cfg := f.cfg
@@ -27,7 +28,7 @@ func withDeleter(t *testing.T, f *fixture) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := httptest.NewServer(f.dashboard(t, WithAuth(svc)))
+	s := httptest.NewServer(f.dashboard(t, WithAuth(svc), WithRobots(f.robots)))
 	t.Cleanup(s.Close)
 	return s
 }

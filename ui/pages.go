@@ -91,6 +91,7 @@ type view struct {
 	Title    string
 	AuthOn   bool
 	LoggedIn bool
+	Admin    bool // shows the admin pages in the menu
 	Who      string
 	CSRF     string
 	Host     string
@@ -114,6 +115,7 @@ func (h *Handler) page(fn pageHandler) http.HandlerFunc {
 			v.LoggedIn = c.loggedIn()
 			v.Who = whoami(c.id)
 			v.CSRF = h.csrfToken(c)
+			v.Admin = c.isAdmin()
 			name, err = fn(r, c, v)
 		}
 		if err == nil && v.Redirect != "" {

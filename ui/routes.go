@@ -23,12 +23,18 @@ func (h *Handler) routes() *http.ServeMux {
 	m.HandleFunc("GET /ui/repositories", h.page(h.reposPage))
 	m.HandleFunc("GET /ui/repositories/{path...}", h.page(h.repoPage))
 	m.HandleFunc("POST /ui/repositories/{path...}", h.page(h.deletePage))
+	m.HandleFunc("GET /ui/robots", h.page(h.robotsPage))
+	m.HandleFunc("POST /ui/robots", h.page(h.robotsPage))
+	m.HandleFunc("POST /ui/robots/{name}/revoke", h.page(h.robotsPage))
 	m.HandleFunc("/ui/", h.page(notFoundPage))
 	m.HandleFunc("GET /api/v1/overview", h.api(h.apiOverview))
 	m.HandleFunc("GET /api/v1/repositories", h.api(h.apiRepositories))
 	m.HandleFunc("GET /api/v1/repositories/{path...}", h.api(h.apiRepository))
 	m.HandleFunc("DELETE /api/v1/repositories/{path...}", h.api(h.apiDelete))
 	m.HandleFunc("POST /api/v1/repositories/{path...}", h.api(h.apiDeleteTags))
+	m.HandleFunc("GET /api/v1/robots", h.api(h.apiRobots))
+	m.HandleFunc("POST /api/v1/robots", h.api(h.apiRobots))
+	m.HandleFunc("DELETE /api/v1/robots/{name}", h.api(h.apiRobots))
 	m.HandleFunc("/api/v1/", h.api(apiNotFound))
 	return m
 }

@@ -28,6 +28,7 @@ type Handler struct {
 	store    *storage.Store
 	auth     Authenticator // nil: auth is off, everything is visible
 	sessions *sessions
+	robots   auth.RobotAdmin // nil: no robot tokens page
 	started  time.Time
 	log      zerolog.Logger
 	stats    *statsCache

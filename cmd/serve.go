@@ -142,7 +142,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	}
 	defer stopMaintenance()
 	if f.UI.Enabled {
-		dash, err := dashboard(f, store, authn, robots, log)
+		dash, err := dashboard(f, store, authn, robots, dashboardMaintenance{ctx, maint, f.Retention != nil && len(f.Retention.Rules) > 0}, log)
 		if err != nil {
 			return err
 		}
@@ -251,8 +251,8 @@ func withMetricsEndpoint(next http.Handler, path string, reg *prometheus.Registr
 
 // dashboard returns the registry option that serves the dashboard next
 // to the API.
-func dashboard(f File, store *storage.Store, authn ui.Authenticator, robots *auth.Robots, log zerolog.Logger) (registry.Option, error) {
-	opts := []ui.Option{ui.WithStarted(time.Now()), ui.WithLogger(log.With().Str("component", "ui").Logger()), ui.WithRobots(robots)}
+func dashboard(f File, store *storage.Store, authn ui.Authenticator, robots *auth.Robots, maint ui.Maintenance, log zerolog.Logger) (registry.Option, error) {
+	opts := []ui.Option{ui.WithStarted(time.Now()), ui.WithLogger(log.With().Str("component", "ui").Logger()), ui.WithRobots(robots), ui.WithMaintenance(maint)}
 	if authn != nil {
 		opts = append(opts, ui.WithAuth(authn))
 	}

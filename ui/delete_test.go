@@ -18,7 +18,7 @@ import (
 // withDeleter adds carol, who may pull and delete in team/** and is an
 // admin, and serves the dashboard with that auth and f's robot tokens over
 // f's store.
-func withDeleter(t *testing.T, f *fixture) *httptest.Server {
+func withDeleter(t *testing.T, f *fixture, opts ...Option) *httptest.Server {
 	t.Helper()
 	cfg := f.cfg
 	h, _ := bcrypt.GenerateFromPassword([]byte("carol-pw"), bcrypt.MinCost)
@@ -28,7 +28,7 @@ func withDeleter(t *testing.T, f *fixture) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := httptest.NewServer(f.dashboard(t, WithAuth(svc), WithRobots(f.robots)))
+	s := httptest.NewServer(f.dashboard(t, append([]Option{WithAuth(svc), WithRobots(f.robots)}, opts...)...))
 	t.Cleanup(s.Close)
 	return s
 }

@@ -156,9 +156,6 @@ func (h *Handler) apiRobots(w http.ResponseWriter, r *http.Request, c caller) er
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusCreated)
-	json.NewEncoder(w).Encode(map[string]string{"name": rq.Name, "token": token})
+	writeJSONStatus(w, http.StatusCreated, map[string]string{"name": rq.Name, "token": token})
 	return nil
 }

@@ -26,6 +26,8 @@ func (h *Handler) routes() *http.ServeMux {
 	m.HandleFunc("GET /ui/robots", h.page(h.robotsPage))
 	m.HandleFunc("POST /ui/robots", h.page(h.robotsPage))
 	m.HandleFunc("POST /ui/robots/{name}/revoke", h.page(h.robotsPage))
+	m.HandleFunc("GET /ui/gc", h.page(h.gcPage))
+	m.HandleFunc("POST /ui/gc", h.page(h.gcPage))
 	m.HandleFunc("/ui/", h.page(notFoundPage))
 	m.HandleFunc("GET /api/v1/overview", h.api(h.apiOverview))
 	m.HandleFunc("GET /api/v1/repositories", h.api(h.apiRepositories))
@@ -35,6 +37,8 @@ func (h *Handler) routes() *http.ServeMux {
 	m.HandleFunc("GET /api/v1/robots", h.api(h.apiRobots))
 	m.HandleFunc("POST /api/v1/robots", h.api(h.apiRobots))
 	m.HandleFunc("DELETE /api/v1/robots/{name}", h.api(h.apiRobots))
+	m.HandleFunc("GET /api/v1/maintenance", h.api(h.apiMaintenance))
+	m.HandleFunc("POST /api/v1/maintenance/{kind}", h.api(h.apiRun))
 	m.HandleFunc("/api/v1/", h.api(apiNotFound))
 	return m
 }

@@ -29,6 +29,7 @@ type Handler struct {
 	auth     Authenticator // nil: auth is off, everything is visible
 	sessions *sessions
 	robots   auth.RobotAdmin // nil: no robot tokens page
+	maint    Maintenance     // nil: no GC and retention page
 	started  time.Time
 	log      zerolog.Logger
 	stats    *statsCache

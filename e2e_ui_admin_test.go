@@ -41,8 +41,8 @@ func TestE2EDashboardMaintenance(t *testing.T) {
 			Tags     int
 		}
 		Plan []struct {
-			Tag    string
-			Delete bool
+			Tag    string `json:"tag"`
+			Delete bool   `json:"delete"`
 		}
 		Deletes int
 	}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/nora-registry/nora/registry"
 	"github.com/nora-registry/nora/retention"
 )
@@ -61,9 +63,20 @@ type GCView struct {
 	Retention bool `json:"retention"`
 	// Plan lists the decisions that delete or that a rule or protection
 	// made (as --dry-run prints them), at most maxPlanRows.
-	Plan      []retention.Decision `json:"plan"`
-	Deletes   int                  `json:"deletes"`
-	Truncated bool                 `json:"truncated,omitempty"`
+	Plan      []PlanRow `json:"plan"`
+	Deletes   int       `json:"deletes"`
+	Truncated bool      `json:"truncated,omitempty"`
+}
+
+// PlanRow is one decision of the retention plan.
+type PlanRow struct {
+	Repository string        `json:"repository"`
+	Tag        string        `json:"tag,omitempty"` // "" for an untagged manifest
+	Digest     digest.Digest `json:"digest"`
+	Pushed     time.Time     `json:"pushed"`
+	Pulled     *time.Time    `json:"lastPulled,omitempty"`
+	Delete     bool          `json:"delete"`
+	Why        string        `json:"why"`
 }
 
 // maintAdmin checks an admin request about GC and retention.
@@ -81,7 +94,7 @@ func (h *Handler) gcView(ctx context.Context, c caller) (*GCView, error) {
 	if err := h.maintAdmin(c); err != nil {
 		return nil, err
 	}
-	v := &GCView{Passes: h.maint.Passes(), Retention: h.maint.HasRetention(), Plan: []retention.Decision{}}
+	v := &GCView{Passes: h.maint.Passes(), Retention: h.maint.HasRetention(), Plan: []PlanRow{}}
 	if !v.Retention {
 		return v, nil
 	}
@@ -99,7 +112,11 @@ func (h *Handler) gcView(ctx context.Context, c caller) (*GCView, error) {
 			v.Truncated = true
 			continue
 		}
-		v.Plan = append(v.Plan, d)
+		row := PlanRow{Repository: d.Repo, Tag: d.Tag.Tag, Digest: d.Digest, Pushed: d.Pushed, Delete: d.Delete, Why: d.Why}
+		if !d.Pulled.IsZero() {
+			row.Pulled = &d.Pulled
+		}
+		v.Plan = append(v.Plan, row)
 	}
 	return v, nil
 }

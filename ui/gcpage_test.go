@@ -84,7 +84,7 @@ func TestGCPage(t *testing.T) {
 		{"not an admin", del.URL, "GET", "/api/v1/maintenance", basic("alice", "alice-pw"), 403, `"DENIED"`},
 		{"not an admin runs", del.URL, "POST", "/api/v1/maintenance/gc", withHeader(basic("alice", "alice-pw"), "Content-Type", "application/json"), 403, `"DENIED"`},
 		{"bearer token", del.URL, "GET", "/api/v1/maintenance", token(t, f), 403, `"DENIED"`},
-		{"plan", del.URL, "GET", "/api/v1/maintenance", carol, 200, `"Tag":"v1","Digest":"` + f.image.String()},
+		{"plan", del.URL, "GET", "/api/v1/maintenance", carol, 200, `"repository":"team/app","tag":"v1","digest":"` + f.image.String()},
 		{"unknown pass", del.URL, "POST", "/api/v1/maintenance/fly", withHeader(carol, "Content-Type", "application/json"), 400, `"INVALID"`},
 		{"cross-site", del.URL, "POST", "/api/v1/maintenance/gc", withHeader(carol, "Content-Type", "application/json", "Origin", "http://evil.example"), 403, "cross-site"},
 		{"run gc, auth off", open.URL, "POST", "/api/v1/maintenance/gc", js, 200, `"running":false,"pass":{"kind":"gc","by":"dashboard"`},

@@ -190,6 +190,17 @@ permissions = ["pull:**"]
 		t.Errorf("the revoked robot token: %d, want 401", resp.StatusCode)
 	}
 
+	// A phone: the admin's menu and pages fit.
+	for _, p := range []string{"/ui/repositories/team/app", "/ui/gc", "/ui/robots"} {
+		do("open "+p+" at 360 px", chromedp.EmulateViewport(360, 780), chromedp.Navigate(s.url(p)), chromedp.WaitVisible(chromedp.CSS("h1")))
+		w, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+		if err != nil || w > 360 {
+			t.Errorf("%s at 360 px is %d px wide (%v)", p, w, err)
+		}
+	}
+	shot("robots-360.png")
+	do("back to a desktop", chromedp.EmulateViewport(1280, 900))
+
 	// bob may pull only: no delete controls, no admin pages.
 	do("log out", chromedp.Click(chromedp.CSS(`form[action="/ui/logout"] button`)), chromedp.WaitVisible(chromedp.CSS("#password")))
 	login("bob", "bob-secret")

@@ -14,4 +14,11 @@
 // (auth.Service.Subject): a change of password, rules or token ends it, and
 // so does logging out, recorded in the data directory so that a restart
 // does not revive it.
+//
+// Changes (deletes, robot tokens, GC and retention passes) are same-origin
+// only and carry the CSRF token of the caller's session, or are API calls
+// a browser would preflight. Deletes need the registry's delete permission
+// on the repository and go through the store's own delete functions, so
+// they are events like a DELETE on /v2/. The admin pages (GC and
+// retention, robot tokens) need the admin permission (auth.IsAdmin).
 package ui

@@ -34,13 +34,13 @@ type RepoDeletion struct {
 }
 
 // csrfToken is the token c's forms carry: its session's, or, without a
-// session, one the server keeps for every such caller (what matters is
-// that another site cannot read it).
+// session, one bound to the caller's identity (anonymous callers share
+// one, which gives another site nothing they could not do themselves).
 func (h *Handler) csrfToken(c caller) string {
 	if c.session != nil {
 		return h.sessions.csrf(c.session)
 	}
-	return base64.RawURLEncoding.EncodeToString(h.sessions.mac("csrf", "no session"))
+	return base64.RawURLEncoding.EncodeToString(h.sessions.mac("csrf", "no session", string(c.id.Kind), c.id.Name))
 }
 
 // checkMutation refuses a change requested from another site, or without

@@ -175,3 +175,26 @@ func TestDeletePages(t *testing.T) {
 		t.Error("team/app is still there")
 	}
 }
+
+// TestCSRFWithoutSession: a form posted with Basic credentials (which a
+// browser may have cached and would send to another site's form too)
+// needs the token of that identity, not the anonymous callers' one.
+func TestCSRFWithoutSession(t *testing.T) {
+	f := newFixture(t)
+	h, err := New(DefaultConfig(), f.store, f.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := h.csrfToken(caller{id: &auth.Identity{Kind: auth.KindAnonymous}})
+	carolID := &auth.Identity{Kind: auth.KindUser, Name: "carol"}
+	if mine := h.csrfToken(caller{id: carolID}); mine == anon || mine == "" {
+		t.Fatalf("carol's token %q, anonymous %q", mine, anon)
+	}
+	del := withDeleter(t, f)
+	form := url.Values{"glob": {"v*"}, "csrf": {anon}}
+	resp, _ := send(t, "POST", del.URL+"/ui/repositories/team/app/delete", nil, strings.NewReader(form.Encode()),
+		withHeader(basic("carol", "carol-pw"), "Content-Type", "application/x-www-form-urlencoded"))
+	if resp.StatusCode != 403 {
+		t.Errorf("carol's form with the anonymous token = %d, want 403", resp.StatusCode)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/nora-registry/nora/auth"
+	"github.com/nora-registry/nora/storage"
 )
 
 // withDeleter adds carol, who may pull and delete in team/** and is an
@@ -119,6 +120,10 @@ func TestDeletePages(t *testing.T) {
 		return send(t, "POST", base+repo+"/delete", ck, strings.NewReader(v.Encode()), withHeader(h, "Content-Type", "application/x-www-form-urlencoded"))
 	}
 
+	// Deletes are events, as replication sees them.
+	if _, err := f.store.RecordEvents([]string{"test"}); err != nil {
+		t.Fatal(err)
+	}
 	// Auth off: preview by glob, confirm, and the tag is gone.
 	body, tok := pageCSRF(t, f.open.URL+repo, nil)
 	if tok == "" || !strings.Contains(body, "Delete selected") || !strings.Contains(body, "Delete repository") {
@@ -143,6 +148,9 @@ func TestDeletePages(t *testing.T) {
 	}
 	if _, body := send(t, "GET", f.open.URL+repo+"?deleted=1", nil, nil, nil); !strings.Contains(body, "Deleted 1 tag.") || strings.Contains(body, ">v1<") {
 		t.Errorf("after the delete:\n%s", body)
+	}
+	if ev, err := f.store.Events(t.Context(), "test", 10); err != nil || len(ev) != 1 || ev[0].Kind != storage.EventDeleteTag || ev[0].Tags[0] != "v1" {
+		t.Errorf("events after the delete: %+v, %v", ev, err)
 	}
 
 	// Auth on: alice may pull, not delete: no buttons, and a post is refused.

@@ -16,6 +16,10 @@ const (
 	ActionPush   Action = "push"
 	ActionDelete Action = "delete"
 	ActionAll    Action = "*"
+	// ActionAdmin, in permission strings only (`admin:*`), opens the
+	// dashboard's admin pages: GC, retention, robot tokens. It is not a
+	// repository action: no scope asks for it and no token carries it.
+	ActionAdmin Action = "admin"
 )
 
 // Kind says how an identity was established.
@@ -63,6 +67,13 @@ type Grants interface {
 	Allows(repo string, action Action) bool
 }
 
+// IsAdmin reports whether g holds the admin permission. Grants that do not
+// say (a bearer token's) never do.
+func IsAdmin(g Grants) bool {
+	a, ok := g.(interface{ IsAdmin() bool })
+	return ok && a.IsAdmin()
+}
+
 // eitherGrants allows what any of its sets allows. Each set keeps its own
 // denies: a user's deny never takes away what anonymous callers may do,
 // since the user could drop their credentials and do it anyway.
@@ -72,6 +83,16 @@ type eitherGrants []Grants
 func (e eitherGrants) Allows(repo string, action Action) bool {
 	for _, g := range e {
 		if g != nil && g.Allows(repo, action) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsAdmin reports whether any of the sets is an admin's.
+func (e eitherGrants) IsAdmin() bool {
+	for _, g := range e {
+		if g != nil && IsAdmin(g) {
 			return true
 		}
 	}

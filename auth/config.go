@@ -97,8 +97,10 @@ func (c Config) Validate() error {
 	if _, err := c.allUsers(); err != nil {
 		return err
 	}
-	if _, err := ParsePermissions(c.Anonymous); err != nil {
+	if anon, err := ParsePermissions(c.Anonymous); err != nil {
 		return fmt.Errorf("auth.anonymous: %w", err)
+	} else if anon.IsAdmin() {
+		return fmt.Errorf("auth.anonymous: admin is for users and robots, not anonymous callers")
 	}
 	for i, r := range c.Rules {
 		if _, err := ParsePermissions(r.Permissions); err != nil {

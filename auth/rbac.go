@@ -49,7 +49,8 @@ type Permissions struct {
 }
 
 // ParsePermissions compiles permission strings `[!]action:repo-glob`, with
-// actions pull, push, delete and `*`. An error names the bad string.
+// actions pull, push, delete and `*`, and `admin:*` for the dashboard's
+// admin pages (its glob is ignored). An error names the bad string.
 func ParsePermissions(perms []string) (*Permissions, error) {
 	p := &Permissions{}
 	for _, s := range perms {
@@ -70,8 +71,11 @@ func parseRule(s string) (rule, error) {
 	if !ok || pattern == "" {
 		return r, fmt.Errorf("permission %q: want action:repository-glob, e.g. pull:team/**", s)
 	}
-	if r.action = Action(action); !validAction(r.action) {
-		return r, fmt.Errorf("permission %q: unknown action %q (want pull, push, delete or *)", s, action)
+	if r.action = Action(action); r.action == ActionAdmin {
+		return r, nil // the dashboard's admin pages: the glob is not a repository
+	}
+	if !validAction(r.action) {
+		return r, fmt.Errorf("permission %q: unknown action %q (want pull, push, delete, * or admin)", s, action)
 	}
 	g, err := repoGlobs.Compile(pattern)
 	if err != nil {
@@ -108,6 +112,24 @@ func (p *Permissions) Allows(repo string, action Action) bool {
 		allowed = true
 	}
 	return allowed
+}
+
+// IsAdmin reports whether the permissions hold `admin:*` (the glob is
+// ignored) and no `!admin:…` rule. `*:…` rules do not make an admin.
+func (p *Permissions) IsAdmin() bool {
+	if p == nil {
+		return false
+	}
+	admin := false
+	for _, r := range p.rules {
+		if r.action == ActionAdmin {
+			if r.deny {
+				return false
+			}
+			admin = true
+		}
+	}
+	return admin
 }
 
 // Union returns the permissions of p and others together; a deny in any of

@@ -401,7 +401,9 @@ func (s *Service) verifyToken(raw string) (*Identity, error) {
 	}
 	id := &Identity{Name: c.Subject, Kind: KindToken, Grants: tokenGrants{access: c.Access, kind: c.Kind, anonymous: s.anonymous}}
 	if slices.ContainsFunc(c.Access, func(a access) bool { return a.Type == "registry" && a.Name == "catalog" }) {
-		id.Lists = s.subjectGrants(context.Background(), c.Kind, c.Subject)
+		if g := s.subjectGrants(context.Background(), c.Kind, c.Subject); g != nil {
+			id.Lists = listGrants{g}
+		}
 	}
 	s.remember(key, id, c.ExpiresAt.Time)
 	return id, nil

@@ -62,6 +62,10 @@ func (g tokenGrants) Allows(repo string, action Action) bool {
 	return false
 }
 
+// listGrants are a user's grants for what a token's catalog lists,
+// without the admin permission a token never carries.
+type listGrants struct{ Grants }
+
 // signer holds the registry's ES256 key, generated on first start and kept
 // in the data directory, readable by the owner only.
 type signer struct {

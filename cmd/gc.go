@@ -56,7 +56,7 @@ where storage.root points, and never creates one.`,
 			}
 			q := fmt.Sprintf("/gc?dry_run=%t&delete_untagged=%t&pace=%v", dryRun, f.GC.DeleteUntagged, pace)
 			return withMaintenance(cmd.Context(), f, configPath, q, cmd.OutOrStdout(), cmd.ErrOrStderr(), func(m *maintenance) error {
-				return m.gc(cmd.Context(), dryRun, f.GC.DeleteUntagged, pace, cmd.OutOrStdout())
+				return m.gc(cmd.Context(), byCLI, dryRun, f.GC.DeleteUntagged, pace, cmd.OutOrStdout())
 			})
 		},
 	}
@@ -79,6 +79,7 @@ type maintenance struct {
 	// afterGC, if set, runs after each GC pass that deletes: the
 	// mirror's cache measure and eviction.
 	afterGC func(context.Context) error
+	passes  passLog
 }
 
 func newMaintenance(f File, store *storage.Store, reg prometheus.Registerer, log zerolog.Logger) (*maintenance, error) {
@@ -94,8 +95,8 @@ func newMaintenance(f File, store *storage.Store, reg prometheus.Registerer, log
 }
 
 // gc runs one pass, or plans one when dryRun. pace overrides gc.pace
-// unless it is 0.
-func (m *maintenance) gc(ctx context.Context, dryRun, deleteUntagged bool, pace float64, out io.Writer) error {
+// unless it is 0. by says who asked, for the record of passes.
+func (m *maintenance) gc(ctx context.Context, by string, dryRun, deleteUntagged bool, pace float64, out io.Writer) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	opts := m.gcCfg.Options()
@@ -104,10 +105,12 @@ func (m *maintenance) gc(ctx context.Context, dryRun, deleteUntagged bool, pace 
 		opts.Pace = pace
 	}
 	if !dryRun {
+		started := time.Now()
 		res, err := gc.Run(ctx, m.store, opts, m.metrics, m.log)
 		if m.afterGC != nil {
 			err = errors.Join(err, m.afterGC(ctx))
 		}
+		m.passes.add(gcPass(by, started, res, err))
 		fmt.Fprintf(out, "deleted %d manifests, %d blob links, %d blobs, %d uploads, %d unknown files; freed %d bytes; %d planned items no longer qualified; %d failed\n",
 			res.Manifests, res.Links, res.Blobs, res.Uploads, res.Files, res.Bytes, res.Skipped, res.Failed)
 		return err
@@ -119,7 +122,7 @@ func (m *maintenance) gc(ctx context.Context, dryRun, deleteUntagged bool, pace 
 	return p.Print(out)
 }
 
-func (m *maintenance) retention(ctx context.Context, dryRun bool, out io.Writer) error {
+func (m *maintenance) retention(ctx context.Context, by string, dryRun bool, out io.Writer) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
@@ -132,6 +135,7 @@ func (m *maintenance) retention(ctx context.Context, dryRun bool, out io.Writer)
 		return retention.Print(out, plan, false)
 	}
 	res, err := retention.Apply(ctx, m.store, now, plan)
+	m.passes.add(retentionPass(by, now, res, err))
 	m.log.Info().Int("tags", res.Tags).Int("manifests", res.Manifests).Int("skipped", res.Skipped).Err(err).Msg("retention: applied")
 	fmt.Fprintf(out, "deleted %d tags and %d untagged manifests; %d planned deletions no longer held\n", res.Tags, res.Manifests, res.Skipped)
 	return err
@@ -151,10 +155,10 @@ func (m *maintenance) schedule(ctx context.Context, interval time.Duration) {
 			return
 		case <-tick.C:
 		}
-		if err := m.retention(ctx, false, io.Discard); err != nil {
+		if err := m.retention(ctx, bySchedule, false, io.Discard); err != nil {
 			m.log.Error().Err(err).Msg("retention: failed")
 		}
-		if err := m.gc(ctx, false, m.gcCfg.DeleteUntagged, 0, io.Discard); err != nil && ctx.Err() == nil {
+		if err := m.gc(ctx, bySchedule, false, m.gcCfg.DeleteUntagged, 0, io.Discard); err != nil && ctx.Err() == nil {
 			m.log.Error().Err(err).Msg("gc: failed")
 		}
 	}
@@ -172,11 +176,11 @@ func withMaintenanceRoutes(next http.Handler, m *maintenance) http.Handler {
 		if pace < 0 || pace > 1 {
 			pace = 0
 		}
-		adminReply(w, m.gc(r.Context(), dry, untagged, pace, w))
+		adminReply(w, m.gc(r.Context(), byCLI, dry, untagged, pace, w))
 	})
 	mux.HandleFunc("POST /retention", func(w http.ResponseWriter, r *http.Request) {
 		dry, _ := strconv.ParseBool(r.URL.Query().Get("dry_run"))
-		adminReply(w, m.retention(r.Context(), dry, w))
+		adminReply(w, m.retention(r.Context(), byCLI, dry, w))
 	})
 	mux.Handle("/", next)
 	return mux

@@ -32,7 +32,7 @@ Like gc, it works whether or not the server runs.`,
 			}
 			q := fmt.Sprintf("/retention?dry_run=%t", dryRun)
 			return withMaintenance(cmd.Context(), f, configPath, q, cmd.OutOrStdout(), cmd.ErrOrStderr(), func(m *maintenance) error {
-				return m.retention(cmd.Context(), dryRun, cmd.OutOrStdout())
+				return m.retention(cmd.Context(), byCLI, dryRun, cmd.OutOrStdout())
 			})
 		},
 	}

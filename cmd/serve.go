@@ -163,7 +163,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		if mir != nil {
 			uiOpts = append(uiOpts, ui.WithMirror(mir.Hits))
 		}
-		dash, err := dashboard(f, store, authn, log, uiOpts...)
+		dash, err := dashboard(f, store, authn, robots, dashboardMaintenance{ctx, maint, f.Retention != nil && len(f.Retention.Rules) > 0}, log, uiOpts...)
 		if err != nil {
 			return err
 		}
@@ -266,8 +266,8 @@ func withMetricsEndpoint(next http.Handler, path string, reg *prometheus.Registr
 
 // dashboard returns the registry option that serves the dashboard next
 // to the API.
-func dashboard(f File, store *storage.Store, authn ui.Authenticator, log zerolog.Logger, extra ...ui.Option) (registry.Option, error) {
-	opts := append([]ui.Option{ui.WithStarted(time.Now()), ui.WithLogger(log.With().Str("component", "ui").Logger())}, extra...)
+func dashboard(f File, store *storage.Store, authn ui.Authenticator, robots *auth.Robots, maint ui.Maintenance, log zerolog.Logger, extra ...ui.Option) (registry.Option, error) {
+	opts := append([]ui.Option{ui.WithStarted(time.Now()), ui.WithLogger(log.With().Str("component", "ui").Logger()), ui.WithRobots(robots), ui.WithMaintenance(maint)}, extra...)
 	if authn != nil {
 		opts = append(opts, ui.WithAuth(authn))
 	}

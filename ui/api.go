@@ -31,7 +31,7 @@ func (h *Handler) logError(r *http.Request, err error) {
 
 func apiNotFound(w http.ResponseWriter, r *http.Request, _ caller) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return apiError(registry.CodeUnsupported, "the API is read-only: GET only")
+		return apiError(registry.CodeUnsupported, "no such API path for "+r.Method)
 	}
 	return apiError(registry.CodeNotFound, "no such API path")
 }

@@ -107,7 +107,7 @@ func TestAPI(t *testing.T) {
 		{name: "bad name", server: "open", path: "/api/v1/repositories/Team/App/tags", wantStatus: 400, wantCode: "NAME_INVALID"},
 		{name: "no suffix", server: "open", path: "/api/v1/repositories/team/app", wantStatus: 404, wantCode: "NOT_FOUND"},
 		{name: "unknown path", server: "open", path: "/api/v1/nothing", wantStatus: 404, wantCode: "NOT_FOUND"},
-		{name: "read-only", server: "open", method: "DELETE", path: tags, wantStatus: 405, wantCode: "UNSUPPORTED"},
+		{name: "no PUT", server: "open", method: "PUT", path: tags, wantStatus: 405, wantCode: "UNSUPPORTED"},
 
 		// Auth on, anonymous: only what anonymous callers may pull.
 		{name: "anon overview", server: "authed", path: "/api/v1/overview", wantStatus: 200, wantBody: []string{`"repositories":1`, `"tags":1`}},

@@ -20,4 +20,11 @@
 // repository; the activity feed shows an entry about a repository to
 // whoever may pull it, and one about no repository only to the identity
 // it names.
+//
+// Changes (deletes, robot tokens, GC and retention passes) are same-origin
+// only and carry the CSRF token of the caller's session, or are API calls
+// a browser would preflight. Deletes need the registry's delete permission
+// on the repository and go through the store's own delete functions, so
+// they are events like a DELETE on /v2/. The admin pages (GC and
+// retention, robot tokens) need the admin permission (auth.IsAdmin).
 package ui

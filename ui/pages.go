@@ -94,12 +94,15 @@ type view struct {
 	Title    string
 	AuthOn   bool
 	LoggedIn bool
+	Admin    bool // shows the admin pages in the menu
 	Who      string
 	CSRF     string
 	Host     string
 	TLS      bool
 	Path     string
 	Error    string
+	Notice   string // what a change just did
+	Redirect string // set by a page handler: answer 303 to it instead
 	Data     any
 }
 
@@ -114,8 +117,13 @@ func (h *Handler) page(fn pageHandler) http.HandlerFunc {
 		if err == nil {
 			v.LoggedIn = c.loggedIn()
 			v.Who = whoami(c.id)
-			v.CSRF = h.sessions.csrf(c.session)
+			v.CSRF = h.csrfToken(c)
+			v.Admin = c.isAdmin()
 			name, err = fn(r, c, v)
+		}
+		if err == nil && v.Redirect != "" {
+			http.Redirect(w, r, v.Redirect, http.StatusSeeOther)
+			return
 		}
 		status := http.StatusOK
 		if err != nil {
@@ -162,7 +170,7 @@ func (h *Handler) reposPage(r *http.Request, c caller, v *view) (string, error) 
 	}
 	q := r.URL.Query().Get("q")
 	l, err := h.repositories(r.Context(), c, q, last, n)
-	v.Title, v.Data = "Repositories", l
+	v.Title, v.Data, v.Notice = "Repositories", l, deletedNotice(r)
 	if e, ok := err.(*registry.Error); ok && e.Code == codeInvalid {
 		v.Error, err = e.Message, nil // shown above the empty list
 	}
@@ -175,6 +183,8 @@ type repoView struct {
 	Pull    string // name as clients pull it, host included
 	PullTag string // latest if on the page, else the page's first tag
 	Ctr     string // ctr's flag for a registry without TLS
+	// MayDelete shows the delete controls.
+	MayDelete bool
 }
 
 func (h *Handler) repoPage(r *http.Request, c caller, v *view) (string, error) {
@@ -198,7 +208,7 @@ func (h *Handler) repoPage(r *http.Request, c caller, v *view) (string, error) {
 		return "", err
 	}
 	l, err := h.tags(r.Context(), rp.name, last, n)
-	rv := repoView{TagList: l, Pull: r.Host + "/" + rp.name}
+	rv := repoView{TagList: l, Pull: r.Host + "/" + rp.name, MayDelete: c.mayDelete(rp.name) == nil}
 	for i, t := range l.Tags {
 		if i == 0 || t.Name == "latest" {
 			rv.PullTag = t.Name
@@ -207,7 +217,7 @@ func (h *Handler) repoPage(r *http.Request, c caller, v *view) (string, error) {
 	if r.TLS == nil {
 		rv.Ctr = "--plain-http "
 	}
-	v.Title, v.Data = rp.name, rv
+	v.Title, v.Data, v.Notice = rp.name, rv, deletedNotice(r)
 	return "repository", err
 }
 

@@ -29,6 +29,8 @@ type Handler struct {
 	store    *storage.Store
 	auth     Authenticator // nil: auth is off, everything is visible
 	sessions *sessions
+	robots   auth.RobotAdmin // nil: no robot tokens page
+	maint    Maintenance     // nil: no GC and retention page
 	started  time.Time
 	log      zerolog.Logger
 	stats    *statsCache
@@ -96,6 +98,9 @@ type allowAll struct{}
 
 func (allowAll) Allows(string, auth.Action) bool { return true }
 
+// IsAdmin makes everyone an admin while auth is off.
+func (allowAll) IsAdmin() bool { return true }
+
 // identify returns the caller: from the Authorization header if there is
 // one (wrong credentials fail), else from a valid session cookie whose
 // user or robot still has the same credentials, else anonymous.
@@ -121,7 +126,12 @@ func (c caller) loggedIn() bool { return c.id.Kind != auth.KindAnonymous }
 // mayPull returns nil if c may pull repo, else UNAUTHORIZED for an
 // anonymous caller (logging in may help) or DENIED.
 func (c caller) mayPull(repo string) error {
-	if c.id.Grants != nil && c.id.Grants.Allows(repo, auth.ActionPull) {
+	return c.may(repo, auth.ActionPull)
+}
+
+// may returns nil if c may do action on repo, else an error as mayPull's.
+func (c caller) may(repo string, action auth.Action) error {
+	if c.id.Grants != nil && c.id.Grants.Allows(repo, action) {
 		return nil
 	}
 	if !c.loggedIn() {

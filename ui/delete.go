@@ -111,10 +111,10 @@ func (h *Handler) selectTags(ctx context.Context, repo string, names []string, g
 
 // deleteTags deletes tags from repo and returns those it deleted: a tag
 // deleted meanwhile by someone else is left out.
-func (h *Handler) deleteTags(ctx context.Context, repo string, tags []string) ([]string, error) {
+func (h *Handler) deleteTags(r *http.Request, c caller, repo string, tags []string) ([]string, error) {
 	done := []string{}
 	for _, t := range tags {
-		err := h.store.DeleteTag(ctx, repo, t)
+		err := h.store.DeleteTag(r.Context(), repo, t)
 		if errors.Is(err, storage.ErrManifestNotFound) {
 			continue
 		}
@@ -122,6 +122,7 @@ func (h *Handler) deleteTags(ctx context.Context, repo string, tags []string) ([
 			return done, err
 		}
 		done = append(done, t)
+		h.recordDelete(r, c, repo, t, "tag, from the dashboard")
 	}
 	h.log.Info().Str("repository", repo).Int("tags", len(done)).Msg("dashboard delete")
 	return done, nil
@@ -130,7 +131,8 @@ func (h *Handler) deleteTags(ctx context.Context, repo string, tags []string) ([
 // deleteRepository deletes every manifest of repo, with its tags, then
 // unlinks the blobs it had, unless dryRun: the repository is gone unless
 // a push linked new blobs meanwhile.
-func (h *Handler) deleteRepository(ctx context.Context, repo string, dryRun bool) (RepoDeletion, error) {
+func (h *Handler) deleteRepository(req *http.Request, c caller, repo string, dryRun bool) (RepoDeletion, error) {
+	ctx := req.Context()
 	r, err := h.store.Repository(ctx, repo)
 	if err != nil {
 		return RepoDeletion{}, err
@@ -152,5 +154,13 @@ func (h *Handler) deleteRepository(ctx context.Context, repo string, dryRun bool
 		}
 	}
 	h.log.Info().Str("repository", repo).Int("manifests", out.Manifests).Msg("dashboard delete repository")
+	h.recordDelete(req, c, repo, "", "repository, from the dashboard")
 	return out, nil
+}
+
+// recordDelete adds a delete by c of ref (a tag, or "" for the whole
+// repository) of repo to the audit record.
+func (h *Handler) recordDelete(r *http.Request, c caller, repo, ref, detail string) {
+	h.audit.Record(storage.AuditEntry{Kind: storage.AuditDelete, Identity: c.id.Name, IdentityKind: string(c.id.Kind),
+		Repository: repo, Reference: ref, Remote: r.RemoteAddr, Detail: detail})
 }

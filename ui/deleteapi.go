@@ -21,14 +21,14 @@ func (h *Handler) apiDelete(w http.ResponseWriter, r *http.Request, c caller) er
 		return err
 	}
 	if tag == "" {
-		d, err := h.deleteRepository(r.Context(), name, r.URL.Query().Get("dryRun") == "true")
+		d, err := h.deleteRepository(r, c, name, r.URL.Query().Get("dryRun") == "true")
 		if err != nil {
 			return err
 		}
 		writeJSON(w, d)
 		return nil
 	}
-	return h.writeTagDeletion(w, r, name, []string{tag}, "", false)
+	return h.writeTagDeletion(w, r, c, name, []string{tag}, "", false)
 }
 
 // POST /api/v1/repositories/{name}/tags/delete with
@@ -51,15 +51,15 @@ func (h *Handler) apiDeleteTags(w http.ResponseWriter, r *http.Request, c caller
 	if err := dec.Decode(&req); err != nil {
 		return apiError(codeInvalid, "want a JSON body {\"tags\":[…]} or {\"glob\":\"…\"}: "+err.Error())
 	}
-	return h.writeTagDeletion(w, r, name, req.Tags, req.Glob, req.DryRun)
+	return h.writeTagDeletion(w, r, c, name, req.Tags, req.Glob, req.DryRun)
 }
 
 // writeTagDeletion deletes, or with dryRun lists, the tags of repo named
 // or matching glob, and writes what it did.
-func (h *Handler) writeTagDeletion(w http.ResponseWriter, r *http.Request, repo string, names []string, glob string, dryRun bool) error {
+func (h *Handler) writeTagDeletion(w http.ResponseWriter, r *http.Request, c caller, repo string, names []string, glob string, dryRun bool) error {
 	tags, err := h.selectTags(r.Context(), repo, names, glob)
 	if err == nil && !dryRun {
-		tags, err = h.deleteTags(r.Context(), repo, tags)
+		tags, err = h.deleteTags(r, c, repo, tags)
 	}
 	if err != nil {
 		return err

@@ -38,7 +38,7 @@ func (h *Handler) deletePage(r *http.Request, c caller, v *view) (string, error)
 	dv := deleteView{Repository: name, Whole: f.Get("repository") == "1"}
 	v.Title, v.Data = "Delete from "+name, &dv
 	if dv.Whole {
-		d, err := h.deleteRepository(r.Context(), name, f.Get("confirm") != "1")
+		d, err := h.deleteRepository(r, c, name, f.Get("confirm") != "1")
 		dv.Counts = d
 		if err == nil && !d.DryRun {
 			v.Redirect = "/ui/repositories?deleted=" + url.QueryEscape(name)
@@ -51,7 +51,7 @@ func (h *Handler) deletePage(r *http.Request, c caller, v *view) (string, error)
 	}
 	if f.Get("confirm") == "1" {
 		// What the preview listed; a tag deleted since is skipped.
-		done, err := h.deleteTags(r.Context(), name, names)
+		done, err := h.deleteTags(r, c, name, names)
 		if err != nil {
 			return "", err
 		}

@@ -56,7 +56,7 @@ func newChart(days []storage.Usage) chart {
 // seesEverything reports whether c may pull every repository: the
 // store's totals tell of all of them.
 func (h *Handler) seesEverything(ctx context.Context, c caller) error {
-	if h.auth == nil {
+	if h.auth == nil || c.isAdmin() {
 		return nil
 	}
 	s, err := h.stats.get(ctx)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,6 +81,8 @@ type maintenance struct {
 	// mirror's cache measure and eviction.
 	afterGC func(context.Context) error
 	passes  passLog
+	// next is when schedule runs next, in Unix nanoseconds; 0 without one.
+	next atomic.Int64
 }
 
 func newMaintenance(f File, store *storage.Store, reg prometheus.Registerer, log zerolog.Logger) (*maintenance, error) {
@@ -150,6 +153,7 @@ func (m *maintenance) schedule(ctx context.Context, interval time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
+		m.next.Store(time.Now().Add(interval).UnixNano())
 		select {
 		case <-ctx.Done():
 			return

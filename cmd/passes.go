@@ -95,3 +95,10 @@ func (d dashboardMaintenance) RetentionPlan(ctx context.Context) ([]retention.De
 func (d dashboardMaintenance) HasRetention() bool { return d.rules }
 
 func (d dashboardMaintenance) Passes() []ui.Pass { return d.m.passes.list() }
+
+func (d dashboardMaintenance) NextRun() time.Time {
+	if n := d.m.next.Load(); n > 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}

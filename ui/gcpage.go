@@ -23,6 +23,9 @@ type Maintenance interface {
 	HasRetention() bool
 	// Passes returns the last passes, newest first.
 	Passes() []Pass
+	// NextRun is when the schedule runs retention then GC next; zero
+	// without a schedule.
+	NextRun() time.Time
 }
 
 // Pass is one GC or retention pass and what it deleted.

@@ -123,3 +123,32 @@ func TestGCPage(t *testing.T) {
 		t.Errorf("after retention:\n%s", body)
 	}
 }
+
+func (m *storeMaintenance) NextRun() time.Time { return time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC) }
+
+// TestOverviewMaintenance: the overview names the last GC and retention
+// passes and the next scheduled run, to admins and with auth off only.
+func TestOverviewMaintenance(t *testing.T) {
+	f := newFixture(t)
+	m := &storeMaintenance{store: f.store, rules: &retention.Rules{}}
+	if err := m.RunGC(); err != nil {
+		t.Fatal(err)
+	}
+	admin := withDeleter(t, f, WithMaintenance(m))
+	open := httptest.NewServer(f.dashboard(t, WithMaintenance(m)))
+	defer open.Close()
+	for _, c := range []struct {
+		base   string
+		header map[string]string
+		want   bool
+	}{{open.URL, nil, true}, {admin.URL, basic("carol", "carol-pw"), true}, {admin.URL, basic("alice", "alice-pw"), false}} {
+		_, body := send(t, "GET", c.base+"/api/v1/overview", nil, nil, c.header)
+		has := strings.Contains(body, `"maintenance":{"lastGC":{"kind":"gc"`) && strings.Contains(body, `"next":"2030-01-02T03:04:05Z"`)
+		if has != c.want {
+			t.Errorf("overview for %v names the maintenance runs: %v, want %v\n%s", c.header, has, c.want, body)
+		}
+	}
+	if _, body := send(t, "GET", open.URL+"/ui/", nil, nil, nil); !strings.Contains(body, "Last GC pass:") || !strings.Contains(body, "2030-01-02") {
+		t.Errorf("overview page without the maintenance runs:\n%s", body)
+	}
+}

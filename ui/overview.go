@@ -33,6 +33,33 @@ type Overview struct {
 	// repository, when the mirror or replication is on.
 	Mirror      *MirrorStats   `json:"mirror,omitempty"`
 	Replication []RemoteStatus `json:"replication,omitempty"`
+	// Maintenance is shown to admins, and to all with auth off.
+	Maintenance *MaintenanceRuns `json:"maintenance,omitempty"`
+}
+
+// MaintenanceRuns are the last GC and retention passes and the next
+// scheduled run.
+type MaintenanceRuns struct {
+	LastGC        *Pass     `json:"lastGC,omitempty"`
+	LastRetention *Pass     `json:"lastRetention,omitempty"`
+	Next          time.Time `json:"next,omitzero"`
+}
+
+// maintenanceRuns fills o.Maintenance for c, if c may see it.
+func (h *Handler) maintenanceRuns(o *Overview, c caller) {
+	if h.maint == nil || (h.auth != nil && !c.isAdmin()) {
+		return
+	}
+	m := &MaintenanceRuns{Next: h.maint.NextRun()}
+	for _, p := range h.maint.Passes() {
+		switch {
+		case p.Kind == "gc" && m.LastGC == nil:
+			m.LastGC = &p
+		case p.Kind == "retention" && m.LastRetention == nil:
+			m.LastRetention = &p
+		}
+	}
+	o.Maintenance = m
 }
 
 type repoCount struct {
@@ -146,6 +173,7 @@ func (h *Handler) overview(ctx context.Context, c caller) (Overview, error) {
 			o.StorageBytes += size
 		}
 	}
+	h.maintenanceRuns(&o, c)
 	o.Healthy, o.Health = true, "ok"
 	if err := h.store.Ready(ctx); err != nil {
 		o.Healthy, o.Health = false, err.Error()

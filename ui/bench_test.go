@@ -17,7 +17,8 @@ import (
 
 // BenchmarkPages measures the server time of the overview, the repository
 // list and a repository page over 10,000 repositories of 10 tags each
-// (100,000 tags), as a caller who may pull everything:
+// (100,000 tags) and one of 10,000 tags, as a caller who may pull
+// everything:
 //
 //	go test -run '^$' -bench '^BenchmarkPages$' -benchtime 200x ./ui
 func BenchmarkPages(b *testing.B) {
@@ -30,6 +31,7 @@ func BenchmarkPages(b *testing.B) {
 	defer store.Close()
 	start := time.Now()
 	fillRepos(b, store, repos, tags)
+	fillBig(b, store, "big/app", 10000)
 	b.Logf("filled %d repositories, %d tags in %s", repos, repos*tags, time.Since(start).Round(time.Millisecond))
 	h, err := New(DefaultConfig(), store, dir)
 	if err != nil {
@@ -43,6 +45,8 @@ func BenchmarkPages(b *testing.B) {
 		"/ui/repositories/team-5000/app",
 		"/api/v1/repositories?n=1000",
 		"/api/v1/repositories/team-5000/app/tags",
+		"/ui/repositories/big/app", // 10,000 tags
+		"/api/v1/repositories/big/app/tags",
 	} {
 		b.Run(path, func(b *testing.B) {
 			for b.Loop() {
@@ -102,4 +106,23 @@ func fillRepos(b *testing.B, s *storage.Store, n, tags int) {
 	}
 	close(next)
 	wg.Wait()
+}
+
+// fillBig stores repository repo with one image under n tags.
+func fillBig(b *testing.B, s *storage.Store, repo string, n int) {
+	data := []byte("big layer")
+	d := digest.FromBytes(data)
+	if _, err := s.PutBlob(b.Context(), repo, d, int64(len(data)), bytes.NewReader(data)); err != nil {
+		b.Fatal(err)
+	}
+	content := fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":%q,"digest":%q,"size":9},"layers":[]}`,
+		ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageConfig, d)
+	m := storage.Manifest{Digest: digest.FromBytes(content), MediaType: ocispec.MediaTypeImageManifest, Content: content, Blobs: []digest.Digest{d}}
+	var names []string
+	for t := range n {
+		names = append(names, fmt.Sprintf("t%05d", t))
+	}
+	if err := s.PutManifest(b.Context(), repo, m, names); err != nil {
+		b.Fatal(err)
+	}
 }

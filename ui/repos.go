@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -100,6 +101,30 @@ type Tag struct {
 	Pushed    time.Time `json:"pushed"`
 	// LastUsed is the manifest's latest pull, or HEAD by digest.
 	LastUsed *time.Time `json:"lastUsed,omitempty"`
+	// Signed reports a signature of the manifest: a referrer whose
+	// artifact type is a signature's (cosign, Notary, a Sigstore
+	// bundle), or cosign's sha256-<hex>.sig tag.
+	Signed bool `json:"signed"`
+}
+
+// signatureTypes are the artifact types of signatures among referrers.
+var signatureTypes = []string{
+	"application/vnd.dev.cosign.artifact.sig.v1+json",
+	"application/vnd.dev.sigstore.bundle.v0.3+json",
+	"application/vnd.cncf.notary.signature",
+}
+
+// signed reports whether manifest d of repo has a signature, tags being
+// the repository's tag names.
+func (h *Handler) signed(ctx context.Context, repo string, d digest.Digest, tags map[string]bool) bool {
+	if tags["sha256-"+d.Encoded()+".sig"] {
+		return true
+	}
+	refs, err := h.store.Referrers(ctx, repo, d)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(refs, func(r ocispec.Descriptor) bool { return slices.Contains(signatureTypes, r.ArtifactType) })
 }
 
 // TagList is one page of a repository's tags, in lexical order.
@@ -122,13 +147,17 @@ func (h *Handler) tags(ctx context.Context, repo, last string, n int) (TagList, 
 		manifests[r.Manifests[i].Digest] = &r.Manifests[i]
 	}
 	var page []storage.GCTag
+	names := make(map[string]bool, len(r.Tags))
 	for i, t := range r.Tags {
+		names[t.Name] = true
 		if last != "" && t.Name <= last {
 			continue
 		}
 		if len(page) == n {
-			out.Next = r.Tags[i-1].Name
-			break
+			if out.Next == "" {
+				out.Next = r.Tags[i-1].Name
+			}
+			continue
 		}
 		page = append(page, t)
 	}
@@ -161,6 +190,7 @@ func (h *Handler) tags(ctx context.Context, repo, last string, n int) (TagList, 
 				tag.Platforms = platforms(m.Content)
 			}
 		}
+		tag.Signed = h.signed(ctx, repo, t.Digest, names)
 		out.Tags = append(out.Tags, tag)
 	}
 	return out, nil

@@ -48,11 +48,7 @@ func (h *Handler) apiOverview(w http.ResponseWriter, r *http.Request, c caller) 
 
 // GET /api/v1/repositories?q=&n=&last=
 func (h *Handler) apiRepositories(w http.ResponseWriter, r *http.Request, c caller) error {
-	n, last, err := pageArgs(r)
-	if err != nil {
-		return err
-	}
-	l, err := h.repositories(r.Context(), c, r.URL.Query().Get("q"), last, n)
+	l, err := h.listRepositories(r, c)
 	if err != nil {
 		return err
 	}

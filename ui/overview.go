@@ -22,13 +22,16 @@ type Overview struct {
 	// Blobs and StorageBytes count the distinct blobs of the visible
 	// repositories; for a caller who sees every repository, every
 	// stored blob.
-	Blobs        int       `json:"blobs"`
-	StorageBytes int64     `json:"storageBytes"`
-	Started      time.Time `json:"started"`
-	UptimeSec    int64     `json:"uptimeSeconds"`
-	Healthy      bool      `json:"healthy"`
-	Health       string    `json:"health"`
-	CountedAt    time.Time `json:"countedAt"`
+	Blobs        int   `json:"blobs"`
+	StorageBytes int64 `json:"storageBytes"`
+	// DedupBytes is what storing each repository's blobs apart would
+	// take beyond StorageBytes: the saving of storing each blob once.
+	DedupBytes int64     `json:"dedupBytes"`
+	Started    time.Time `json:"started"`
+	UptimeSec  int64     `json:"uptimeSeconds"`
+	Healthy    bool      `json:"healthy"`
+	Health     string    `json:"health"`
+	CountedAt  time.Time `json:"countedAt"`
 	// Mirror and Replication are shown to callers who see every
 	// repository, when the mirror or replication is on.
 	Mirror      *MirrorStats   `json:"mirror,omitempty"`
@@ -66,6 +69,11 @@ type repoCount struct {
 	name            string
 	tags, manifests int
 	links           []digest.Digest
+	// blobBytes is its linked blobs' bytes, size that and its
+	// manifests'; pushed its latest push, pulled its latest pull (zero
+	// if never).
+	blobBytes, size int64
+	pushed, pulled  time.Time
 }
 
 type snapshot struct {
@@ -118,10 +126,24 @@ func (c *statsCache) recount() {
 // count reads every repository's metadata and the blob totals.
 func (c *statsCache) count(ctx context.Context) (*snapshot, error) {
 	s := &snapshot{at: time.Now()}
+	seen := map[digest.Digest]bool{}
+	var all []digest.Digest
 	err := c.store.ScanRepos(ctx, func(r *storage.GCRepo) error {
 		rc := repoCount{name: r.Name, tags: len(r.Tags), manifests: len(r.Manifests), links: make([]digest.Digest, len(r.Links))}
 		for i, l := range r.Links {
 			rc.links[i] = l.Digest
+			if !seen[l.Digest] {
+				seen[l.Digest] = true
+				all = append(all, l.Digest)
+			}
+		}
+		for _, m := range r.Manifests {
+			rc.size += m.Size
+			rc.pushed = later(rc.pushed, m.Pushed)
+			rc.pulled = later(rc.pulled, m.Used)
+		}
+		for _, t := range r.Tags {
+			rc.pushed = later(rc.pushed, t.Pushed)
 		}
 		s.repos = append(s.repos, rc)
 		return nil
@@ -129,10 +151,24 @@ func (c *statsCache) count(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	sizes := c.store.BlobSizes(ctx, all)
+	for i := range s.repos {
+		for _, d := range s.repos[i].links {
+			s.repos[i].blobBytes += sizes[d]
+		}
+		s.repos[i].size += s.repos[i].blobBytes
+	}
 	if s.total, err = c.store.Stats(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // overview counts what c may see.
@@ -173,6 +209,10 @@ func (h *Handler) overview(ctx context.Context, c caller) (Overview, error) {
 			o.StorageBytes += size
 		}
 	}
+	for _, r := range visible {
+		o.DedupBytes += r.blobBytes
+	}
+	o.DedupBytes = max(0, o.DedupBytes-o.StorageBytes)
 	h.maintenanceRuns(&o, c)
 	o.Healthy, o.Health = true, "ok"
 	if err := h.store.Ready(ctx); err != nil {

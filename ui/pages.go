@@ -164,12 +164,7 @@ func (h *Handler) overviewPage(r *http.Request, c caller, v *view) (string, erro
 }
 
 func (h *Handler) reposPage(r *http.Request, c caller, v *view) (string, error) {
-	n, last, err := pageArgs(r)
-	if err != nil {
-		return "", err
-	}
-	q := r.URL.Query().Get("q")
-	l, err := h.repositories(r.Context(), c, q, last, n)
+	l, err := h.listRepositories(r, c)
 	v.Title, v.Data, v.Notice = "Repositories", l, deletedNotice(r)
 	if e, ok := err.(*registry.Error); ok && e.Code == codeInvalid {
 		v.Error, err = e.Message, nil // shown above the empty list

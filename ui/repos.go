@@ -40,6 +40,14 @@ type RepoList struct {
 	Repositories []string `json:"repositories"`
 	// Next is the `last` of the next page, "" on the last page.
 	Next string `json:"next,omitempty"`
+	// In another order than by name (see sortKeys): the order, where the
+	// page starts, the figures of its repositories, when they were
+	// counted, and where the next page starts (0 on the last).
+	Sort       string        `json:"sort,omitempty"`
+	Offset     int           `json:"offset,omitempty"`
+	Summaries  []RepoSummary `json:"summaries,omitempty"`
+	CountedAt  time.Time     `json:"countedAt,omitzero"`
+	NextOffset int           `json:"nextOffset,omitempty"`
 }
 
 // matcher compiles a search: a repository glob, or, without any glob

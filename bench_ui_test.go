@@ -27,7 +27,7 @@ func TestBenchDashboard(t *testing.T) {
 	}
 	url := srv.base + "/v2/team-500/app/manifests/v1"
 	b.getLoad(url, clients, 500*time.Millisecond) // opens the connections
-	var lat [2][]time.Duration                     // [0] with the poller, [1] without
+	var lat [2][]time.Duration                    // [0] with the poller, [1] without
 	var took [2]time.Duration
 	for r := range rounds {
 		for k := range 2 {

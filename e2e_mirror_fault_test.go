@@ -87,6 +87,21 @@ func checkBlob(t *testing.T, s *e2eServer, repo string, d v1.Hash) {
 }
 
 // blobStored reports whether s's blob store holds blob d under its digest.
+// blobCommitted reports whether blob d is stored within a few seconds:
+// a client has a cold blob once its digest checks, and the cache commits
+// it just after.
+func blobCommitted(t *testing.T, s *e2eServer, d v1.Hash) bool {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if blobStored(t, s, d) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 func blobStored(t *testing.T, s *e2eServer, d v1.Hash) bool {
 	t.Helper()
 	key := "blobs/" + d.Algorithm + "/" + d.Hex[:2] + "/" + d.Hex
@@ -138,7 +153,7 @@ func TestE2EMirrorFaultBlob(t *testing.T) {
 		proxy.set(fault{})
 		before := proxy.count("GET", "/v2/blob/app/blobs/"+d.String())
 		checkBlob(t, cache, "up.example/blob/app", d)
-		if !blobStored(t, cache, d) {
+		if !blobCommitted(t, cache, d) {
 			t.Errorf("fault %d: blob %s not stored after a whole fetch", tc.kind, d)
 		}
 		if n := proxy.count("GET", "/v2/blob/app/blobs/"+d.String()) - before; n != 1 {

@@ -65,14 +65,6 @@ func (s *Store) PutBlobTap(ctx context.Context, repo string, d digest.Digest, si
 	// No session record names this file while the body arrives, which
 	// may take longer than GC's grace.
 	defer s.writing.add(id)()
-	r, err := s.capBody(0, size, r)
-	if err != nil {
-		return BlobInfo{}, err
-	}
-	h, err := newHash(d.Algorithm())
-	if err != nil {
-		return BlobInfo{}, err
-	}
 	w, err := s.blobs.Writer(ctx, uploadKey(id), 0)
 	if err != nil {
 		return BlobInfo{}, err
@@ -85,10 +77,7 @@ func (s *Store) PutBlobTap(ctx context.Context, repo string, d digest.Digest, si
 		})
 		dst = &tapWriter{w: w, tap: tap}
 	}
-	n, err := copyHashed(dst, h, r)
-	if err == nil {
-		err = checkContent(d, h.Sum(nil), size, n)
-	}
+	n, err := s.copyVerified(dst, d, size, r)
 	if err != nil {
 		w.Close()
 		s.blobs.Delete(ctx, uploadKey(id))
@@ -102,6 +91,24 @@ func (s *Store) PutBlobTap(ctx context.Context, repo string, d digest.Digest, si
 		return BlobInfo{}, err
 	}
 	return s.commitBlob(ctx, repo, id, d, n)
+}
+
+// copyVerified copies r to w, within the store's blob size limit, and
+// checks that what it copied is blob d of size bytes (-1 if unknown).
+func (s *Store) copyVerified(w io.Writer, d digest.Digest, size int64, r io.Reader) (int64, error) {
+	r, err := s.capBody(0, size, r)
+	if err != nil {
+		return 0, err
+	}
+	h, err := newHash(d.Algorithm())
+	if err != nil {
+		return 0, err
+	}
+	n, err := copyHashed(w, h, r)
+	if err == nil {
+		err = checkContent(d, h.Sum(nil), size, n)
+	}
+	return n, err
 }
 
 // checkContent compares n bytes hashing to sum with blob d of size bytes
@@ -136,24 +143,13 @@ func (t *tapWriter) Write(p []byte) (int, error) {
 // once verified, then records it as commitBlob does and ends upload
 // session id.
 func (s *Store) putBlobAtomic(ctx context.Context, aw AtomicWriter, repo, id string, d digest.Digest, size int64, r io.Reader, verified func()) (BlobInfo, error) {
-	r, err := s.capBody(0, size, r)
-	if err != nil {
-		return BlobInfo{}, err
-	}
-	h, err := newHash(d.Algorithm())
-	if err != nil {
-		return BlobInfo{}, err
-	}
 	w, err := aw.AtomicWriter(ctx, blobKey(d))
 	if err != nil {
 		return BlobInfo{}, err
 	}
 	defer w.Close()
-	n, err := copyHashed(w, h, r)
+	n, err := s.copyVerified(w, d, size, r)
 	if err != nil {
-		return BlobInfo{}, err
-	}
-	if err := checkContent(d, h.Sum(nil), size, n); err != nil {
 		return BlobInfo{}, err
 	}
 	if verified != nil {

@@ -20,8 +20,9 @@ type auditSlotKey struct{}
 type auditSlot struct{ id *auth.Identity }
 
 // withAuditSlot returns ctx with an empty slot, when auditing.
-func (h *handler) withAuditSlot(ctx context.Context) (context.Context, *auditSlot) {
-	if h.audit == nil {
+func (h *handler) withAuditSlot(ctx context.Context, method string) (context.Context, *auditSlot) {
+	// Only manifest PUTs and DELETEs are recorded: a pull costs nothing.
+	if h.audit == nil || (method != http.MethodPut && method != http.MethodDelete) {
 		return ctx, nil
 	}
 	s := &auditSlot{}

@@ -56,7 +56,7 @@ func (h *handler) observe(next http.Handler) http.Handler {
 		// keep the client's path for the log before handing it over.
 		path := r.URL.Path
 		rw := &responseWriter{ResponseWriter: w}
-		ctx, slot := h.withAuditSlot(ctx)
+		ctx, slot := h.withAuditSlot(ctx, r.Method)
 		r = r.WithContext(ctx)
 		finished := false
 		defer func() {

@@ -3,12 +3,16 @@ package registry
 import "net/http"
 
 // What the registry shares with handlers served next to /v2/ (the
-// dashboard): its error envelope, and its request ids, access log and
-// metrics.
+// dashboard): its name grammar, its error envelope, and its request ids,
+// access log and metrics.
 
 // AsError returns the Error that err answers as: its own, the code of the
 // storage or auth failure it wraps, else UNKNOWN.
 func AsError(err error) *Error { return asError(err) }
+
+// ValidName reports whether name is a repository name the registry
+// serves (the distribution spec's grammar, at most 255 characters).
+func ValidName(name string) bool { return validName(name) }
 
 // WriteError writes err in the OCI error envelope with its code's status,
 // as every /v2/ error is written.

@@ -3,7 +3,6 @@ package ui
 import (
 	"context"
 	"encoding/json"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -24,11 +23,8 @@ const (
 	storePage = 1000
 )
 
-// nameRe is the distribution spec's repository name grammar.
-var nameRe = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
-
 func checkName(name string) error {
-	if len(name) > 255 || !nameRe.MatchString(name) {
+	if !registry.ValidName(name) {
 		return apiError(registry.CodeNameInvalid, "invalid repository name")
 	}
 	return nil

@@ -99,6 +99,10 @@ type PassPlan struct {
 	Bytes int64
 	// Waiting are unknown files noted but still within the grace period.
 	Waiting int
+	// WaitingBytes is what the grace period alone keeps: blobs nothing
+	// tagged refers to and unknown files, too recent to delete yet. If
+	// nothing changes, a pass at Now plus the grace period frees them.
+	WaitingBytes int64
 
 	// OnDeleted, if set, is called by Apply with each item it deleted.
 	OnDeleted func(Item)
@@ -120,25 +124,28 @@ func Plan(ctx context.Context, store *storage.Store, opts Options) (*PassPlan, e
 	}
 	p := &PassPlan{Now: now, Cutoff: now.Add(-opts.Grace), UploadCutoff: now.Add(-opts.UploadMaxAge),
 		known: map[string]map[digest.Digest]bool{}, pace: newPacer(opts.Pace)}
-	linked := linkedSet{}
+	linked, eventual := linkedSet{}, linkedSet{}
 	err := store.ScanRepos(ctx, func(r *storage.GCRepo) error {
-		p.planRepo(r, opts, linked)
+		p.planRepo(r, opts, linked, eventual)
 		return p.pace.yield(ctx)
 	})
 	if err != nil {
 		return nil, err
 	}
 	err = store.ScanBlobs(ctx, func(b storage.GCBlob) error {
-		if !linked.has(b.Digest) && b.Created.Before(p.Cutoff) {
+		switch {
+		case !linked.has(b.Digest) && b.Created.Before(p.Cutoff):
 			p.Items = append(p.Items, Item{Kind: KindBlob, Digest: b.Digest, Size: b.Size, Reason: ReasonUnlinked})
 			p.Bytes += b.Size
+		case !eventual.has(b.Digest):
+			p.WaitingBytes += b.Size
 		}
 		return p.pace.yield(ctx)
 	})
 	if err != nil {
 		return nil, err
 	}
-	linked = nil
+	linked, eventual = nil, nil
 	err = store.ScanUploads(ctx, func(u storage.Upload) error {
 		if u.Started.Before(p.UploadCutoff) {
 			p.Items = append(p.Items, Item{Kind: KindUpload, Repo: u.Repo, Key: u.ID, Size: u.Offset, Reason: ReasonUploadExpired})
@@ -153,6 +160,7 @@ func Plan(ctx context.Context, store *storage.Store, opts Options) (*PassPlan, e
 		p.orphans = append(p.orphans, f)
 		if f.FirstSeen.IsZero() || !f.FirstSeen.Before(p.Cutoff) {
 			p.Waiting++
+			p.WaitingBytes += f.Size
 			return nil
 		}
 		p.Items = append(p.Items, Item{Kind: KindFile, Key: f.Key, Size: f.Size, Reason: ReasonUnknownFile})
@@ -184,9 +192,10 @@ func linkedKey(d digest.Digest) uint64 {
 func (s linkedSet) add(d digest.Digest)      { s[linkedKey(d)] = struct{}{} }
 func (s linkedSet) has(d digest.Digest) bool { _, ok := s[linkedKey(d)]; return ok }
 
-// planRepo adds r's manifests and links to p, and the blobs r keeps linked
-// to linked.
-func (p *PassPlan) planRepo(r *storage.GCRepo, opts Options, linked linkedSet) {
+// planRepo adds r's manifests and links to p, the blobs r keeps linked
+// to linked, and those it would keep once the grace period is over, if
+// nothing changed meanwhile, to eventual.
+func (p *PassPlan) planRepo(r *storage.GCRepo, opts Options, linked, eventual linkedSet) {
 	byDigest := make(map[digest.Digest]*storage.GCManifest, len(r.Manifests))
 	referrers := map[digest.Digest][]digest.Digest{}
 	for i := range r.Manifests {
@@ -196,34 +205,10 @@ func (p *PassPlan) planRepo(r *storage.GCRepo, opts Options, linked linkedSet) {
 			referrers[m.Subject] = append(referrers[m.Subject], m.Digest)
 		}
 	}
-	keep := make(map[digest.Digest]bool, len(r.Manifests))
-	var queue []digest.Digest
-	root := func(d digest.Digest) {
-		if _, ok := byDigest[d]; ok && !keep[d] {
-			keep[d] = true
-			queue = append(queue, d)
-		}
-	}
-	for _, t := range r.Tags {
-		root(t.Digest)
-	}
-	for _, m := range r.Manifests {
-		recent := !m.Pushed.Before(p.Cutoff) || !m.Used.Before(p.Cutoff)
-		switch {
-		case recent,
-			!opts.DeleteUntagged && m.Subject == "",
-			!opts.DeleteUntagged && !opts.DeleteOrphanReferrers:
-			root(m.Digest)
-		}
-	}
-	for len(queue) > 0 {
-		m := byDigest[queue[len(queue)-1]]
-		queue = queue[:len(queue)-1]
-		for _, c := range m.Manifests {
-			root(c)
-		}
-		for _, ref := range referrers[m.Digest] {
-			root(ref)
+	keep := keptManifests(r, byDigest, referrers, opts, p.Cutoff)
+	for d := range keptManifests(r, byDigest, referrers, opts, p.Now) {
+		for _, b := range byDigest[d].Blobs {
+			eventual.add(b)
 		}
 	}
 	referenced := map[digest.Digest]bool{}
@@ -256,6 +241,43 @@ func (p *PassPlan) planRepo(r *storage.GCRepo, opts Options, linked linkedSet) {
 		p.known[r.Name] = known
 		p.Items = append(p.Items, items...)
 	}
+}
+
+// keptManifests is the set of r's manifests a pass with cutoff keeps:
+// the tagged ones, those pushed or used since cutoff, the untagged ones
+// opts keeps, and everything these refer to or that refers to them.
+func keptManifests(r *storage.GCRepo, byDigest map[digest.Digest]*storage.GCManifest, referrers map[digest.Digest][]digest.Digest, opts Options, cutoff time.Time) map[digest.Digest]bool {
+	keep := make(map[digest.Digest]bool, len(r.Manifests))
+	var queue []digest.Digest
+	root := func(d digest.Digest) {
+		if _, ok := byDigest[d]; ok && !keep[d] {
+			keep[d] = true
+			queue = append(queue, d)
+		}
+	}
+	for _, t := range r.Tags {
+		root(t.Digest)
+	}
+	for _, m := range r.Manifests {
+		recent := !m.Pushed.Before(cutoff) || !m.Used.Before(cutoff)
+		switch {
+		case recent,
+			!opts.DeleteUntagged && m.Subject == "",
+			!opts.DeleteUntagged && !opts.DeleteOrphanReferrers:
+			root(m.Digest)
+		}
+	}
+	for len(queue) > 0 {
+		m := byDigest[queue[len(queue)-1]]
+		queue = queue[:len(queue)-1]
+		for _, c := range m.Manifests {
+			root(c)
+		}
+		for _, ref := range referrers[m.Digest] {
+			root(ref)
+		}
+	}
+	return keep
 }
 
 // Result is what Apply deleted.

@@ -80,7 +80,8 @@ type maintenance struct {
 	// afterGC, if set, runs after each GC pass that deletes: the
 	// mirror's cache measure and eviction.
 	afterGC func(context.Context) error
-	passes  passLog
+	// reclaim is what GC could free, for the dashboard.
+	reclaim reclaimMeter
 	// next is when schedule runs next, in Unix nanoseconds; 0 without one.
 	next atomic.Int64
 }
@@ -113,7 +114,7 @@ func (m *maintenance) gc(ctx context.Context, by string, dryRun, deleteUntagged 
 		if m.afterGC != nil {
 			err = errors.Join(err, m.afterGC(ctx))
 		}
-		m.passes.add(gcPass(by, started, res, err))
+		m.recordPass(gcPass(by, started, res, err))
 		fmt.Fprintf(out, "deleted %d manifests, %d blob links, %d blobs, %d uploads, %d unknown files; freed %d bytes; %d planned items no longer qualified; %d failed\n",
 			res.Manifests, res.Links, res.Blobs, res.Uploads, res.Files, res.Bytes, res.Skipped, res.Failed)
 		return err
@@ -138,7 +139,7 @@ func (m *maintenance) retention(ctx context.Context, by string, dryRun bool, out
 		return retention.Print(out, plan, false)
 	}
 	res, err := retention.Apply(ctx, m.store, now, plan)
-	m.passes.add(retentionPass(by, now, res, err))
+	m.recordPass(retentionPass(by, now, res, err))
 	m.log.Info().Int("tags", res.Tags).Int("manifests", res.Manifests).Int("skipped", res.Skipped).Err(err).Msg("retention: applied")
 	fmt.Fprintf(out, "deleted %d tags and %d untagged manifests; %d planned deletions no longer held\n", res.Tags, res.Manifests, res.Skipped)
 	return err

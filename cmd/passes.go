@@ -3,7 +3,6 @@ package cmd
 import (
 	"context"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/nora-registry/nora/gc"
@@ -18,33 +17,13 @@ const (
 	byDashboard = "dashboard"
 )
 
-// keptPasses is how many passes the server remembers for the dashboard.
-const keptPasses = 20
-
-// passLog remembers the last passes in memory, newest last.
-type passLog struct {
-	mu     sync.Mutex
-	passes []ui.Pass
-}
-
-func (l *passLog) add(p ui.Pass) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.passes) == keptPasses {
-		l.passes = append(l.passes[:0], l.passes[1:]...)
+// recordPass adds p to the store's record of passes, which the dashboard
+// shows and which outlives the process.
+func (m *maintenance) recordPass(p ui.Pass) {
+	m.reclaim.stale.Store(true)
+	if err := m.store.AppendPass(context.Background(), p); err != nil {
+		m.log.Error().Err(err).Str("kind", p.Kind).Msg("recording the pass failed")
 	}
-	l.passes = append(l.passes, p)
-}
-
-// list returns the passes, newest first.
-func (l *passLog) list() []ui.Pass {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make([]ui.Pass, len(l.passes))
-	for i, p := range l.passes {
-		out[len(out)-1-i] = p
-	}
-	return out
 }
 
 func gcPass(by string, started time.Time, res gc.Result, err error) ui.Pass {
@@ -94,7 +73,15 @@ func (d dashboardMaintenance) RetentionPlan(ctx context.Context) ([]retention.De
 
 func (d dashboardMaintenance) HasRetention() bool { return d.rules }
 
-func (d dashboardMaintenance) Passes() []ui.Pass { return d.m.passes.list() }
+func (d dashboardMaintenance) Passes() []ui.Pass {
+	passes, err := d.m.store.ListPasses(d.ctx)
+	if err != nil {
+		d.m.log.Error().Err(err).Msg("reading the record of passes failed")
+	}
+	return passes
+}
+
+func (d dashboardMaintenance) Reclaimable() *ui.Reclaimable { return d.m.reclaimable(d.ctx) }
 
 func (d dashboardMaintenance) NextRun() time.Time {
 	if n := d.m.next.Load(); n > 0 {

@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"io"
 	"sync"
 	"time"
 
@@ -76,11 +75,11 @@ type dashboardMaintenance struct {
 }
 
 func (d dashboardMaintenance) RunGC() error {
-	return d.m.gc(d.ctx, byDashboard, false, d.m.gcCfg.DeleteUntagged, 0, io.Discard)
+	return d.m.gc(d.ctx, byDashboard, false, d.m.gcCfg.DeleteUntagged, 0, quiet)
 }
 
 func (d dashboardMaintenance) ApplyRetention() error {
-	return d.m.retention(d.ctx, byDashboard, false, io.Discard)
+	return d.m.retention(d.ctx, byDashboard, false, quiet)
 }
 
 // RetentionPlan plans without waiting for a pass under way.

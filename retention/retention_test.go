@@ -134,6 +134,12 @@ func TestPlanSemantics(t *testing.T) {
 			want:     []string{"a:pr-1"},
 		},
 		{
+			sentence: "Protected tags take no place among a rule's keep_last",
+			cfg:      Config{Protected: []string{"latest"}, Rules: []Rule{{Repositories: []string{"**"}, KeepLast: 2}}},
+			tags:     []Tag{tag("a", "latest", day, 0), tag("a", "v3", 2*day, 0), tag("a", "v2", 3*day, 0), tag("a", "v1", 4*day, 0)},
+			want:     []string{"a:v1"},
+		},
+		{
 			sentence: "A rule with untagged = true also applies to untagged manifests",
 			cfg: Config{Rules: []Rule{
 				{Repositories: []string{"a"}, OlderThan: "1d", Untagged: true},
@@ -342,5 +348,53 @@ func TestApplySkipsTagRepushedSameManifest(t *testing.T) {
 	}
 	if got, _, _ := s.Tags(t.Context(), "app", "", -1); !slices.Equal(got, []string{"pr-1"}) {
 		t.Errorf("Tags = %v, want [pr-1]", got)
+	}
+}
+
+// TestPrintCounts checks that the plan's last line counts what its table
+// lists: protected tags as such, and tags no rule covers only with all.
+func TestPrintCounts(t *testing.T) {
+	rules, err := Compile(Config{Protected: []string{"latest"}, Rules: []Rule{
+		{Repositories: []string{"dev/**"}, KeepLast: 1, Untagged: true},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := Plan(now, []Tag{
+		tag("dev/app", "latest", 5*day, 0), // protected
+		tag("dev/app", "v2", day, 0),       // kept: the newest
+		tag("dev/app", "v1", 2*day, 0),     // deleted
+		tag("dev/app", "", 3*day, 0),       // untagged, deleted
+		tag("prod/app", "v1", 9*day, 0),    // no rule covers it
+		tag("prod/app", "latest", 9*day, 0),
+	}, rules)
+	if got, want := Count(plan), (Counts{Total: 6, Delete: 2, Kept: 1, Protected: 2, NoRule: 1}); got != want {
+		t.Errorf("Count = %+v, want %+v", got, want)
+	}
+	for _, all := range []bool{false, true} {
+		var out strings.Builder
+		if err := Print(&out, plan, all); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		rows, last := lines[1:len(lines)-1], lines[len(lines)-1]
+		want := "6 tags and untagged manifests: 2 to delete, 1 kept by a rule, 2 protected, 1 no rule covers"
+		wantRows := 6
+		if !all {
+			want += " (not listed; --all lists them)"
+			wantRows = 5
+		}
+		if last != want || len(rows) != wantRows {
+			t.Errorf("Print(all %t): %d rows, last line %q; want %d rows and %q\n%s", all, len(rows), last, wantRows, want, out.String())
+		}
+		protected := 0
+		for _, r := range rows {
+			if f := strings.Fields(r); f[len(f)-2] == "keep" && f[len(f)-1] == "protected" {
+				protected++
+			}
+		}
+		if protected != 2 {
+			t.Errorf("Print(all %t) shows %d rows kept as protected, want 2:\n%s", all, protected, out.String())
+		}
 	}
 }

@@ -138,15 +138,23 @@ func (m *maintenance) retention(ctx context.Context, by string, dryRun bool, rep
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
-	tags, err := retention.Collect(ctx, m.store)
+	var progress *retention.Progress
+	if rep.live != nil {
+		progress = &retention.Progress{}
+	}
+	stop := showProgress(rep.live, progress.Line, progressAfter, progressEvery)
+	tags, err := retention.Collect(ctx, m.store, progress)
 	if err != nil {
+		stop()
 		return err
 	}
 	plan := retention.Plan(now, tags, m.rules)
 	if dryRun {
+		stop()
 		return retention.Print(rep.out, plan, rep.all)
 	}
-	res, err := retention.Apply(ctx, m.store, now, plan)
+	res, err := retention.Apply(ctx, m.store, now, plan, progress)
+	stop()
 	m.passes.add(retentionPass(by, now, res, err))
 	m.log.Info().Int("tags", res.Tags).Int("manifests", res.Manifests).Int("skipped", res.Skipped).Err(err).Msg("retention: applied")
 	fmt.Fprintf(rep.out, "deleted %d tags and %d untagged manifests; %d planned deletions no longer held; %s\n",

@@ -84,7 +84,7 @@ func (d dashboardMaintenance) ApplyRetention() error {
 
 // RetentionPlan plans without waiting for a pass under way.
 func (d dashboardMaintenance) RetentionPlan(ctx context.Context) ([]retention.Decision, error) {
-	tags, err := retention.Collect(ctx, d.m.store)
+	tags, err := retention.Collect(ctx, d.m.store, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -131,10 +131,12 @@ func (r compiled) decide(now time.Time, t Tag, rank int) (bool, string) {
 }
 
 // Collect reads every tag of store, and every untagged manifest that no
-// index or subject keeps, with push and last pull times.
-func Collect(ctx context.Context, store *storage.Store) ([]Tag, error) {
+// index or subject keeps, with push and last pull times. progress, if not
+// nil, counts the repositories read.
+func Collect(ctx context.Context, store *storage.Store, progress *Progress) ([]Tag, error) {
 	var out []Tag
 	err := store.ScanRepos(ctx, func(r *storage.GCRepo) error {
+		progress.scannedRepo()
 		byDigest := map[digest.Digest]*storage.GCManifest{}
 		held := map[digest.Digest]bool{}
 		for i := range r.Manifests {
@@ -177,10 +179,11 @@ type Result struct {
 // now: a tag only if it still names the planned digest and was not pushed
 // again since the plan's scan (a re-push of the same manifest makes it the
 // newest), a manifest only if still untagged, unreferenced and unused
-// since now.
-func Apply(ctx context.Context, store *storage.Store, now time.Time, decisions []Decision) (Result, error) {
+// since now. progress, if not nil, counts the deletions tried.
+func Apply(ctx context.Context, store *storage.Store, now time.Time, decisions []Decision, progress *Progress) (Result, error) {
 	var res Result
 	var errs []error
+	progress.startDeleting(Count(decisions).Delete)
 	untagged := map[string][]digest.Digest{}
 	var repos []string
 	for _, d := range decisions {
@@ -198,6 +201,7 @@ func Apply(ctx context.Context, store *storage.Store, now time.Time, decisions [
 			continue
 		}
 		ok, err := store.DeleteTagIf(ctx, d.Repo, d.Tag.Tag, d.Digest, d.Pushed)
+		progress.tried(1)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s:%s: %w", d.Repo, d.Tag.Tag, err))
@@ -209,6 +213,7 @@ func Apply(ctx context.Context, store *storage.Store, now time.Time, decisions [
 	}
 	for _, repo := range repos {
 		ms, _, err := store.CollectRepo(ctx, storage.GCRepoPlan{Repo: repo, Manifests: untagged[repo], Cutoff: now})
+		progress.tried(len(untagged[repo]))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", repo, err))
 			continue

@@ -243,7 +243,7 @@ func TestDryRunEqualsApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	when := time.Now().Add(time.Second)
-	tags, err := Collect(t.Context(), s)
+	tags, err := Collect(t.Context(), s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,11 +254,11 @@ func TestDryRunEqualsApply(t *testing.T) {
 	if !slices.Equal(want, []string{"dev/app:", "dev/app:pr-1", "dev/app:pr-2", "dev/app:pr-3"}) {
 		t.Fatalf("Plan deletes %v\n%s", want, buf.String())
 	}
-	res, err := Apply(t.Context(), s, when, plan)
+	res, err := Apply(t.Context(), s, when, plan, nil)
 	if err != nil || res.Tags != 3 || res.Manifests != 1 || res.Skipped != 0 {
 		t.Fatalf("Apply = %+v, %v, want 3 tags and 1 manifest", res, err)
 	}
-	after, _ := Collect(t.Context(), s)
+	after, _ := Collect(t.Context(), s, nil)
 	var left []string
 	for _, tg := range after {
 		left = append(left, tg.Repo+":"+tg.Tag)
@@ -312,11 +312,11 @@ func TestApplySkipsRepushedTag(t *testing.T) {
 	defer s.Close()
 	putImage(t, s, "app", "old", "pr-1")
 	rules, _ := Compile(Config{Rules: []Rule{{Repositories: []string{"**"}, OlderThan: "0s"}}})
-	tags, _ := Collect(t.Context(), s)
+	tags, _ := Collect(t.Context(), s, nil)
 	when := time.Now().Add(time.Second)
 	plan := Plan(when, tags, rules)
 	putImage(t, s, "app", "new", "pr-1")
-	res, err := Apply(t.Context(), s, when, plan)
+	res, err := Apply(t.Context(), s, when, plan, nil)
 	if err != nil || res.Tags != 0 || res.Skipped != 1 {
 		t.Errorf("Apply after a re-push = %+v, %v, want 1 skipped", res, err)
 	}
@@ -335,14 +335,14 @@ func TestApplySkipsTagRepushedSameManifest(t *testing.T) {
 	defer s.Close()
 	putImage(t, s, "app", "same", "pr-1")
 	rules, _ := Compile(Config{Rules: []Rule{{Repositories: []string{"**"}, OlderThan: "0s"}}})
-	tags, _ := Collect(t.Context(), s)
+	tags, _ := Collect(t.Context(), s, nil)
 	when := time.Now().Add(time.Second)
 	plan := Plan(when, tags, rules)
 	if got := deleted(plan); !slices.Equal(got, []string{"app:pr-1"}) {
 		t.Fatalf("Plan deletes %v, want [app:pr-1]", got)
 	}
 	putImage(t, s, "app", "same", "pr-1")
-	res, err := Apply(t.Context(), s, when, plan)
+	res, err := Apply(t.Context(), s, when, plan, nil)
 	if err != nil || res.Tags != 0 || res.Skipped != 1 {
 		t.Errorf("Apply after a re-push of the same manifest = %+v, %v, want 1 skipped", res, err)
 	}
@@ -396,5 +396,30 @@ func TestPrintCounts(t *testing.T) {
 		if protected != 2 {
 			t.Errorf("Print(all %t) shows %d rows kept as protected, want 2:\n%s", all, protected, out.String())
 		}
+	}
+}
+
+// TestProgressLine checks the progress line of a pass on a real store:
+// the repositories read, then the deletions tried.
+func TestProgressLine(t *testing.T) {
+	s, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	putImage(t, s, "a", "x", "pr-1")
+	putImage(t, s, "b", "y", "pr-2", "v1")
+	var p Progress
+	tags, err := Collect(t.Context(), s, &p)
+	if got, want := p.Line(), "retention: planning: 2 repositories read"; err != nil || got != want {
+		t.Errorf("Line after Collect = %q, %v, want %q", got, err, want)
+	}
+	rules, _ := Compile(Config{Rules: []Rule{{Repositories: []string{"**"}, Tags: []string{"pr-*"}, OlderThan: "0s"}}})
+	when := time.Now().Add(time.Second)
+	if _, err := Apply(t.Context(), s, when, Plan(when, tags, rules), &p); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.Line(), "retention: deleting: 2 of 2"; got != want {
+		t.Errorf("Line after Apply = %q, want %q", got, want)
 	}
 }

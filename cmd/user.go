@@ -3,6 +3,7 @@ package cmd
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -38,7 +39,7 @@ standard input (echo -n 'secret' | registry user hash).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var password string
 			var err error
-			if tty, ok := terminalIn(cmd.InOrStdin()); ok {
+			if tty, ok := terminalIn(cmd.Context(), cmd.InOrStdin()); ok {
 				password, err = promptPassword(tty, cmd.ErrOrStderr())
 			} else {
 				password, err = readPasswordLine(cmd.InOrStdin())
@@ -64,17 +65,44 @@ type secretReader interface {
 }
 
 // ttyIn is a terminal on standard input.
-type ttyIn struct{ fd int }
+type ttyIn struct {
+	ctx context.Context
+	fd  int
+}
 
-func (t ttyIn) ReadSecret() ([]byte, error) { return term.ReadPassword(t.fd) }
+// ReadSecret reads a line with echo off. When ctx ends first (Ctrl-C),
+// it turns echo back on and returns: the process is about to exit, and
+// must not leave the terminal without echo.
+func (t ttyIn) ReadSecret() ([]byte, error) {
+	state, err := term.GetState(t.fd)
+	if err != nil {
+		return nil, err
+	}
+	type line struct {
+		p   []byte
+		err error
+	}
+	read := make(chan line, 1)
+	go func() {
+		p, err := term.ReadPassword(t.fd)
+		read <- line{p, err}
+	}()
+	select {
+	case l := <-read:
+		return l.p, l.err
+	case <-t.ctx.Done():
+		term.Restore(t.fd, state)
+		return nil, t.ctx.Err()
+	}
+}
 
 // terminalIn returns in as a secretReader if it is a terminal.
-func terminalIn(in io.Reader) (secretReader, bool) {
+func terminalIn(ctx context.Context, in io.Reader) (secretReader, bool) {
 	f, ok := in.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return nil, false
 	}
-	return ttyIn{fd: int(f.Fd())}, true
+	return ttyIn{ctx: ctx, fd: int(f.Fd())}, true
 }
 
 // errPasswordMismatch is the answer when the two passwords typed differ.

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -53,20 +52,14 @@ func TestUserHashTerminal(t *testing.T) {
 		if _, err := master.WriteString(tt.typed); err != nil {
 			t.Fatal(err)
 		}
-		root := NewRoot()
-		var out, prompt bytes.Buffer
-		root.SetIn(slave)
-		root.SetOut(&out)
-		root.SetErr(&prompt)
-		root.SetArgs([]string{"user", "hash", "--cost", "4"})
-		err := root.ExecuteContext(t.Context())
-		if err != tt.wantErr || prompt.String() != "Password: \nPassword (again): \n" {
-			t.Errorf("user hash typing %q = %v, prompted %q; want %v and two prompts", tt.typed, err, prompt.String(), tt.wantErr)
+		out, prompt, err := runHash(t, slave)
+		if err != tt.wantErr || prompt != "Password: \nPassword (again): \n" {
+			t.Errorf("user hash typing %q = %v, prompted %q; want %v and two prompts", tt.typed, err, prompt, tt.wantErr)
 		}
-		hash, ok := strings.CutPrefix(strings.TrimSpace(out.String()), `password = "`)
+		hash, ok := strings.CutPrefix(strings.TrimSpace(out), `password = "`)
 		hash, _ = strings.CutSuffix(hash, `"`)
-		if matched := ok && bcrypt.CompareHashAndPassword([]byte(hash), []byte("s3cret")) == nil; matched != (tt.wantErr == nil) || (!ok && out.Len() > 0) {
-			t.Errorf("user hash typing %q printed %q", tt.typed, out.String())
+		if matched := ok && bcrypt.CompareHashAndPassword([]byte(hash), []byte("s3cret")) == nil; matched != (tt.wantErr == nil) || (!ok && out != "") {
+			t.Errorf("user hash typing %q printed %q", tt.typed, out)
 		}
 	}
 }

@@ -24,13 +24,20 @@ func hashFrom(t *testing.T, input string) (string, string, error) {
 		io.WriteString(w, input)
 		w.Close()
 	}()
+	return runHash(t, r)
+}
+
+// runHash runs `registry user hash --cost 4` with stdin in, and returns
+// stdout, stderr and the error.
+func runHash(t *testing.T, in *os.File) (string, string, error) {
+	t.Helper()
 	root := NewRoot()
 	var out, errs bytes.Buffer
-	root.SetIn(r)
+	root.SetIn(in)
 	root.SetOut(&out)
 	root.SetErr(&errs)
 	root.SetArgs([]string{"user", "hash", "--cost", "4"})
-	err = root.ExecuteContext(t.Context())
+	err := root.ExecuteContext(t.Context())
 	return out.String(), errs.String(), err
 }
 

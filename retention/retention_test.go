@@ -208,6 +208,17 @@ func TestCompileErrors(t *testing.T) {
 	}
 }
 
+// openStore opens a new store, closed when the test ends.
+func openStore(t *testing.T) *storage.Store {
+	t.Helper()
+	s, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func putImage(t *testing.T, s *storage.Store, repo, name string, tags ...string) digest.Digest {
 	t.Helper()
 	layer := []byte("layer of " + repo + name)
@@ -226,11 +237,7 @@ func putImage(t *testing.T, s *storage.Store, repo, name string, tags ...string)
 // TestDryRunEqualsApply checks Apply deletes exactly what the plan lists,
 // and that removing a tag never removes another tag of the same manifest.
 func TestDryRunEqualsApply(t *testing.T) {
-	s, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	putImage(t, s, "dev/app", "a", "pr-1", "v1")
 	putImage(t, s, "dev/app", "b", "pr-2")
 	putImage(t, s, "dev/app", "c", "pr-3", "latest")
@@ -305,11 +312,7 @@ func TestReadmeExample(t *testing.T) {
 // TestApplySkipsRepushedTag: a tag pushed again between the plan and its
 // application is not deleted.
 func TestApplySkipsRepushedTag(t *testing.T) {
-	s, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	putImage(t, s, "app", "old", "pr-1")
 	rules, _ := Compile(Config{Rules: []Rule{{Repositories: []string{"**"}, OlderThan: "0s"}}})
 	tags, _ := Collect(t.Context(), s, nil)
@@ -328,11 +331,7 @@ func TestApplySkipsRepushedTag(t *testing.T) {
 // TestApplySkipsTagRepushedSameManifest: a tag pushed again with the same
 // manifest between the plan and its application is newest now, and stays.
 func TestApplySkipsTagRepushedSameManifest(t *testing.T) {
-	s, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	putImage(t, s, "app", "same", "pr-1")
 	rules, _ := Compile(Config{Rules: []Rule{{Repositories: []string{"**"}, OlderThan: "0s"}}})
 	tags, _ := Collect(t.Context(), s, nil)
@@ -402,11 +401,7 @@ func TestPrintCounts(t *testing.T) {
 // TestProgressLine checks the progress line of a pass on a real store:
 // the repositories read, then the deletions tried.
 func TestProgressLine(t *testing.T) {
-	s, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	putImage(t, s, "a", "x", "pr-1")
 	putImage(t, s, "b", "y", "pr-2", "v1")
 	var p Progress

@@ -90,7 +90,7 @@ func TestE2EMigrate(t *testing.T) {
 	imgs = append(imgs, pushImages(t, s, "move/late", 1)...)
 	s.stop()
 	out = migrate()
-	if !strings.Contains(out, "; 3 copied, 9 already there, 0 failed") {
+	if !strings.Contains(out, ": 3 copied (") || !strings.Contains(out, "), 9 already there (") || !strings.Contains(out, "), 0 failed;") {
 		t.Errorf("second migrate:\n%s\nwant only the late image's 2 layers and config copied", out)
 	}
 	if err := os.WriteFile(s.config+".old", old, 0o644); err != nil {

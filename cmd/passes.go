@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"io"
 	"time"
 
 	"github.com/nora-registry/nora/gc"
@@ -55,16 +54,16 @@ type dashboardMaintenance struct {
 }
 
 func (d dashboardMaintenance) RunGC() error {
-	return d.m.gc(d.ctx, byDashboard, false, d.m.gcCfg.DeleteUntagged, 0, io.Discard)
+	return d.m.gc(d.ctx, byDashboard, false, d.m.gcCfg.DeleteUntagged, 0, quiet)
 }
 
 func (d dashboardMaintenance) ApplyRetention() error {
-	return d.m.retention(d.ctx, byDashboard, false, io.Discard)
+	return d.m.retention(d.ctx, byDashboard, false, quiet)
 }
 
 // RetentionPlan plans without waiting for a pass under way.
 func (d dashboardMaintenance) RetentionPlan(ctx context.Context) ([]retention.Decision, error) {
-	tags, err := retention.Collect(ctx, d.m.store)
+	tags, err := retention.Collect(ctx, d.m.store, nil)
 	if err != nil {
 		return nil, err
 	}

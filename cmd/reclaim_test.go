@@ -63,7 +63,7 @@ func TestReclaimable(t *testing.T) {
 	}
 	// A pass with no grace period frees it; the next look measures again.
 	m.gcCfg.Grace = "0s"
-	if err := m.gc(t.Context(), byCLI, false, false, 1, &bytes.Buffer{}); err != nil {
+	if err := m.gc(t.Context(), byCLI, false, false, 1, quiet); err != nil {
 		t.Fatal(err)
 	}
 	if r = waitReclaimable(t, m, r); r.Bytes != 0 || r.WaitingBytes != 0 {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -26,6 +24,8 @@ type Options struct {
 	Pace float64
 	// Now is the pass's clock; zero means time.Now().
 	Now time.Time
+	// Progress, if not nil, counts the pass's work as it goes.
+	Progress *Progress
 }
 
 // Kind is what a plan item deletes.
@@ -106,6 +106,8 @@ type PassPlan struct {
 
 	// OnDeleted, if set, is called by Apply with each item it deleted.
 	OnDeleted func(Item)
+	// Progress, from Options, counts Apply's deletions.
+	Progress *Progress
 
 	known   map[string]map[digest.Digest]bool // repos with items only
 	orphans []storage.GCFile
@@ -123,10 +125,11 @@ func Plan(ctx context.Context, store *storage.Store, opts Options) (*PassPlan, e
 		now = time.Now()
 	}
 	p := &PassPlan{Now: now, Cutoff: now.Add(-opts.Grace), UploadCutoff: now.Add(-opts.UploadMaxAge),
-		known: map[string]map[digest.Digest]bool{}, pace: newPacer(opts.Pace)}
+		known: map[string]map[digest.Digest]bool{}, pace: newPacer(opts.Pace), Progress: opts.Progress}
 	linked, eventual := linkedSet{}, linkedSet{}
 	err := store.ScanRepos(ctx, func(r *storage.GCRepo) error {
 		p.planRepo(r, opts, linked, eventual)
+		p.Progress.scannedRepo()
 		return p.pace.yield(ctx)
 	})
 	if err != nil {
@@ -140,6 +143,7 @@ func Plan(ctx context.Context, store *storage.Store, opts Options) (*PassPlan, e
 		case !eventual.has(b.Digest):
 			p.WaitingBytes += b.Size
 		}
+		p.Progress.scannedBlob()
 		return p.pace.yield(ctx)
 	})
 	if err != nil {
@@ -290,6 +294,10 @@ type Result struct {
 	// Failed counts planned items not deleted because of an error, which
 	// Apply returns.
 	Failed int
+	// WaitingBytes and CollectableBy are the plan's: what only the grace
+	// period kept, and when a pass frees it if nothing changes.
+	WaitingBytes  int64
+	CollectableBy time.Time
 }
 
 // blobBatch bounds the blobs deleted per write transaction, and so how
@@ -344,8 +352,10 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 	}
 	var res Result
 	deleted := 0
+	p.Progress.startDeleting(len(p.Items))
 	done := func(it Item) {
 		deleted++
+		p.Progress.deleted(it)
 		if p.OnDeleted != nil {
 			p.OnDeleted(it)
 		}
@@ -449,28 +459,6 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 	}
 	store.PruneChecks(p.Cutoff)
 	res.Skipped = planned - deleted - res.Failed
+	res.WaitingBytes, res.CollectableBy = p.WaitingBytes, p.CollectableBy()
 	return res, errors.Join(errs...)
-}
-
-// Print writes p as a table: kind, repository, digest or key, size and
-// reason, then the bytes it would free.
-func (p *PassPlan) Print(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tREPOSITORY\tDIGEST/KEY\tSIZE\tREASON")
-	for _, it := range p.Items {
-		name := string(it.Digest)
-		if name == "" {
-			name = it.Key
-		}
-		repo := it.Repo
-		if repo == "" {
-			repo = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", it.Kind, repo, name, it.Size, it.Reason)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	_, err := fmt.Fprintf(w, "%d items, %d bytes to free; %d unknown files within the grace period\n", len(p.Items), p.Bytes, p.Waiting)
-	return err
 }

@@ -106,7 +106,7 @@ func TestPlanAndApply(t *testing.T) {
 	opts.DeleteUntagged = true
 	p, _ = Plan(t.Context(), s, later(opts))
 	var buf bytes.Buffer
-	p.Print(&buf)
+	p.Print(&buf, false)
 	var deleted []Item
 	p.OnDeleted = func(it Item) { deleted = append(deleted, it) }
 	res, err := Apply(t.Context(), s, p)

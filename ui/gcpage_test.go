@@ -43,13 +43,13 @@ func (m *storeMaintenance) ApplyRetention() error {
 	if err != nil {
 		return err
 	}
-	res, err := retention.Apply(context.Background(), m.store, now, plan)
+	res, err := retention.Apply(context.Background(), m.store, now, plan, nil)
 	m.log = append([]Pass{{Kind: "retention", By: "dashboard", Started: now, Tags: res.Tags}}, m.log...)
 	return err
 }
 
 func (m *storeMaintenance) RetentionPlan(ctx context.Context) ([]retention.Decision, error) {
-	tags, err := retention.Collect(ctx, m.store)
+	tags, err := retention.Collect(ctx, m.store, nil)
 	return retention.Plan(time.Now(), tags, m.rules), err
 }
 

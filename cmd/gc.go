@@ -76,6 +76,7 @@ type maintenance struct {
 	gcCfg   gc.Config
 	rules   *retention.Rules
 	metrics *gc.Metrics
+	deleted *retention.Metrics
 	log     zerolog.Logger
 	// afterGC, if set, runs after each GC pass that deletes: the
 	// mirror's cache measure and eviction.
@@ -94,7 +95,7 @@ func newMaintenance(f File, store *storage.Store, reg prometheus.Registerer, log
 	if err != nil {
 		return nil, err
 	}
-	return &maintenance{store: store, gcCfg: f.GC, rules: rules, metrics: gc.NewMetrics(reg), log: log}, nil
+	return &maintenance{store: store, gcCfg: f.GC, rules: rules, metrics: gc.NewMetrics(reg), deleted: retention.NewMetrics(reg), log: log}, nil
 }
 
 // gc runs one pass, or plans one when dryRun. pace overrides gc.pace
@@ -138,6 +139,7 @@ func (m *maintenance) retention(ctx context.Context, by string, dryRun bool, out
 		return retention.Print(out, plan, false)
 	}
 	res, err := retention.Apply(ctx, m.store, now, plan)
+	m.deleted.Record(res)
 	m.passes.add(retentionPass(by, now, res, err))
 	m.log.Info().Int("tags", res.Tags).Int("manifests", res.Manifests).Int("skipped", res.Skipped).Err(err).Msg("retention: applied")
 	fmt.Fprintf(out, "deleted %d tags and %d untagged manifests; %d planned deletions no longer held\n", res.Tags, res.Manifests, res.Skipped)

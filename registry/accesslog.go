@@ -30,6 +30,15 @@ func logIdentity(ev *zerolog.Event, id *auth.Identity, open bool) *zerolog.Event
 	return ev
 }
 
+// NoteIdentity names the caller in the access log line of the request w
+// answers, for a handler mounted with WithHandler that authenticates
+// callers itself, as the dashboard does.
+func NoteIdentity(w http.ResponseWriter, id *auth.Identity) {
+	if rw, ok := w.(*responseWriter); ok {
+		rw.id = id
+	}
+}
+
 // userAgent returns r's User-Agent, cut to maxUserAgentLen bytes.
 func userAgent(r *http.Request) string {
 	ua := r.UserAgent()

@@ -74,9 +74,7 @@ func (h *handler) wrap(action auth.Action, f handlerFunc) http.Handler {
 		if h.authz != nil {
 			id, err := h.authz.Authenticate(r)
 			if err == nil {
-				if rw, ok := w.(*responseWriter); ok {
-					rw.id = id // for the access log and the audit record
-				}
+				NoteIdentity(w, id) // for the access log and the audit record
 				err = h.authz.Authorize(r, id, r.PathValue("name"), action)
 			}
 			if err != nil {

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,7 +43,10 @@ func newS3Metrics() *s3Metrics {
 func (m *s3Metrics) transport(next http.RoundTripper) http.RoundTripper {
 	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
 		op := s3Operation(req)
-		key := attemptKey{req.Context(), req.Method, req.URL.String()}
+		key := attemptKey{ctx: req.Context(), method: req.Method, url: req.URL.String()}
+		if !reflect.TypeOf(key.ctx).Comparable() {
+			key.ctx = nil // a map key must be comparable; method and URL remain
+		}
 		m.requests.WithLabelValues(op).Inc()
 		m.mu.Lock()
 		if _, ok := m.failed[key]; ok {

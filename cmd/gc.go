@@ -81,6 +81,7 @@ type maintenance struct {
 	gcCfg   gc.Config
 	rules   *retention.Rules
 	metrics *gc.Metrics
+	deleted *retention.Metrics
 	log     zerolog.Logger
 	// afterGC, if set, runs after each GC pass that deletes: the
 	// mirror's cache measure and eviction.
@@ -100,7 +101,7 @@ func newMaintenance(f File, store *storage.Store, reg prometheus.Registerer, log
 	if err != nil {
 		return nil, err
 	}
-	return &maintenance{store: store, gcCfg: f.GC, rules: rules, metrics: gc.NewMetrics(reg), log: log}, nil
+	return &maintenance{store: store, gcCfg: f.GC, rules: rules, metrics: gc.NewMetrics(reg), deleted: retention.NewMetrics(reg), log: log}, nil
 }
 
 // gc runs one pass, or plans one when dryRun. pace overrides gc.pace
@@ -156,6 +157,7 @@ func (m *maintenance) retention(ctx context.Context, by string, dryRun bool, rep
 	}
 	res, err := retention.Apply(ctx, m.store, now, plan, progress)
 	stop()
+	m.deleted.Record(res)
 	m.recordPass(retentionPass(by, now, res, err))
 	m.log.Info().Int("tags", res.Tags).Int("manifests", res.Manifests).Int("skipped", res.Skipped).Err(err).Msg("retention: applied")
 	fmt.Fprintf(rep.out, "deleted %d tags and %d untagged manifests; %d planned deletions no longer held; %s\n",

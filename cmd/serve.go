@@ -14,9 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mattn/go-isatty"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -98,11 +96,9 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	opts := []registry.Option{registry.WithLogger(log), registry.WithAudit(audit)}
 	var reg *prometheus.Registry
 	if f.Metrics.Enabled {
-		reg = prometheus.NewRegistry()
-		reg.MustRegister(
-			collectors.NewGoCollector(),
-			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		)
+		if reg, err = newMetricsRegistry(store); err != nil {
+			return err
+		}
 		opts = append(opts, registry.WithMetrics(reg))
 	}
 	limiter := auth.NewRateLimiter(f.RateLimit)
@@ -113,6 +109,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	}
 	var tokens http.Handler
 	var authn ui.Authenticator
+	var svc *auth.Service // nil: no authentication
 	robots := auth.NewRobots(store)
 	if f.Auth != nil {
 		// One limiter for API calls and logins: one table of clients,
@@ -121,8 +118,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		if reg != nil {
 			authOpts = append(authOpts, auth.WithMetrics(reg))
 		}
-		svc, err := auth.New(*f.Auth, f.Storage.Root, log, authOpts...)
-		if err != nil {
+		if svc, err = auth.New(*f.Auth, f.Storage.Root, log, authOpts...); err != nil {
 			return err
 		}
 		opts = append(opts, registry.WithAuthorizer(limiter.Authorizer(svc)))
@@ -222,8 +218,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 			errc <- srv.Serve(ln)
 		}
 	}()
-	log.Info().Str("addr", ln.Addr().String()).Bool("tls", tlsConfig != nil).
-		Str("storage", f.Storage.Root).Msg("listening")
+	logStartup(log, f, ln.Addr().String(), tlsConfig != nil, svc)
 
 	select {
 	case err := <-errc:
@@ -233,7 +228,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 
 	// ctx is already cancelled: the grace period needs its own clock.
 	timeout := f.Server.ShutdownTimeout.Std()
-	log.Info().Str("timeout", timeout.String()).Msg("shutting down")
+	log.Info().Int64("timeout_ms", timeout.Milliseconds()).Msg("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -321,15 +316,8 @@ func serveAdmin(root string, admin http.Handler) (stop func(), err error) {
 // newLogger returns the process logger writing to w in the configured
 // format and level.
 func newLogger(c LogConfig, w io.Writer) zerolog.Logger {
-	format := c.Format
-	if format == "auto" {
-		format = "json"
-		if f, ok := w.(*os.File); ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())) {
-			format = "console"
-		}
-	}
-	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	if c.Format == "console" || c.Format == "auto" && isTerminal(w) {
+		w = consoleWriter(w)
 	}
 	return zerolog.New(w).Level(c.level()).With().Timestamp().Logger()
 }

@@ -36,6 +36,7 @@ type S3 struct {
 	partSize int64
 	redirect time.Duration // zero: no presigned redirects
 	endpoint string
+	metrics  *s3Metrics
 }
 
 const (
@@ -64,6 +65,7 @@ func NewS3(ctx context.Context, cfg S3Config, spool string) (*S3, error) {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
+	metrics := newS3Metrics()
 	lookup := minio.BucketLookupAuto
 	if cfg.PathStyle {
 		lookup = minio.BucketLookupPath
@@ -73,7 +75,7 @@ func NewS3(ctx context.Context, cfg S3Config, spool string) (*S3, error) {
 		Secure:       cfg.Secure,
 		Region:       cfg.Region,
 		BucketLookup: lookup,
-		Transport:    tr,
+		Transport:    metrics.transport(tr),
 		MaxRetries:   cfg.MaxRetries,
 	})
 	if err != nil {
@@ -96,6 +98,7 @@ func NewS3(ctx context.Context, cfg S3Config, spool string) (*S3, error) {
 	s := &S3{
 		client: client, core: minio.Core{Client: client}, bucket: cfg.Bucket,
 		prefix: prefix, spool: spool, partSize: cfg.PartSizeMiB << 20, endpoint: cfg.Endpoint,
+		metrics: metrics,
 	}
 	if cfg.Redirect {
 		s.redirect = cfg.redirectExpiry()

@@ -115,6 +115,7 @@ func (h *Handler) page(fn pageHandler) http.HandlerFunc {
 		v := &view{AuthOn: h.auth != nil, Host: r.Host, TLS: r.TLS != nil, Path: r.URL.RequestURI()}
 		name := "error"
 		if err == nil {
+			registry.NoteIdentity(w, c.id)
 			v.LoggedIn = c.loggedIn()
 			v.Who = whoami(c.id)
 			v.CSRF = h.csrfToken(c)

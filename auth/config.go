@@ -2,7 +2,8 @@ package auth
 
 import (
 	"fmt"
-	"time"
+
+	"github.com/nora-registry/nora/storage"
 )
 
 // Config is the [auth] section of nora.toml. Without it the registry is
@@ -80,7 +81,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("auth.service: must be set")
 	}
 	for key, v := range map[string]string{"auth.token_lifetime": c.TokenLifetime, "auth.refresh_lifetime": c.RefreshLifetime} {
-		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+		if d, err := storage.ParseDuration(v); err != nil || d <= 0 {
 			return fmt.Errorf("%s: %q is not a positive duration", key, v)
 		}
 	}

@@ -208,7 +208,7 @@ func (r *Robots) AdminHandler() http.Handler {
 		var ttl time.Duration
 		if c.TTL != "" {
 			var err error
-			if ttl, err = time.ParseDuration(c.TTL); err != nil {
+			if ttl, err = storage.ParseDuration(c.TTL); err != nil {
 				writeAdmin(w, nil, err)
 				return
 			}

@@ -83,8 +83,8 @@ func New(cfg Config, dataDir string, log zerolog.Logger, opts ...Option) (*Servi
 	for _, u := range s.users {
 		u.generation = sg.mac(append([]string{"refresh", u.name}, u.credentials()...)...)
 	}
-	s.lifetime, _ = time.ParseDuration(cfg.TokenLifetime)
-	s.refresh, _ = time.ParseDuration(cfg.RefreshLifetime)
+	s.lifetime, _ = storage.ParseDuration(cfg.TokenLifetime)
+	s.refresh, _ = storage.ParseDuration(cfg.RefreshLifetime)
 	s.anonymous, _ = ParsePermissions(cfg.Anonymous)
 	if len(cfg.OIDC) > 0 {
 		if s.oidc, err = NewOIDC(cfg.OIDC); err != nil {

@@ -37,7 +37,7 @@ func (c Config) keepRecent(def time.Duration) time.Duration {
 	if c.KeepRecent == "" {
 		return def
 	}
-	d, _ := time.ParseDuration(c.KeepRecent)
+	d, _ := storage.ParseDuration(c.KeepRecent)
 	return d
 }
 
@@ -137,7 +137,7 @@ func duration(s string, def time.Duration) time.Duration {
 	if s == "" {
 		return def
 	}
-	d, _ := time.ParseDuration(s)
+	d, _ := storage.ParseDuration(s)
 	return d
 }
 
@@ -147,13 +147,11 @@ func validateDuration(key, s string, zero bool) error {
 	if s == "" {
 		return nil
 	}
-	d, err := time.ParseDuration(s)
+	d, err := storage.ParseDuration(s)
 	switch {
 	case err != nil:
-		return fmt.Errorf("%s: invalid duration %q (want e.g. \"10s\", \"5m\", \"1h\")", key, s)
-	case zero && d < 0:
-		return fmt.Errorf("%s: must not be negative, got %q", key, s)
-	case !zero && d <= 0:
+		return fmt.Errorf("%s: %v", key, err)
+	case !zero && d == 0:
 		return fmt.Errorf("%s: must be positive, got %q", key, s)
 	}
 	return nil

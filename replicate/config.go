@@ -103,7 +103,7 @@ func (p Pull) PollInterval() time.Duration {
 	if p.Interval == "" {
 		return DefaultInterval
 	}
-	d, _ := time.ParseDuration(p.Interval)
+	d, _ := storage.ParseDuration(p.Interval)
 	return d
 }
 
@@ -131,7 +131,7 @@ func (c Config) Validate() error {
 			return err
 		}
 		if p.Interval != "" {
-			if d, err := time.ParseDuration(p.Interval); err != nil || d <= 0 {
+			if d, err := storage.ParseDuration(p.Interval); err != nil || d <= 0 {
 				return fmt.Errorf("%s.interval: want a positive duration such as \"30s\" or \"1h\", got %q", key, p.Interval)
 			}
 		}

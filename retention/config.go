@@ -3,11 +3,10 @@ package retention
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gobwas/glob"
+	"github.com/nora-registry/nora/storage"
 )
 
 // Config is the [retention] section of nora.toml.
@@ -80,13 +79,13 @@ func Compile(c Config) (*Rules, error) {
 			return nil, fmt.Errorf("%s.keep_last: must not be negative, got %d", key, rule.KeepLast)
 		}
 		if rule.OlderThan != "" {
-			if cr.olderThan, err = ParseDuration(rule.OlderThan); err != nil {
+			if cr.olderThan, err = storage.ParseDuration(rule.OlderThan); err != nil {
 				return nil, fmt.Errorf("%s.older_than: %v", key, err)
 			}
 			cr.hasOlderThan = true
 		}
 		if rule.PulledWithin != "" {
-			if cr.pulledWithin, err = ParseDuration(rule.PulledWithin); err != nil {
+			if cr.pulledWithin, err = storage.ParseDuration(rule.PulledWithin); err != nil {
 				return nil, fmt.Errorf("%s.pulled_within: %v", key, err)
 			}
 			cr.hasPulledIn = true
@@ -118,22 +117,4 @@ func matchAny(ps []*glob.Pattern, s string) bool {
 		}
 	}
 	return false
-}
-
-// ParseDuration parses Go durations with h, m and s units ("36h", "90m")
-// and whole days ("7d"). Negative durations are rejected.
-func ParseDuration(s string) (time.Duration, error) {
-	var d time.Duration
-	var err error
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		var n int
-		n, err = strconv.Atoi(days)
-		d = time.Duration(n) * 24 * time.Hour
-	} else {
-		d, err = time.ParseDuration(s)
-	}
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("invalid duration %q (want e.g. \"7d\", \"36h\", \"90m\")", s)
-	}
-	return d, nil
 }

@@ -185,6 +185,15 @@ func NewRateLimiter(cfg RateLimitConfig) *RateLimiter {
 	return l
 }
 
+// Reconfigured returns a limiter for cfg, which must be valid, that counts
+// into l's metric. It starts with no client known: rates, bursts and
+// login back-offs start again under the new settings.
+func (l *RateLimiter) Reconfigured(cfg RateLimitConfig) *RateLimiter {
+	n := NewRateLimiter(cfg)
+	n.limited = l.limited
+	return n
+}
+
 // Register registers the limiter's metric, nora_rate_limited_total{limit,by},
 // with reg.
 func (l *RateLimiter) Register(reg prometheus.Registerer) error {

@@ -70,13 +70,12 @@ func retentionPass(by string, started time.Time, res retention.Result, err error
 // page drives it: passes run under the server's context, so shutting
 // down stops them, whatever became of the request that started them.
 type dashboardMaintenance struct {
-	ctx   context.Context
-	m     *maintenance
-	rules bool // whether [[retention.rules]] are configured
+	ctx context.Context
+	m   *maintenance
 }
 
 func (d dashboardMaintenance) RunGC() error {
-	return d.m.gc(d.ctx, byDashboard, false, d.m.gcCfg.DeleteUntagged, 0, io.Discard)
+	return d.m.gc(d.ctx, byDashboard, false, d.m.settings.Load().gc.DeleteUntagged, 0, io.Discard)
 }
 
 func (d dashboardMaintenance) ApplyRetention() error {
@@ -89,10 +88,10 @@ func (d dashboardMaintenance) RetentionPlan(ctx context.Context) ([]retention.De
 	if err != nil {
 		return nil, err
 	}
-	return retention.Plan(time.Now(), tags, d.m.rules), nil
+	return retention.Plan(time.Now(), tags, d.m.settings.Load().rules), nil
 }
 
-func (d dashboardMaintenance) HasRetention() bool { return d.rules }
+func (d dashboardMaintenance) HasRetention() bool { return d.m.settings.Load().hasRules }
 
 func (d dashboardMaintenance) Passes() []ui.Pass { return d.m.passes.list() }
 

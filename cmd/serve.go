@@ -45,7 +45,7 @@ data in ./data, no authentication.`,
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), f, cmd.ErrOrStderr())
+			return serve(cmd.Context(), configPath, f, cmd.ErrOrStderr())
 		},
 	}
 	c.Flags().StringVarP(&configPath, "config", "c", os.Getenv("NORA_CONFIG"), "configuration `file` (default: $NORA_CONFIG, else built-in defaults)")
@@ -60,10 +60,11 @@ func loadConfig(path string) (File, error) {
 	return LoadFile(path)
 }
 
-// serve runs the registry described by f until ctx is done, logging to
-// logOut. It returns nil after a clean shutdown.
-func serve(ctx context.Context, f File, logOut io.Writer) error {
-	log := newLogger(f.Log, logOut)
+// serve runs the registry described by f, read from path ("" for the
+// defaults), until ctx is done, logging to logOut. It returns nil after a
+// clean shutdown.
+func serve(ctx context.Context, path string, f File, logOut io.Writer) error {
+	log, level := liveLevel(newLogger(f.Log, logOut), f.Log)
 
 	var tlsConfig *tls.Config
 	if f.Server.TLSCert != "" {
@@ -105,32 +106,16 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		)
 		opts = append(opts, registry.WithMetrics(reg))
 	}
-	limiter := auth.NewRateLimiter(f.RateLimit)
-	if reg != nil {
-		if err := limiter.Register(reg); err != nil {
-			return err
-		}
-	}
 	var tokens http.Handler
 	var authn ui.Authenticator
 	robots := auth.NewRobots(store)
+	live, err := newLiveAuth(f, robots, audit, reg, log)
+	if err != nil {
+		return err
+	}
 	if f.Auth != nil {
-		// One limiter for API calls and logins: one table of clients,
-		// bounded by max_clients, and one metric.
-		authOpts := []auth.Option{auth.WithRobots(robots), auth.WithRateLimiter(limiter), auth.WithAudit(audit)}
-		if reg != nil {
-			authOpts = append(authOpts, auth.WithMetrics(reg))
-		}
-		svc, err := auth.New(*f.Auth, f.Storage.Root, log, authOpts...)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, registry.WithAuthorizer(limiter.Authorizer(svc)))
-		authn = dashboardAuth{limiter.Authorizer(svc), svc}
-		mux := http.NewServeMux()
-		mux.Handle("/auth/token", svc.TokenHandler())
-		mux.Handle("/auth/oidc/token", svc.OIDCHandler())
-		tokens = mux
+		opts = append(opts, registry.WithAuthorizer(live))
+		authn, tokens = live, live.tokenHandler()
 	}
 	mir, err := mirror.New(f.Mirror, store, log.With().Str("component", "mirror").Logger())
 	if err != nil {
@@ -163,7 +148,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		if mir != nil {
 			uiOpts = append(uiOpts, ui.WithMirror(mir.Hits))
 		}
-		dash, err := dashboard(f, store, authn, robots, dashboardMaintenance{ctx, maint, f.Retention != nil && len(f.Retention.Rules) > 0}, log, uiOpts...)
+		dash, err := dashboard(f, store, authn, robots, dashboardMaintenance{ctx, maint}, log, uiOpts...)
 		if err != nil {
 			return err
 		}
@@ -173,7 +158,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	if tokens != nil {
 		handler = withPrefix(handler, "/auth/", tokens)
 	}
-	handler = limiter.Middleware(handler)
+	handler = live.middleware(handler)
 	if reg != nil {
 		handler = withMetricsEndpoint(handler, f.Metrics.Path, reg)
 	}
@@ -190,6 +175,9 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	// credentials: the socket is its owner's alone.
 	admin := withPrefix(withMaintenanceRoutes(robots.AdminHandler(), maint), "/v2/", registry.New(store, registry.WithLogger(log), registry.WithPartialIndexes()))
 	admin = withPrefix(admin, "/replicate/", replicationStatusHandler(repl))
+	rl := &reloader{path: path, auth: live, maint: maint, level: level, log: log, cur: f}
+	admin = withPrefix(admin, "/reload", rl.handler())
+	go rl.onSIGHUP(ctx)
 	if stop, err := serveAdmin(f.Storage.Root, admin); err != nil {
 		log.Warn().Err(err).Msg("admin socket: registry token commands need the server stopped")
 	} else {
@@ -276,17 +264,6 @@ func dashboard(f File, store *storage.Store, authn ui.Authenticator, robots *aut
 		return nil, err
 	}
 	return registry.WithHandler(dash, ui.Patterns...), nil
-}
-
-// dashboardAuth checks the dashboard's credentials as /v2/ does, counted
-// against the identity's API rate, and looks up its sessions' subjects.
-type dashboardAuth struct {
-	auth.Authorizer
-	svc *auth.Service
-}
-
-func (a dashboardAuth) Subject(ctx context.Context, kind auth.Kind, name string) (*auth.Identity, string, bool) {
-	return a.svc.Subject(ctx, kind, name)
 }
 
 // withPrefix serves the paths under prefix with h and everything else

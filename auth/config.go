@@ -25,7 +25,7 @@ type Config struct {
 	// ["pull:public/**"]. Empty: nothing. Every identity may do it too.
 	Anonymous []string `toml:"anonymous"`
 	// Htpasswd is an htpasswd file of more users, "name:bcrypt-hash" per
-	// line (htpasswd -B makes them), read at start.
+	// line (htpasswd -B makes them), read at start and at each reload.
 	Htpasswd string `toml:"htpasswd"`
 	// Groups lists the members of each group, e.g. team-a = ["alice"],
 	// in addition to the groups named on [[auth.users]] entries.

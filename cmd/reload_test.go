@@ -3,6 +3,8 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -106,5 +108,29 @@ func TestReloadMaintenance(t *testing.T) {
 	}
 	if s := m.settings.Load(); s.gc.Options().Grace != 2*time.Hour {
 		t.Errorf("grace after a refused reload = %v, want 2h kept", s.gc.Grace)
+	}
+}
+
+// BenchmarkLiveMiddleware measures what the swappable auth state adds to
+// a request, next to the same handler called directly.
+func BenchmarkLiveMiddleware(b *testing.B) {
+	f := DefaultFile()
+	f.RateLimit.Enabled = false
+	la, err := newLiveAuth(f, nil, nil, nil, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	next := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	r := httptest.NewRequest("GET", "/v2/", nil)
+	w := httptest.NewRecorder()
+	for _, bc := range []struct {
+		name string
+		h    http.Handler
+	}{{"direct", next}, {"live", la.middleware(next)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				bc.h.ServeHTTP(w, r)
+			}
+		})
 	}
 }

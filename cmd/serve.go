@@ -35,7 +35,8 @@ func newServeCmd() *cobra.Command {
 		Short: "Serve the registry until interrupted",
 		Long: `Serve the registry until SIGINT or SIGTERM, then stop accepting
 connections, let in-flight requests finish within server.shutdown_timeout
-and close the store.
+and close the store. SIGHUP (or ` + "`registry reload`" + `) re-reads the
+configuration file: see ` + "`registry reload --help`" + `.
 
 Without --config (or NORA_CONFIG) it serves the embedded default: port 5000,
 data in ./data, no authentication.`,

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/nora-registry/nora/storage"
@@ -75,43 +76,46 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate reports the first invalid value, naming its key.
+// Validate reports the invalid values, naming their keys: every one, and
+// the first of each OIDC issuer.
 func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.Service == "" {
-		return fmt.Errorf("auth.service: must be set")
+		bad("auth.service: must be set")
 	}
-	for key, v := range map[string]string{"auth.token_lifetime": c.TokenLifetime, "auth.refresh_lifetime": c.RefreshLifetime} {
-		if d, err := storage.ParseDuration(v); err != nil || d <= 0 {
-			return fmt.Errorf("%s: %q is not a positive duration", key, v)
+	for _, d := range []struct{ key, v string }{{"auth.token_lifetime", c.TokenLifetime}, {"auth.refresh_lifetime", c.RefreshLifetime}} {
+		if v, err := storage.ParseDuration(d.v); err != nil || v <= 0 {
+			bad("%s: %q is not a positive duration", d.key, d.v)
 		}
 	}
 	seen := map[string]bool{}
 	for i, u := range c.Users {
 		if u.Name == "" || seen[u.Name] {
-			return fmt.Errorf("auth.users[%d].name: empty or repeated %q", i, u.Name)
+			bad("auth.users[%d].name: empty or repeated %q", i, u.Name)
 		}
 		seen[u.Name] = true
 		if len(u.Password) < 59 || u.Password[0] != '$' {
-			return fmt.Errorf("auth.users[%d].password: want a bcrypt hash (registry user hash)", i)
+			bad("auth.users[%d].password: want a bcrypt hash (registry user hash)", i)
 		}
 	}
 	if _, err := c.allUsers(); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if anon, err := ParsePermissions(c.Anonymous); err != nil {
-		return fmt.Errorf("auth.anonymous: %w", err)
+		bad("auth.anonymous: %w", err)
 	} else if anon.IsAdmin() {
-		return fmt.Errorf("auth.anonymous: admin is for users and robots, not anonymous callers")
+		bad("auth.anonymous: admin is for users and robots, not anonymous callers")
 	}
 	for i, r := range c.Rules {
 		if _, err := ParsePermissions(r.Permissions); err != nil {
-			return fmt.Errorf("auth.rules[%d].permissions: %w", i, err)
+			bad("auth.rules[%d].permissions: %w", i, err)
 		}
 	}
 	for i, o := range c.OIDC {
 		if err := o.validate(fmt.Sprintf("auth.oidc[%d]", i)); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -185,8 +185,9 @@ func LoadFile(path string) (File, error) {
 	return f, p.err()
 }
 
-// Validate reports every invalid value, naming its key: all of [server]'s,
-// and the first of each other section.
+// Validate reports the invalid values, naming their keys: each section
+// reports every one, or at least the first of each entry of its arrays
+// (users, rules, upstreams, remotes).
 func (f File) Validate() error {
 	p := &Problems{}
 	p.add(f.Server.validate())

@@ -49,6 +49,19 @@ tls_key = "/nonexistent/key.pem"
 level = "verbose"
 [gc]
 grace = "soon"
+pace = 2
+[auth]
+[[auth.users]]
+name = "alice"
+password = "plain"
+[[auth.rules]]
+users = ["alice"]
+permissions = ["fly:**"]
+[[retention.rules]]
+repositories = []
+[[retention.rules]]
+repositories = ["**"]
+older_than = "a week"
 `
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -60,6 +73,11 @@ grace = "soon"
 		"server.tls_key: open /nonexistent/key.pem: no such file or directory",
 		`log.level: unknown level "verbose"`,
 		`gc.grace: invalid duration "soon"`,
+		`gc.pace: 2: want a share of time above 0 and at most 1`,
+		`auth.users[0].password: want a bcrypt hash`,
+		`auth.rules[0].permissions: `,
+		`retention.rules[0].repositories: must name at least one glob`,
+		`retention.rules[1].older_than: invalid duration "a week"`,
 	}
 	for _, w := range want {
 		if err == nil || !strings.Contains(err.Error(), path+": "+w) {

@@ -1,6 +1,7 @@
 package gc
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,19 +38,20 @@ func DefaultConfig() Config {
 	return Config{Interval: "6h", Grace: "1h", DeleteOrphanReferrers: true, UploadMaxAge: "24h", Pace: 0.02}
 }
 
-// Validate reports the first invalid value, naming its key.
+// Validate reports every invalid value, naming its key.
 func (c Config) Validate() error {
+	var errs []error
 	for _, d := range []struct{ key, v string }{
 		{"gc.interval", c.Interval}, {"gc.grace", c.Grace}, {"gc.upload_max_age", c.UploadMaxAge},
 	} {
 		if _, err := storage.ParseDuration(d.v); err != nil {
-			return fmt.Errorf("%s: %v", d.key, err)
+			errs = append(errs, fmt.Errorf("%s: %v", d.key, err))
 		}
 	}
 	if c.Pace <= 0 || c.Pace > 1 {
-		return fmt.Errorf("gc.pace: %v: want a share of time above 0 and at most 1", c.Pace)
+		errs = append(errs, fmt.Errorf("gc.pace: %v: want a share of time above 0 and at most 1", c.Pace))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Options turns a validated Config into Plan options.

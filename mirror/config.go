@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -157,13 +158,15 @@ func validateDuration(key, s string, zero bool) error {
 	return nil
 }
 
-// Validate reports the first invalid value, naming its key.
+// Validate reports the invalid values, naming their keys: the first of
+// each upstream.
 func (c Config) Validate() error {
+	var errs []error
 	if _, err := storage.ParseSize(c.MaxSize); err != nil {
-		return fmt.Errorf("mirror.max_size: %v", err)
+		errs = append(errs, fmt.Errorf("mirror.max_size: %v", err))
 	}
 	if err := validateDuration("mirror.keep_recent", c.KeepRecent, false); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	hosts := map[string]string{}
 	names := map[string]bool{}
@@ -171,26 +174,27 @@ func (c Config) Validate() error {
 	for i, u := range c.Upstreams {
 		key := fmt.Sprintf("mirror.upstreams[%d]", i)
 		if err := u.validate(key); err != nil {
-			return err
+			errs = append(errs, err)
+			continue
 		}
 		if names[u.Name] {
-			return fmt.Errorf("%s.name: %q is used by another upstream", key, u.Name)
+			errs = append(errs, fmt.Errorf("%s.name: %q is used by another upstream", key, u.Name))
 		}
 		names[u.Name] = true
 		for _, h := range u.Hosts {
 			if other, ok := hosts[h]; ok {
-				return fmt.Errorf("%s.hosts: %q is also a host of %s", key, h, other)
+				errs = append(errs, fmt.Errorf("%s.hosts: %q is also a host of %s", key, h, other))
 			}
 			hosts[h] = key
 		}
 		if u.Default {
 			if def != "" {
-				return fmt.Errorf("%s.default: %s is already the default upstream", key, def)
+				errs = append(errs, fmt.Errorf("%s.default: %s is already the default upstream", key, def))
 			}
 			def = key
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (u Upstream) validate(key string) error {

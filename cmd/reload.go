@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -26,9 +27,10 @@ import (
 // A reload re-reads the configuration file of a running server, on SIGHUP
 // or `registry reload`, and applies what can change without a restart:
 // [auth] (users, groups, rules, anonymous rights, OIDC issuers, token
-// lifetimes), [rate_limit], [gc], [retention] and log.level. Every other
-// key keeps its running value and is named in a warning. A file that
-// fails the check is refused whole.
+// lifetimes), [rate_limit], [gc], [retention], log.level, and the TLS
+// certificate and key files, read again. Every other key keeps its
+// running value and is named in a warning. A file that fails the check is
+// refused whole.
 
 // maintenanceSettings are the [gc] and [retention] settings a pass runs
 // with.
@@ -197,11 +199,34 @@ func (a *liveAuth) Subject(ctx context.Context, kind auth.Kind, name string) (*a
 	return a.state.Load().svc.Subject(ctx, kind, name)
 }
 
+// liveCert is the server's TLS certificate. Each reload reads the files
+// again, so a renewed certificate is served without a restart.
+type liveCert struct {
+	cert atomic.Pointer[tls.Certificate]
+}
+
+func loadCert(s ServerConfig) (*liveCert, error) {
+	c := &liveCert{}
+	return c, c.load(s)
+}
+
+func (c *liveCert) load(s ServerConfig) error {
+	cert, err := tls.LoadX509KeyPair(s.TLSCert, s.TLSKey)
+	if err != nil {
+		return fmt.Errorf("server.tls_cert, server.tls_key: %w", err)
+	}
+	c.cert.Store(&cert)
+	return nil
+}
+
+func (c *liveCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cert.Load(), nil }
+
 // reloader re-reads the server's configuration file and applies it.
 type reloader struct {
 	path  string // "": the built-in defaults, nothing to re-read
 	auth  *liveAuth
 	maint *maintenance
+	cert  *liveCert // nil without TLS
 	level *levelSampler
 	log   zerolog.Logger
 
@@ -221,7 +246,16 @@ func (r *reloader) reload() (restart []string, err error) {
 	if err != nil {
 		return nil, err
 	}
-	restart = restartKeys(r.cur, f)
+	running := r.cur
+	var cert *liveCert
+	if r.cert != nil && f.Server.TLSCert != "" {
+		// Turning TLS on or off needs a restart; its files do not.
+		running.Server.TLSCert, running.Server.TLSKey = f.Server.TLSCert, f.Server.TLSKey
+		if cert, err = loadCert(f.Server); err != nil {
+			return nil, fmt.Errorf("%s: %w", r.path, err)
+		}
+	}
+	restart = restartKeys(running, f)
 	if (r.cur.Auth == nil) != (f.Auth == nil) {
 		f.Auth = r.cur.Auth // turning auth on or off needs a restart
 	}
@@ -235,6 +269,10 @@ func (r *reloader) reload() (restart []string, err error) {
 	}
 	r.auth.swap(st)
 	r.maint.reconfigure(ms)
+	if cert != nil {
+		r.cert.cert.Store(cert.cert.Load())
+		r.cur.Server.TLSCert, r.cur.Server.TLSKey = f.Server.TLSCert, f.Server.TLSKey
+	}
 	r.level.set(f.Log)
 	r.cur.Auth, r.cur.RateLimit, r.cur.GC, r.cur.Retention, r.cur.Log.Level = f.Auth, f.RateLimit, f.GC, f.Retention, f.Log.Level
 	return restart, nil

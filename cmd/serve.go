@@ -68,12 +68,13 @@ func serve(ctx context.Context, path string, f File, logOut io.Writer) error {
 	log, level := liveLevel(newLogger(f.Log, logOut), f.Log)
 
 	var tlsConfig *tls.Config
+	var cert *liveCert // read again by each reload
 	if f.Server.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(f.Server.TLSCert, f.Server.TLSKey)
-		if err != nil {
-			return fmt.Errorf("server.tls_cert, server.tls_key: %w", err)
+		var err error
+		if cert, err = loadCert(f.Server); err != nil {
+			return err
 		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		tlsConfig = &tls.Config{GetCertificate: cert.get, MinVersion: tls.VersionTLS12}
 	}
 
 	store, err := storage.Open(ctx, f.Storage)
@@ -176,7 +177,7 @@ func serve(ctx context.Context, path string, f File, logOut io.Writer) error {
 	// credentials: the socket is its owner's alone.
 	admin := withPrefix(withMaintenanceRoutes(robots.AdminHandler(), maint), "/v2/", registry.New(store, registry.WithLogger(log), registry.WithPartialIndexes()))
 	admin = withPrefix(admin, "/replicate/", replicationStatusHandler(repl))
-	rl := &reloader{path: path, auth: live, maint: maint, level: level, log: log, cur: f}
+	rl := &reloader{path: path, auth: live, maint: maint, cert: cert, level: level, log: log, cur: f}
 	admin = withPrefix(admin, "/reload", rl.handler())
 	go rl.onSIGHUP(ctx)
 	if stop, err := serveAdmin(f.Storage.Root, admin); err != nil {

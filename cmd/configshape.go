@@ -78,19 +78,24 @@ func checkShape(p *Problems, t reflect.Type, def reflect.Value, v any, key strin
 			p.List = append(p.List, typeProblem(key, t, def, v))
 			return false
 		}
-		fields := tomlFields(t)
-		for _, k := range sortedKeys(table) {
-			f, ok := fields[k]
+		// Known keys in the order of nora.toml.example, then unknown ones.
+		names, fields := tomlFields(t)
+		for _, k := range names {
+			v, ok := table[k]
 			if !ok {
-				p.List = append(p.List, unknownKey(joinKey(key, k), k, fields))
-				delete(table, k)
 				continue
 			}
-			fd := reflect.Value{}
+			f, fd := fields[k], reflect.Value{}
 			if def.IsValid() {
 				fd = def.FieldByIndex(f.Index)
 			}
-			if !checkShape(p, f.Type, fd, table[k], joinKey(key, k)) {
+			if !checkShape(p, f.Type, fd, v, joinKey(key, k)) {
+				delete(table, k)
+			}
+		}
+		for _, k := range sortedKeys(table) {
+			if _, ok := fields[k]; !ok {
+				p.List = append(p.List, unknownKey(joinKey(key, k), k, fields))
 				delete(table, k)
 			}
 		}
@@ -146,8 +151,9 @@ func checkShape(p *Problems, t reflect.Type, def reflect.Value, v any, key strin
 }
 
 // tomlFields maps the TOML keys of struct t to its fields, embedded
-// structs' keys included as the decoder sees them.
-func tomlFields(t reflect.Type) map[string]reflect.StructField {
+// structs' keys included as the decoder sees them, and lists the keys in
+// the order of the fields.
+func tomlFields(t reflect.Type) (names []string, fields map[string]reflect.StructField) {
 	out := map[string]reflect.StructField{}
 	for _, f := range reflect.VisibleFields(t) {
 		if !f.IsExported() {
@@ -163,8 +169,9 @@ func tomlFields(t reflect.Type) map[string]reflect.StructField {
 			tag = f.Name
 		}
 		out[tag] = f
+		names = append(names, tag)
 	}
-	return out
+	return names, out
 }
 
 func sortedKeys(m map[string]any) []string {

@@ -41,7 +41,11 @@ server; the server re-reads its own file.`,
 				if loadErr != nil {
 					return loadErr
 				}
-				return fmt.Errorf("no server answers on %s: is `registry serve` running with storage.root %q?", absPath(filepath.Join(root, auth.AdminSocket)), root)
+				hint := ""
+				if configPath == "" {
+					hint = " (pass --config, or set NORA_CONFIG, with the server's file)"
+				}
+				return fmt.Errorf("no server answers on %s: is `registry serve` running with storage.root %q%s?", absPath(filepath.Join(root, auth.AdminSocket)), root, hint)
 			}
 			return err
 		},

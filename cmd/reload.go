@@ -166,7 +166,9 @@ func (a *liveAuth) swap(st *authState) {
 // middleware serves next behind the current rate limits.
 func (a *liveAuth) middleware(next http.Handler) http.Handler {
 	a.next = next
-	a.state.Store(a.complete(a.state.Load()))
+	st := *a.state.Load()
+	st.handler = st.limiter.Middleware(next)
+	a.state.Store(&st)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.state.Load().handler.ServeHTTP(w, r)
 	})

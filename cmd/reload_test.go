@@ -54,9 +54,9 @@ func TestLiveLevel(t *testing.T) {
 	}
 }
 
-// TestReloadMaintenance: a reload's [gc] interval restarts the scheduler's
-// wait, and a refused file changes nothing.
-func TestReloadMaintenance(t *testing.T) {
+// TestReload: a reload's [gc] settings and interval, retention rules and
+// rate limits apply at once, and a refused file changes nothing.
+func TestReload(t *testing.T) {
 	dir := t.TempDir()
 	root := filepath.Join(dir, "data")
 	store, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: root})
@@ -100,6 +100,24 @@ func TestReloadMaintenance(t *testing.T) {
 	}
 	if next := time.Unix(0, m.next.Load()); time.Until(next) < 6*24*time.Hour {
 		t.Errorf("next pass at %v, want about 7 days away", next)
+	}
+
+	// Rate limits apply to the next request.
+	h := la.middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	status := func() int {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/v2/", nil))
+		return w.Code
+	}
+	if a, b := status(), status(); a != http.StatusNoContent || b != http.StatusNoContent {
+		t.Fatalf("requests before the limit = %d, %d, want 204s", a, b)
+	}
+	write("[gc]\ninterval = \"7d\"\ngrace = \"2h\"\n[rate_limit]\nenabled = true\n[rate_limit.api]\nper_ip = 0.001\nburst = 1\n")
+	if _, err := r.reload(); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := status(), status(); a != http.StatusNoContent || b != http.StatusTooManyRequests {
+		t.Errorf("requests after a reload limiting them = %d, %d, want 204 then 429", a, b)
 	}
 
 	write("[gc]\ngrace = \"soon\"\n")

@@ -76,10 +76,13 @@ where storage.root points, and never creates one.`,
 // maintenance runs retention and GC one at a time, whether started by the
 // scheduler, the CLI or the admin socket.
 type maintenance struct {
-	mu      sync.Mutex
-	store   *storage.Store
-	gcCfg   gc.Config
-	rules   *retention.Rules
+	mu    sync.Mutex
+	store *storage.Store
+	// settings are swapped by a reload; a pass keeps those it started
+	// with.
+	settings atomic.Pointer[maintenanceSettings]
+	// wake tells the scheduler that a reload changed its interval.
+	wake    chan struct{}
 	metrics *gc.Metrics
 	deleted *retention.Metrics
 	log     zerolog.Logger
@@ -93,15 +96,13 @@ type maintenance struct {
 }
 
 func newMaintenance(f File, store *storage.Store, reg prometheus.Registerer, log zerolog.Logger) (*maintenance, error) {
-	var cfg retention.Config
-	if f.Retention != nil {
-		cfg = *f.Retention
-	}
-	rules, err := retention.Compile(cfg)
+	s, err := newMaintenanceSettings(f)
 	if err != nil {
 		return nil, err
 	}
-	return &maintenance{store: store, gcCfg: f.GC, rules: rules, metrics: gc.NewMetrics(reg), deleted: retention.NewMetrics(reg), log: log}, nil
+	m := &maintenance{store: store, wake: make(chan struct{}, 1), metrics: gc.NewMetrics(reg), deleted: retention.NewMetrics(reg), log: log}
+	m.settings.Store(s)
+	return m, nil
 }
 
 // gc runs one pass, or plans one when dryRun. pace overrides gc.pace
@@ -109,7 +110,7 @@ func newMaintenance(f File, store *storage.Store, reg prometheus.Registerer, log
 func (m *maintenance) gc(ctx context.Context, by string, dryRun, deleteUntagged bool, pace float64, rep report) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	opts := m.gcCfg.Options()
+	opts := m.settings.Load().gc.Options()
 	opts.DeleteUntagged = deleteUntagged
 	if pace > 0 {
 		opts.Pace = pace
@@ -150,7 +151,7 @@ func (m *maintenance) retention(ctx context.Context, by string, dryRun bool, rep
 		stop()
 		return err
 	}
-	plan := retention.Plan(now, tags, m.rules)
+	plan := retention.Plan(now, tags, m.settings.Load().rules)
 	if dryRun {
 		stop()
 		return retention.Print(rep.out, plan, rep.all)
@@ -165,25 +166,29 @@ func (m *maintenance) retention(ctx context.Context, by string, dryRun bool, rep
 	return err
 }
 
-// schedule runs retention then GC every interval until ctx is done. One
-// pass at a time: neither starves the other.
-func (m *maintenance) schedule(ctx context.Context, interval time.Duration) {
-	if interval <= 0 {
-		return
-	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
+// schedule runs retention then GC every gc.interval, as the settings of
+// the moment say, until ctx is done. One pass at a time: neither starves
+// the other.
+func (m *maintenance) schedule(ctx context.Context) {
 	for {
-		m.next.Store(time.Now().Add(interval).UnixNano())
+		var tick <-chan time.Time
+		m.next.Store(0)
+		if interval := m.settings.Load().gc.IntervalDuration(); interval > 0 {
+			// An unstopped timer is collected once unreachable.
+			tick = time.NewTimer(interval).C
+			m.next.Store(time.Now().Add(interval).UnixNano())
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-m.wake:
+			continue
+		case <-tick:
 		}
 		if err := m.retention(ctx, bySchedule, false, quiet); err != nil {
 			m.log.Error().Err(err).Msg("retention: failed")
 		}
-		if err := m.gc(ctx, bySchedule, false, m.gcCfg.DeleteUntagged, 0, quiet); err != nil && ctx.Err() == nil {
+		if err := m.gc(ctx, bySchedule, false, m.settings.Load().gc.DeleteUntagged, 0, quiet); err != nil && ctx.Err() == nil {
 			m.log.Error().Err(err).Msg("gc: failed")
 		}
 	}
@@ -231,11 +236,11 @@ func withMaintenance(ctx context.Context, f File, configPath, query string, out,
 		return err
 	}
 	defer store.Close()
+	f.GC.Pace = 1 // no requests to leave time for
 	m, err := newMaintenance(f, store, nil, zerolog.Nop())
 	if err != nil {
 		return err
 	}
-	m.gcCfg.Pace = 1 // no requests to leave time for
 	return fn(m)
 }
 
@@ -367,7 +372,7 @@ func startMaintenance(ctx context.Context, f File, store *storage.Store, reg *pr
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		m.schedule(ctx, f.GC.IntervalDuration())
+		m.schedule(ctx)
 	}()
 	return m, func() {
 		cancel()

@@ -48,13 +48,12 @@ func retentionPass(by string, started time.Time, res retention.Result, err error
 // page drives it: passes run under the server's context, so shutting
 // down stops them, whatever became of the request that started them.
 type dashboardMaintenance struct {
-	ctx   context.Context
-	m     *maintenance
-	rules bool // whether [[retention.rules]] are configured
+	ctx context.Context
+	m   *maintenance
 }
 
 func (d dashboardMaintenance) RunGC() error {
-	return d.m.gc(d.ctx, byDashboard, false, d.m.gcCfg.DeleteUntagged, 0, quiet)
+	return d.m.gc(d.ctx, byDashboard, false, d.m.settings.Load().gc.DeleteUntagged, 0, quiet)
 }
 
 func (d dashboardMaintenance) ApplyRetention() error {
@@ -67,10 +66,10 @@ func (d dashboardMaintenance) RetentionPlan(ctx context.Context) ([]retention.De
 	if err != nil {
 		return nil, err
 	}
-	return retention.Plan(time.Now(), tags, d.m.rules), nil
+	return retention.Plan(time.Now(), tags, d.m.settings.Load().rules), nil
 }
 
-func (d dashboardMaintenance) HasRetention() bool { return d.rules }
+func (d dashboardMaintenance) HasRetention() bool { return d.m.settings.Load().hasRules }
 
 func (d dashboardMaintenance) Passes() []ui.Pass {
 	passes, err := d.m.store.ListPasses(d.ctx)

@@ -49,7 +49,7 @@ func (m *maintenance) reclaimable(ctx context.Context) *ui.Reclaimable {
 // what it would free. A plan deletes nothing and reads in short
 // transactions, so it runs beside passes and requests.
 func (m *maintenance) measureReclaim(ctx context.Context) error {
-	opts := m.gcCfg.Options()
+	opts := m.settings.Load().gc.Options()
 	if opts.Pace <= 0 || opts.Pace >= 1 {
 		opts.Pace = reclaimPace
 	}

@@ -62,7 +62,9 @@ func TestReclaimable(t *testing.T) {
 		t.Errorf("reclaimable = %+v, want 0 now, %d waiting for an hour", *r, len(data))
 	}
 	// A pass with no grace period frees it; the next look measures again.
-	m.gcCfg.Grace = "0s"
+	now := *m.settings.Load()
+	now.gc.Grace = "0s"
+	m.reconfigure(&now)
 	if err := m.gc(t.Context(), byCLI, false, false, 1, quiet); err != nil {
 		t.Fatal(err)
 	}

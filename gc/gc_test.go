@@ -211,8 +211,9 @@ func TestConfig(t *testing.T) {
 	if err := c.Validate(); err == nil {
 		t.Errorf("Validate(grace = soon) = nil, want an error")
 	}
-	if d, _ := ParseDuration("7d"); d != 7*24*time.Hour {
-		t.Errorf("ParseDuration(7d) = %v, want 168h", d)
+	c.Grace = "7d"
+	if err := c.Validate(); err != nil || c.Options().Grace != 7*24*time.Hour {
+		t.Errorf("grace = 7d: Validate() = %v, Options().Grace = %v, want nil, 168h", err, c.Options().Grace)
 	}
 	if got := DefaultConfig().Options(); got.Grace != time.Hour || got.UploadMaxAge != 24*time.Hour || !got.DeleteOrphanReferrers || got.DeleteUntagged {
 		t.Errorf("DefaultConfig().Options() = %+v", got)

@@ -202,8 +202,8 @@ func TestCompileErrors(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"7d", "36h", "90m", "45s", "1h30m"} {
-		if _, err := ParseDuration(s); err != nil {
-			t.Errorf("ParseDuration(%q) = %v, want nil", s, err)
+		if _, err := Compile(Config{Rules: []Rule{{Repositories: []string{"**"}, OlderThan: s}}}); err != nil {
+			t.Errorf("Compile(older_than = %q) = %v, want nil", s, err)
 		}
 	}
 }

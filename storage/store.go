@@ -48,11 +48,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	path := filepath.Join(cfg.Root, "meta.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: time.Second,
-		// The free list is written with every commit (a page or two in
-		// the same sync) rather than rebuilt at open, which reads every
-		// page of the file: start-up reads a bounded amount of it
-		// whatever its size. A file written without it is read whole
-		// once, at its first open, and has one from then on.
+		// The free list is written with every commit, in the same syncs,
+		// rather than rebuilt at open, which reads every page of the
+		// file: start-up reads a bounded amount of it whatever its size.
+		// It takes 8 bytes per free page: a page or two in a full file,
+		// 400 KB (4 ms more per commit here) with 50,000 free pages after
+		// a large deletion. A file written without it is read whole once,
+		// at its first open, and has one from then on.
 		FreelistType: bolt.FreelistMapType,
 	})
 	if err != nil {

@@ -347,7 +347,7 @@ func (s *Service) checkUser(key [32]byte, name, password string) *Identity {
 	if u == nil {
 		// Spend the time a real check takes, so a probe can't tell
 		// unknown users from wrong passwords.
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return nil
 	}
 	if bcrypt.CompareHashAndPassword(u.hash, []byte(password)) != nil {
@@ -393,7 +393,13 @@ func (s *Service) checkRobot(ctx context.Context, key [32]byte, token string) *I
 	return id
 }
 
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("nora"), bcrypt.DefaultCost)
+// dummyHash is a bcrypt hash at the default cost, computed on first use:
+// hashing at init cost every command, `registry version` included, about
+// 60 ms.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("nora"), bcrypt.DefaultCost)
+	return h
+})
 
 // verifyIDToken checks an OIDC ID token, reusing a recent check until the
 // token expires. A check that is not cached is a login attempt of r's

@@ -308,7 +308,8 @@ func (r *pieceReader) Close() error {
 }
 
 // Move implements Driver: a server-side copy of the pieces into one object,
-// then the pieces are deleted. The copy becomes visible all at once.
+// then the pieces are deleted. The copy becomes visible all at once; an
+// error means it did not land, or may have landed whole.
 func (s *S3) Move(ctx context.Context, from, to string) error {
 	ps, err := s.layout(ctx, from)
 	if err != nil {
@@ -317,17 +318,26 @@ func (s *S3) Move(ctx context.Context, from, to string) error {
 	if len(ps) == 0 {
 		return fmt.Errorf("%w: %s", ErrNotFound, from)
 	}
-	// One piece up to 5 GiB is one CopyObject; anything else a
-	// multipart copy.
-	srcs := make([]minio.CopySrcOptions, len(ps))
-	for i, p := range ps {
-		srcs[i] = minio.CopySrcOptions{Bucket: s.bucket, Object: p.name}
+	dst := minio.CopyDestOptions{Bucket: s.bucket, Object: s.object(to)}
+	if len(ps) == 1 && ps[0].size <= maxPut {
+		// One piece is one CopyObject: ComposeObject copies a single
+		// source whole only when its Start is -1, and otherwise starts
+		// a multipart copy, which a crash would leave unfinished.
+		_, err = s.client.CopyObject(ctx, dst, minio.CopySrcOptions{Bucket: s.bucket, Object: ps[0].name})
+	} else {
+		srcs := make([]minio.CopySrcOptions, len(ps))
+		for i, p := range ps {
+			srcs[i] = minio.CopySrcOptions{Bucket: s.bucket, Object: p.name}
+		}
+		_, err = s.client.ComposeObject(ctx, dst, srcs...)
 	}
-	_, err = s.client.ComposeObject(ctx, minio.CopyDestOptions{Bucket: s.bucket, Object: s.object(to)}, srcs...)
 	if err != nil {
 		return s3Error("move", from+" to "+to, err)
 	}
-	return s.removePieces(ctx, from, ps)
+	// The copy is whole: pieces a failure leaves under from are an
+	// orphan for GC, not a failed Move that a caller would undo.
+	s.removePieces(ctx, from, ps)
+	return nil
 }
 
 func (s *S3) removePieces(ctx context.Context, key string, ps []piece) error {

@@ -65,6 +65,18 @@ func TestS3StartErrors(t *testing.T) {
 	}
 }
 
+// openS3Store opens a store on srv with blobs under prefix, closed when
+// the test ends.
+func openS3Store(t *testing.T, srv *s3test.Server, prefix string) (*Store, *S3) {
+	t.Helper()
+	st, err := Open(t.Context(), Config{Driver: "s3", Root: t.TempDir(), S3: s3Config(srv, prefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st, st.blobs.(*S3)
+}
+
 // s3Objects lists every object name in the bucket under prefix.
 func s3Objects(t *testing.T, d *S3) []string {
 	t.Helper()
@@ -128,10 +140,24 @@ func TestS3ChunkedUpload(t *testing.T) {
 // then the bucket's only object, and that the spool is empty.
 func wantMovedAlone(t *testing.T, d *S3, spool, from, to string, data []byte) {
 	t.Helper()
+	ps, err := d.layout(t.Context(), from)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := d.Move(t.Context(), from, to); err != nil {
 		t.Fatalf("Move(%q, %q) = %v", from, to, err)
 	}
 	wantObject(t, d, to, data)
+	// A multipart object's ETag ends in -<parts>: a key in one piece
+	// must have been copied in one CopyObject, which no crash leaves
+	// half done.
+	info, err := d.client.StatObject(t.Context(), d.bucket, d.object(to), minio.StatObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if multipart := strings.Contains(info.ETag, "-"); multipart != (len(ps) > 1) {
+		t.Errorf("Move of %d pieces: ETag %q, want a multipart copy only for several pieces", len(ps), info.ETag)
+	}
 	if got := s3Objects(t, d); !slices.Equal(got, []string{to}) {
 		t.Errorf("objects after Move = %q, want only %q", got, to)
 	}
@@ -200,14 +226,7 @@ func incompleteUploads(t *testing.T, d *S3) int {
 // bytes (POST ?digest=, or PUT with the whole body): they go straight to
 // their key in one multipart upload that completes only once verified.
 func TestS3StoreAtomicBlobs(t *testing.T) {
-	srv := s3test.Start(t)
-	cfg := Config{Driver: "s3", Root: t.TempDir(), S3: s3Config(srv, "atomic")}
-	st, err := Open(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	drv := st.blobs.(*S3)
+	st, drv := openS3Store(t, s3test.Start(t), "atomic")
 	ctx := t.Context()
 	for _, size := range []int{0, 1000, 12<<20 + 3} {
 		data := randomBytes(uint64(size), size)
@@ -396,4 +415,56 @@ func TestS3AppendToWholeObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantObject(t, d, "blobs/sha256/ee/eeee", data)
+}
+
+// TestS3MoveOnePiece finishes a chunked upload that went up as one
+// segment: Move is a single CopyObject, not a multipart copy that a crash
+// would leave unfinished.
+func TestS3MoveOnePiece(t *testing.T) {
+	srv := s3test.Start(t)
+	spool := t.TempDir()
+	d, err := NewS3(t.Context(), s3Config(srv, "onepiece"), spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(51, 6<<20)
+	w, err := d.SizedWriter(t.Context(), "uploads/p1", 0, int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data)
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if ps, _ := d.layout(t.Context(), "uploads/p1"); len(ps) != 1 || ps[0].seg == 0 {
+		t.Fatalf("layout after one sized write = %+v, want one segment", ps)
+	}
+	wantMovedAlone(t, d, spool, "uploads/p1", "blobs/sha256/12/1234", data)
+}
+
+// TestS3CommitOutlivesClient commits a chunked upload whose client has
+// gone: the commit finishes anyway, so the bucket holds the blob, recorded,
+// and nothing of the upload.
+func TestS3CommitOutlivesClient(t *testing.T) {
+	st, drv := openS3Store(t, s3test.Start(t), "detach")
+	data := randomBytes(61, 7<<20)
+	d := digest.FromBytes(data)
+	up, err := st.StartUpload(t.Context(), "team/app", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.AppendUpload(t.Context(), "team/app", up.ID, 0, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := st.CommitUpload(gone, "team/app", up.ID, d); err != nil {
+		t.Fatalf("CommitUpload(client gone) = %v, want the commit to finish", err)
+	}
+	if _, err := st.StatBlob(t.Context(), "team/app", d); err != nil {
+		t.Errorf("StatBlob after the commit = %v", err)
+	}
+	if got := s3Objects(t, drv); !slices.Equal(got, []string{blobKey(d)}) {
+		t.Errorf("objects after the commit = %q, want only %q", got, blobKey(d))
+	}
 }

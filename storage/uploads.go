@@ -236,7 +236,20 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, d digest.Dige
 		s.discardUpload(ctx, id)
 		return BlobInfo{}, fmt.Errorf("%w: content is %s, client named %s", ErrDigestMismatch, got, d)
 	}
-	return s.commitBlob(ctx, repo, id, d, rec.Offset)
+	cctx, cancel := detach(ctx)
+	defer cancel()
+	return s.commitBlob(cctx, repo, id, d, rec.Offset)
+}
+
+// commitTimeout bounds the commit of a verified upload, which may copy
+// gigabytes inside the blob store.
+const commitTimeout = 15 * time.Minute
+
+// detach returns a context for a commit: once one starts, it finishes or
+// is undone whether or not the client waits for it, since a commit cut
+// short leaves bytes in the blob store that no record names.
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 }
 
 // uploadDigest returns the digest of the upload's bytes under alg, from the
@@ -286,6 +299,9 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 		}
 		s.blobs.Delete(ctx, uploadKey(id))
 	} else if err := s.blobs.Move(ctx, uploadKey(id), blobKey(d)); err != nil {
+		// A copy may have landed before the failure: no record names
+		// it, and the upload keeps its bytes for a retry.
+		s.blobs.Delete(ctx, blobKey(d))
 		return BlobInfo{}, err
 	} else if got, err := s.blobs.Stat(ctx, blobKey(d)); err != nil || got != size {
 		// The bytes were hashed on their way in; the size check

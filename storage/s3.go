@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +37,12 @@ type S3 struct {
 	partSize int64
 	redirect time.Duration // zero: no presigned redirects
 	endpoint string
+
+	// journal records multipart uploads until they end, when the driver
+	// serves a Store (see AbortMultipartUploads); live are those this
+	// process is sending.
+	journal multipartJournal
+	live    liveUploads
 }
 
 const (
@@ -103,11 +110,6 @@ func NewS3(ctx context.Context, cfg S3Config, spool string) (*S3, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	// Multipart uploads an earlier process left: a blob write or a Move
-	// cut short. An hour spares those of another process at work.
-	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	s.abortStale(actx, time.Now().Add(-time.Hour))
 	return s, nil
 }
 
@@ -319,17 +321,17 @@ func (s *S3) Move(ctx context.Context, from, to string) error {
 		return fmt.Errorf("%w: %s", ErrNotFound, from)
 	}
 	dst := minio.CopyDestOptions{Bucket: s.bucket, Object: s.object(to)}
-	if len(ps) == 1 && ps[0].size <= maxPut {
+	full := slices.DeleteFunc(slices.Clone(ps), func(p piece) bool { return p.size == 0 })
+	if len(full) == 0 {
+		full = ps[:1]
+	}
+	if len(full) == 1 && full[0].size <= maxPut {
 		// One piece is one CopyObject: ComposeObject copies a single
 		// source whole only when its Start is -1, and otherwise starts
 		// a multipart copy, which a crash would leave unfinished.
-		_, err = s.client.CopyObject(ctx, dst, minio.CopySrcOptions{Bucket: s.bucket, Object: ps[0].name})
+		_, err = s.client.CopyObject(ctx, dst, minio.CopySrcOptions{Bucket: s.bucket, Object: full[0].name})
 	} else {
-		srcs := make([]minio.CopySrcOptions, len(ps))
-		for i, p := range ps {
-			srcs[i] = minio.CopySrcOptions{Bucket: s.bucket, Object: p.name}
-		}
-		_, err = s.client.ComposeObject(ctx, dst, srcs...)
+		err = s.compose(ctx, to, full)
 	}
 	if err != nil {
 		return s3Error("move", from+" to "+to, err)

@@ -77,6 +77,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.limits.total, s.limits.perClient = cfg.MaxUploads, cfg.MaxUploadsPerClient
 	s.limits.maxBlob, _ = ParseSize(cfg.MaxBlobSize)
 	s.limits.idle, _ = parseDurationOrZero(cfg.UploadIdleExpiry)
+	s.adoptMultipart(ctx)
 	// Rebuilding the free list at open read every page of the file.
 	s.releaseMapped()
 	return s, nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/minio/minio-go/v7"
 
 	"github.com/nora-registry/nora/storage/s3test"
 )
@@ -228,6 +230,50 @@ func TestE2ES3Faults(t *testing.T) {
 	resp, body = s.do(t, http.MethodGet, "/v2/faults/chunked/blobs/"+cd, nil, nil)
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
 		t.Errorf("pull of the chunked blob = %s, %d bytes; want 200 and the blob", resp.Status, len(body))
+	}
+	want := map[string]bool{d: true, cd: true, bd: true}
+	for _, img := range append(imgs, more...) {
+		for _, dg := range imageBlobs(t, img) {
+			want[dg.String()] = true
+		}
+	}
+	wantBucketHolds(t, s.s3, want)
+}
+
+// wantBucketHolds checks that the bucket holds one object per blob of
+// want, wherever the registry keeps it, each hashing to its digest, and
+// no multipart upload: nothing a fault left behind.
+func wantBucketHolds(t *testing.T, srv *s3test.Server, want map[string]bool) {
+	t.Helper()
+	mc := srv.Client()
+	got := map[string]string{}
+	for obj := range mc.ListObjects(t.Context(), srv.Bucket, minio.ListObjectsOptions{Recursive: true}) {
+		if obj.Err != nil {
+			t.Fatal(obj.Err)
+		}
+		rc, err := mc.GetObject(t.Context(), srv.Bucket, obj.Key, minio.GetObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dg := fmt.Sprintf("sha256:%x", h.Sum(nil))
+		if !want[dg] || got[dg] != "" {
+			t.Errorf("object %s (%s) is no blob, or a second copy of one", obj.Key, dg)
+		}
+		got[dg] = obj.Key
+	}
+	for dg := range want {
+		if got[dg] == "" {
+			t.Errorf("blob %s has no object in the bucket", dg)
+		}
+	}
+	if ups := srv.MultipartUploads(); len(ups) != 0 {
+		t.Errorf("multipart uploads left in the bucket: %q", ups)
 	}
 }
 

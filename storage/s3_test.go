@@ -5,13 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/opencontainers/go-digest"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/nora-registry/nora/storage/s3test"
 )
@@ -230,7 +233,8 @@ func incompleteUploads(t *testing.T, d *S3) int {
 // bytes (POST ?digest=, or PUT with the whole body): they go straight to
 // their key in one multipart upload that completes only once verified.
 func TestS3StoreAtomicBlobs(t *testing.T) {
-	st, drv := openS3Store(t, s3test.Start(t), "atomic")
+	srv := s3test.Start(t)
+	st, drv := openS3Store(t, srv, "atomic")
 	ctx := t.Context()
 	for _, size := range []int{0, 1000, 12<<20 + 3} {
 		data := randomBytes(uint64(size), size)
@@ -288,11 +292,34 @@ func TestS3StoreAtomicBlobs(t *testing.T) {
 	if _, err := st.FinishUpload(ctx, "team/app", up.ID, digest.FromBytes(more), -1, bytes.NewReader(more[1<<20:])); err != nil {
 		t.Fatalf("FinishUpload(session with a chunk) = %v", err)
 	}
-	wantObject(t, drv, blobKey(digest.FromBytes(more)), more)
-	var left []string
-	drv.Walk(ctx, "uploads", func(key string, _ int64) error { left = append(left, key); return nil })
-	if len(left) != 0 {
-		t.Errorf("upload keys left: %q", left)
+	// The chunk and the last bytes were two writes: sealed into one
+	// object where the upload wrote them.
+	wantObject(t, drv, uploadKey(up.ID), more)
+	if got := st.location(digest.FromBytes(more)); got != uploadKey(up.ID) {
+		t.Errorf("location of a chunked blob = %q, want its upload key %q", got, uploadKey(up.ID))
+	}
+	wantOnlyBlobs(t, st, srv)
+}
+
+// wantOnlyBlobs checks that the bucket holds exactly the objects of the
+// blobs st records, and no multipart upload.
+func wantOnlyBlobs(t *testing.T, st *Store, srv *s3test.Server) {
+	t.Helper()
+	var want []string
+	st.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBlobs).ForEach(func(k, _ []byte) error {
+			want = append(want, blobLocation(tx, digest.Digest(k)))
+			return nil
+		})
+	})
+	got := s3Objects(t, st.blobs.(*S3))
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("objects in the bucket = %q, want those of the recorded blobs, %q", got, want)
+	}
+	if ups := srv.MultipartUploads(); len(ups) != 0 {
+		t.Errorf("multipart uploads in the bucket = %q, want none", ups)
 	}
 }
 
@@ -475,8 +502,8 @@ func TestS3MoveOnePiece(t *testing.T) {
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if ps, _ := d.layout(t.Context(), "uploads/p1"); len(ps) != 1 || ps[0].seg == 0 {
-		t.Fatalf("layout after one sized write = %+v, want one segment", ps)
+	if ps, _ := d.layout(t.Context(), "uploads/p1"); len(ps) != 1 || ps[0].seg != 0 {
+		t.Fatalf("layout after one sized write = %+v, want the key's own object", ps)
 	}
 	wantMovedAlone(t, d, spool, "uploads/p1", "blobs/sha256/12/1234", data)
 }
@@ -485,7 +512,8 @@ func TestS3MoveOnePiece(t *testing.T) {
 // gone: the commit finishes anyway, so the bucket holds the blob, recorded,
 // and nothing of the upload.
 func TestS3CommitOutlivesClient(t *testing.T) {
-	st, drv := openS3Store(t, s3test.Start(t), "detach")
+	srv := s3test.Start(t)
+	st, _ := openS3Store(t, srv, "detach")
 	data := randomBytes(61, 7<<20)
 	d := digest.FromBytes(data)
 	up, err := st.StartUpload(t.Context(), "team/app", "")
@@ -503,7 +531,74 @@ func TestS3CommitOutlivesClient(t *testing.T) {
 	if _, err := st.StatBlob(t.Context(), "team/app", d); err != nil {
 		t.Errorf("StatBlob after the commit = %v", err)
 	}
-	if got := s3Objects(t, drv); !slices.Equal(got, []string{blobKey(d)}) {
-		t.Errorf("objects after the commit = %q, want only %q", got, blobKey(d))
+	wantOnlyBlobs(t, st, srv)
+}
+
+// TestS3LocatedBlobs pushes blobs whose digest comes last (POST, PATCH,
+// PUT ?digest=): each stays where its upload wrote it, one object that a
+// single PATCH of unknown length streamed as a multipart upload, with no
+// copy. Reads, presigned URLs, the orphan scan and GC follow the recorded
+// key; the same blob pushed again is not stored twice.
+func TestS3LocatedBlobs(t *testing.T) {
+	srv := s3test.Start(t)
+	st, drv := openS3Store(t, srv, "located")
+	drv.redirect = time.Minute
+	ctx := t.Context()
+	data := randomBytes(71, 12<<20+5)
+	d := digest.FromBytes(data)
+	push := func(repo string) Upload {
+		up, err := st.StartUpload(ctx, repo, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.AppendUpload(ctx, repo, up.ID, 0, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.CommitUpload(ctx, repo, up.ID, d); err != nil {
+			t.Fatalf("CommitUpload = %v", err)
+		}
+		return up
+	}
+	up := push("team/app")
+	if got := st.location(d); got != uploadKey(up.ID) {
+		t.Fatalf("location = %q, want the upload's key %q", got, uploadKey(up.ID))
+	}
+	info, err := drv.client.StatObject(ctx, drv.bucket, drv.object(uploadKey(up.ID)), minio.StatObjectOptions{})
+	if err != nil || !strings.HasSuffix(info.ETag, "-3") {
+		t.Errorf("the blob's object: ETag %q, %v; want a multipart upload of 3 parts completed in place", info.ETag, err)
+	}
+	rc, err := st.OpenBlob(ctx, d, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, data[5:]) {
+		t.Errorf("OpenBlob at 5 = %d bytes, want the blob's %d from there", len(got), len(data)-5)
+	}
+	if u, err := st.BlobURL(ctx, d); err != nil || !strings.Contains(u, uploadKey(up.ID)) {
+		t.Errorf("BlobURL = %q, %v; want a presigned URL of the upload's key", u, err)
+	}
+
+	push("team/other") // the same bytes again: linked, its upload dropped
+	wantOnlyBlobs(t, st, srv)
+	err = st.ScanOrphanFiles(ctx, func(f GCFile) error {
+		t.Errorf("orphan scan reports %s, a blob's object", f.Key)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, repo := range []string{"team/app", "team/other"} {
+		if err := st.DeleteBlob(ctx, repo, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if deleted, err := st.CollectBlobs(ctx, []digest.Digest{d}, time.Now().Add(time.Hour)); len(deleted) != 1 || err != nil {
+		t.Fatalf("CollectBlobs = %v, %v; want the blob", deleted, err)
+	}
+	if objs := s3Objects(t, drv); len(objs) != 0 {
+		t.Errorf("objects after GC = %q, want none", objs)
 	}
 }

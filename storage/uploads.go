@@ -298,6 +298,11 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 			return BlobInfo{}, err
 		}
 		s.blobs.Delete(ctx, uploadKey(id))
+	} else if sl, ok := s.blobs.(Sealer); ok {
+		if err := s.sealUpload(ctx, sl, id, d, size); err != nil {
+			return BlobInfo{}, err
+		}
+		return s.recordBlob(repo, id, d, size, uploadKey(id))
 	} else if err := s.blobs.Move(ctx, uploadKey(id), blobKey(d)); err != nil {
 		// A copy may have landed before the failure: no record names
 		// it, and the upload keeps its bytes for a retry.
@@ -312,7 +317,7 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 		}
 		return BlobInfo{}, err
 	}
-	return s.recordBlob(repo, id, d, size)
+	return s.recordBlob(repo, id, d, size, "")
 }
 
 // blobRecorded reports whether metadata holds blob d.
@@ -325,14 +330,14 @@ func (s *Store) blobRecorded(d digest.Digest) bool {
 	return ok
 }
 
-// recordBlob records blob d of size bytes, whose bytes are in place, links
-// it to repo and ends upload session id. The caller holds lockBlob(d).
-func (s *Store) recordBlob(repo, id string, d digest.Digest, size int64) (BlobInfo, error) {
+// recordBlob records blob d of size bytes, whose bytes are in place at key
+// ("" for its blob key), links it to repo and ends upload session id. The
+// caller holds lockBlob(d).
+func (s *Store) recordBlob(repo, id string, d digest.Digest, size int64, key string) (BlobInfo, error) {
 	now := time.Now()
 	err := s.commit.update(func(tx *bolt.Tx) error {
-		blobs := tx.Bucket(bucketBlobs)
-		if blobs.Get([]byte(d)) == nil {
-			if err := putJSON(blobs, []byte(d), blobRecord{Size: size, Created: now.UnixNano()}); err != nil {
+		if tx.Bucket(bucketBlobs).Get([]byte(d)) == nil {
+			if err := putBlobRecord(tx, d, blobRecord{Size: size, Created: now.UnixNano(), Key: key}); err != nil {
 				return err
 			}
 		}

@@ -17,9 +17,9 @@ var bucketBlobKeys = []byte("blobkeys")
 // where a Move copies every byte: Store leaves a verified upload where
 // its bytes are and records that key as the blob's location.
 type Sealer interface {
-	// Seal makes key one object that Reader and RedirectURL serve whole,
-	// and returns its size. It returns ErrNotFound if key does not
-	// exist.
+	// Seal readies key to be read as a blob, by Reader and by
+	// RedirectURL, for as long as nothing writes it, and returns its
+	// size. It returns ErrNotFound if key does not exist.
 	Seal(ctx context.Context, key string) (int64, error)
 }
 

@@ -352,8 +352,10 @@ func (s *S3) copyPieces(ctx context.Context, key string, ps []piece) error {
 
 // Seal implements Sealer. A key written in one piece, by one write of
 // known length or one write from offset 0, is its own object already and
-// costs one request; a key in several pieces is copied into its own
-// object, and its segments deleted.
+// costs one request. A key in several segments (a chunked upload) stays
+// as it is, read segment after segment, unless redirects are on: a
+// presigned URL serves one object, so the segments are then copied into
+// the key's own object and deleted.
 func (s *S3) Seal(ctx context.Context, key string) (int64, error) {
 	ps, err := s.layout(ctx, key)
 	if err != nil {
@@ -362,8 +364,8 @@ func (s *S3) Seal(ctx context.Context, key string) (int64, error) {
 	if len(ps) == 0 {
 		return 0, fmt.Errorf("%w: %s", ErrNotFound, key)
 	}
-	if len(ps) == 1 && ps[0].seg == 0 {
-		return ps[0].size, nil
+	if len(ps) == 1 && ps[0].seg == 0 || ps[0].seg != 0 && s.redirect == 0 {
+		return total(ps), nil
 	}
 	if err := s.copyPieces(ctx, key, ps); err != nil {
 		return 0, s3Error("seal", key, err)

@@ -301,8 +301,8 @@ func TestS3StoreAtomicBlobs(t *testing.T) {
 	wantOnlyBlobs(t, st, srv)
 }
 
-// wantOnlyBlobs checks that the bucket holds exactly the objects of the
-// blobs st records, and no multipart upload.
+// wantOnlyBlobs checks that the bucket holds exactly the keys of the blobs
+// st records (a key in segments counts once), and no multipart upload.
 func wantOnlyBlobs(t *testing.T, st *Store, srv *s3test.Server) {
 	t.Helper()
 	var want []string
@@ -312,7 +312,10 @@ func wantOnlyBlobs(t *testing.T, st *Store, srv *s3test.Server) {
 			return nil
 		})
 	})
-	got := s3Objects(t, st.blobs.(*S3))
+	var got []string
+	for _, prefix := range []string{"blobs", "uploads"} {
+		st.blobs.Walk(t.Context(), prefix, func(key string, _ int64) error { got = append(got, key); return nil })
+	}
 	slices.Sort(want)
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
@@ -535,15 +538,35 @@ func TestS3CommitOutlivesClient(t *testing.T) {
 }
 
 // TestS3LocatedBlobs pushes blobs whose digest comes last (POST, PATCH,
-// PUT ?digest=): each stays where its upload wrote it, one object that a
-// single PATCH of unknown length streamed as a multipart upload, with no
-// copy. Reads, presigned URLs, the orphan scan and GC follow the recorded
-// key; the same blob pushed again is not stored twice.
+// PUT ?digest=): each stays where its upload wrote it, with no copy: one
+// object that a single PATCH of unknown length streamed as a multipart
+// upload, or the segments of two chunks. Reads, presigned URLs, the orphan
+// scan and GC follow the recorded key; the same blob pushed again is not
+// stored twice.
 func TestS3LocatedBlobs(t *testing.T) {
 	srv := s3test.Start(t)
 	st, drv := openS3Store(t, srv, "located")
-	drv.redirect = time.Minute
 	ctx := t.Context()
+	chunks := randomBytes(72, 12<<20)
+	cd := digest.FromBytes(chunks)
+	cup, _ := st.StartUpload(ctx, "team/chunks", "")
+	for off := 0; off < len(chunks); off += 6 << 20 {
+		if _, err := st.AppendUploadSized(ctx, "team/chunks", cup.ID, int64(off), 6<<20, bytes.NewReader(chunks[off:off+6<<20])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.CommitUpload(ctx, "team/chunks", cup.ID, cd); err != nil {
+		t.Fatalf("CommitUpload(two chunks) = %v", err)
+	}
+	if ps, _ := drv.layout(ctx, uploadKey(cup.ID)); len(ps) != 2 || ps[0].seg == 0 || st.location(cd) != uploadKey(cup.ID) {
+		t.Errorf("two chunks: layout %+v at %q, want their two segments, recorded", ps, st.location(cd))
+	}
+	if rc, err := st.OpenBlob(ctx, cd, 0); err != nil {
+		t.Error(err)
+	} else if got, _ := io.ReadAll(rc); !bytes.Equal(got, chunks) {
+		t.Errorf("OpenBlob(two chunks) = %d bytes, want the blob's %d", len(got), len(chunks))
+	}
+	drv.redirect = time.Minute
 	data := randomBytes(71, 12<<20+5)
 	d := digest.FromBytes(data)
 	push := func(repo string) Upload {
@@ -590,13 +613,16 @@ func TestS3LocatedBlobs(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for _, repo := range []string{"team/app", "team/other"} {
-		if err := st.DeleteBlob(ctx, repo, d); err != nil {
+	for _, link := range []struct {
+		repo string
+		d    digest.Digest
+	}{{"team/app", d}, {"team/other", d}, {"team/chunks", cd}} {
+		if err := st.DeleteBlob(ctx, link.repo, link.d); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if deleted, err := st.CollectBlobs(ctx, []digest.Digest{d}, time.Now().Add(time.Hour)); len(deleted) != 1 || err != nil {
-		t.Fatalf("CollectBlobs = %v, %v; want the blob", deleted, err)
+	if deleted, err := st.CollectBlobs(ctx, []digest.Digest{d, cd}, time.Now().Add(time.Hour)); len(deleted) != 2 || err != nil {
+		t.Fatalf("CollectBlobs = %v, %v; want both blobs", deleted, err)
 	}
 	if objs := s3Objects(t, drv); len(objs) != 0 {
 		t.Errorf("objects after GC = %q, want none", objs)

@@ -436,6 +436,9 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 		res.Bytes += u.Offset
 		done(Item{Kind: KindUpload, Repo: u.Repo, Key: u.ID, Size: u.Offset})
 	}
+	if _, err := store.AbortMultipartUploads(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	deletedFiles, err := store.DeleteOrphanFiles(ctx, files, p.Cutoff)
 	if err != nil {
 		errs = append(errs, err)

@@ -45,6 +45,9 @@ func createBuckets(tx *bolt.Tx) error {
 type blobRecord struct {
 	Size    int64 `json:"size"`
 	Created int64 `json:"created"`
+	// Key is where the bytes are when not at the blob's key: on S3, the
+	// upload that received them (see Sealer). Older records have none.
+	Key string `json:"key,omitempty"`
 }
 
 // A tag record is the push time (8 bytes, big-endian Unix nanoseconds)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // MigrateProgress is a running count of a migration, and its summary when
@@ -32,7 +34,10 @@ var migrateEvery = 5 * time.Second
 
 // Migrate copies every blob of from that to lacks, verifying each against
 // its digest before it becomes visible in to: bytes go to an upload key
-// first and are moved into place once verified. Blobs already in to with
+// first and are moved into place once verified. Keys under uploads/ are
+// copied too, to the same key, checked by size only: they hold upload
+// sessions, and the blobs S3 keeps where their upload wrote them, which
+// metadata (not read here, as the server may hold it) names by key. Blobs already in to with
 // the same size are skipped, so an interrupted migration resumes where it
 // stopped. progress, if not nil, is called every few seconds from one
 // goroutine until the last blob is done, while large blobs copy too;
@@ -47,16 +52,18 @@ func Migrate(ctx context.Context, from, to Driver, workers int, progress func(Mi
 	}
 	var blobs []blob
 	var p MigrateProgress
-	err := from.Walk(ctx, "blobs", func(key string, size int64) error {
-		if _, ok := blobKeyDigest(key); ok {
-			blobs = append(blobs, blob{key, size})
-			p.Blobs++
-			p.Bytes += size
+	for _, prefix := range []string{"blobs", "uploads"} {
+		err := from.Walk(ctx, prefix, func(key string, size int64) error {
+			if _, ok := blobKeyDigest(key); ok || prefix == "uploads" {
+				blobs = append(blobs, blob{key, size})
+				p.Blobs++
+				p.Bytes += size
+			}
+			return nil
+		})
+		if err != nil {
+			return p, fmt.Errorf("list source blobs: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return p, fmt.Errorf("list source blobs: %w", err)
 	}
 	var copied, skipped, failed atomic.Int64
 	var copiedBytes, skippedBytes, read atomic.Int64
@@ -142,10 +149,15 @@ func (c countingReader) Read(p []byte) (int, error) {
 }
 
 // migrateBlob copies the blob at key from one driver to the other,
-// verifying its digest on the way, and adds the bytes it reads to read.
+// verifying its digest on the way when key is a blob key, and adds the
+// bytes it reads to read.
 func migrateBlob(ctx context.Context, from, to Driver, key string, read *atomic.Int64) error {
-	d, _ := blobKeyDigest(key)
-	h, err := newHash(d.Algorithm())
+	d, ok := blobKeyDigest(key)
+	alg := digest.SHA256 // for an upload key, hashed for nothing
+	if ok {
+		alg = d.Algorithm()
+	}
+	h, err := newHash(alg)
 	if err != nil {
 		return err
 	}
@@ -167,7 +179,7 @@ func migrateBlob(ctx context.Context, from, to Driver, key string, read *atomic.
 		to.Delete(ctx, tmp)
 		return err
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != d.Encoded() {
+	if got := hex.EncodeToString(h.Sum(nil)); ok && got != d.Encoded() {
 		w.Close()
 		to.Delete(ctx, tmp)
 		return fmt.Errorf("%w: content hashes to %s:%s", ErrDigestMismatch, d.Algorithm(), got)

@@ -75,6 +75,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.limits.total, s.limits.perClient = cfg.MaxUploads, cfg.MaxUploadsPerClient
 	s.limits.maxBlob, _ = ParseSize(cfg.MaxBlobSize)
 	s.limits.idle, _ = parseDurationOrZero(cfg.UploadIdleExpiry)
+	s.adoptMultipart(ctx)
 	// The first open of a file without a free list read every page.
 	s.releaseMapped()
 	return s, nil

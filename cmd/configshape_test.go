@@ -47,6 +47,14 @@ tls_cert = "/nonexistent/cert.pem"
 tls_key = "/nonexistent/key.pem"
 [log]
 level = "verbose"
+[storage]
+driver = "s3"
+max_uploads = -1
+max_blob_size = "huge"
+[storage.s3]
+endpoint = "https://minio.lan"
+part_size_mib = 1
+timeout = "0s"
 [gc]
 grace = "soon"
 pace = 2
@@ -72,6 +80,13 @@ older_than = "a week"
 		"server.tls_cert: open /nonexistent/cert.pem: no such file or directory",
 		"server.tls_key: open /nonexistent/key.pem: no such file or directory",
 		`log.level: unknown level "verbose"`,
+		`storage.s3.endpoint: "https://minio.lan": want host[:port] without a scheme`,
+		`storage.s3.bucket: must be set`,
+		`storage.s3.access_key: must be set`,
+		`storage.s3.part_size_mib: 1: must be between 5 and 5120`,
+		`storage.s3.timeout: "0s": want a positive duration`,
+		`storage.max_uploads: must be 0 (no cap) or more`,
+		`storage.max_blob_size: `,
 		`gc.grace: invalid duration "soon"`,
 		`gc.pace: 2: want a share of time above 0 and at most 1`,
 		`auth.users[0].password: want a bcrypt hash`,

@@ -81,33 +81,32 @@ func parseDurationOrZero(s string) (time.Duration, error) {
 	return d, err
 }
 
-// Validate reports the first invalid value, naming its key.
+// Validate reports every invalid value, each naming its key.
 func (c Config) Validate() error {
+	var errs []error
 	switch c.Driver {
 	case "filesystem":
 	case "s3":
-		if err := c.S3.Validate(); err != nil {
-			return err
-		}
+		errs = append(errs, c.S3.Validate())
 	case "":
-		return errors.New("storage.driver: must be set")
+		errs = append(errs, errors.New("storage.driver: must be set"))
 	default:
-		return fmt.Errorf("storage.driver: unknown driver %q (want \"filesystem\" or \"s3\")", c.Driver)
+		errs = append(errs, fmt.Errorf("storage.driver: unknown driver %q (want \"filesystem\" or \"s3\")", c.Driver))
 	}
 	if c.Root == "" {
-		return errors.New("storage.root: must be set")
+		errs = append(errs, errors.New("storage.root: must be set"))
 	}
 	if c.MaxUploads < 0 {
-		return errors.New("storage.max_uploads: must be 0 (no cap) or more")
+		errs = append(errs, errors.New("storage.max_uploads: must be 0 (no cap) or more"))
 	}
 	if c.MaxUploadsPerClient < 0 {
-		return errors.New("storage.max_uploads_per_client: must be 0 (no cap) or more")
+		errs = append(errs, errors.New("storage.max_uploads_per_client: must be 0 (no cap) or more"))
 	}
 	if _, err := ParseSize(c.MaxBlobSize); err != nil {
-		return fmt.Errorf("storage.max_blob_size: %w", err)
+		errs = append(errs, fmt.Errorf("storage.max_blob_size: %w", err))
 	}
 	if _, err := parseDurationOrZero(c.UploadIdleExpiry); err != nil {
-		return fmt.Errorf("storage.upload_idle_expiry: %q is not a duration such as \"1h\" or \"0\"", c.UploadIdleExpiry)
+		errs = append(errs, fmt.Errorf("storage.upload_idle_expiry: %q is not a duration such as \"1h\" or \"0\"", c.UploadIdleExpiry))
 	}
-	return nil
+	return errors.Join(errs...)
 }

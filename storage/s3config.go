@@ -65,40 +65,49 @@ func DefaultS3Config() S3Config {
 	}
 }
 
-// Validate reports the first invalid value, naming its key.
+// Validate reports every invalid value, each naming its key.
 func (c S3Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	switch {
 	case c.Endpoint == "":
-		return errors.New("storage.s3.endpoint: must be set")
+		bad("storage.s3.endpoint: must be set")
 	case strings.Contains(c.Endpoint, "://") || strings.Contains(c.Endpoint, "/"):
-		return fmt.Errorf("storage.s3.endpoint: %q: want host[:port] without a scheme or path (secure selects https)", c.Endpoint)
+		bad("storage.s3.endpoint: %q: want host[:port] without a scheme or path (secure selects https)", c.Endpoint)
+	}
+	switch {
 	case c.Bucket == "":
-		return errors.New("storage.s3.bucket: must be set")
+		bad("storage.s3.bucket: must be set")
 	case s3utils.CheckValidBucketName(c.Bucket) != nil:
-		return fmt.Errorf("storage.s3.bucket: %q: %v", c.Bucket, s3utils.CheckValidBucketName(c.Bucket))
-	case c.AccessKey == "":
-		return errors.New("storage.s3.access_key: must be set")
-	case c.SecretKey == "":
-		return errors.New("storage.s3.secret_key: must be set")
-	case strings.HasPrefix(c.Prefix, "/") || strings.Contains(c.Prefix, ".."):
-		return fmt.Errorf("storage.s3.prefix: %q: must be relative, without ..", c.Prefix)
-	case c.PartSizeMiB < 5 || c.PartSizeMiB > 5<<10:
-		return fmt.Errorf("storage.s3.part_size_mib: %d: must be between 5 and 5120", c.PartSizeMiB)
-	case c.MaxRetries < 1:
-		return fmt.Errorf("storage.s3.max_retries: %d: must be at least 1", c.MaxRetries)
+		bad("storage.s3.bucket: %q: %v", c.Bucket, s3utils.CheckValidBucketName(c.Bucket))
+	}
+	if c.AccessKey == "" {
+		bad("storage.s3.access_key: must be set")
+	}
+	if c.SecretKey == "" {
+		bad("storage.s3.secret_key: must be set")
+	}
+	if strings.HasPrefix(c.Prefix, "/") || strings.Contains(c.Prefix, "..") {
+		bad("storage.s3.prefix: %q: must be relative, without ..", c.Prefix)
+	}
+	if c.PartSizeMiB < 5 || c.PartSizeMiB > 5<<10 {
+		bad("storage.s3.part_size_mib: %d: must be between 5 and 5120", c.PartSizeMiB)
+	}
+	if c.MaxRetries < 1 {
+		bad("storage.s3.max_retries: %d: must be at least 1", c.MaxRetries)
 	}
 	if d, err := ParseDuration(c.Timeout); err != nil || d <= 0 {
-		return fmt.Errorf("storage.s3.timeout: %q: want a positive duration such as \"30s\"", c.Timeout)
+		bad("storage.s3.timeout: %q: want a positive duration such as \"30s\"", c.Timeout)
 	}
 	if d, err := ParseDuration(c.RedirectExpiry); err != nil || d < time.Second || d > 7*24*time.Hour {
-		return fmt.Errorf("storage.s3.redirect_expiry: %q: want a duration between 1s and 168h", c.RedirectExpiry)
+		bad("storage.s3.redirect_expiry: %q: want a duration between 1s and 168h", c.RedirectExpiry)
 	}
 	if c.CAFile != "" {
 		if _, err := os.Stat(c.CAFile); err != nil {
-			return fmt.Errorf("storage.s3.ca_file: %w", err)
+			bad("storage.s3.ca_file: %w", err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (c S3Config) timeout() time.Duration {

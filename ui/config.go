@@ -20,7 +20,7 @@ func DefaultConfig() Config {
 	return Config{Enabled: true, SessionLifetime: "12h"}
 }
 
-// Validate reports the first invalid value, naming its key.
+// Validate reports the invalid value, naming its key (the section has one).
 func (c Config) Validate() error {
 	d, err := storage.ParseDuration(c.SessionLifetime)
 	switch {

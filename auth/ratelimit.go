@@ -186,11 +186,25 @@ func NewRateLimiter(cfg RateLimitConfig) *RateLimiter {
 }
 
 // Reconfigured returns a limiter for cfg, which must be valid, that counts
-// into l's metric. It starts with no client known: rates, bursts and
-// login back-offs start again under the new settings.
+// into l's metric and remembers what l knows: failed logins and back-offs
+// always (a reload must not free a guesser), and each client's spent
+// burst while the api and auth rates stay the same; a changed rate starts
+// its buckets again, full, at the new rate.
 func (l *RateLimiter) Reconfigured(cfg RateLimitConfig) *RateLimiter {
 	n := NewRateLimiter(cfg)
 	n.limited = l.limited
+	n.now = l.now
+	keepRates := cfg.API == l.cfg.API && cfg.Auth == l.cfg.Auth
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n.lastSweep = l.lastSweep
+	for k, c := range l.clients {
+		cc := *c
+		if !keepRates {
+			cc.lim = nil // made again at the new rate on its next request
+		}
+		n.clients[k] = &cc
+	}
 	return n
 }
 

@@ -385,3 +385,44 @@ func TestRateLimiterConcurrent(t *testing.T) {
 		t.Errorf("%d entries, want at most 16", n)
 	}
 }
+
+// TestReconfiguredRemembers: a reload keeps failed logins and back-offs
+// (it must not free a password guesser), and spent bursts while the rates
+// stay the same; a new rate starts its buckets again.
+func TestReconfiguredRemembers(t *testing.T) {
+	edit := func(c *RateLimitConfig) {
+		c.LoginFailures, c.LoginBackoff, c.LoginMaxBackoff = 2, "1m", "1h"
+		c.API = RateRule{PerIdentity: 1, Burst: 2}
+	}
+	l, _ := newTestLimiter(t, edit)
+	guesser := req("198.51.100.1:4000", "", "alice")
+	l.AuthFailed(guesser)
+	l.AuthFailed(guesser)
+	for range 2 {
+		if err := l.AllowIdentity("ci"); err != nil {
+			t.Fatalf("AllowIdentity(ci) within the burst = %v", err)
+		}
+	}
+	if l.AllowIdentity("ci") == nil {
+		t.Fatal("AllowIdentity(ci) past the burst = nil, want refused")
+	}
+
+	cfg := l.cfg
+	cfg.MaxClients++ // a change that leaves the rates alone
+	same := l.Reconfigured(cfg)
+	if got := retryOf(same.AllowAuthAttempt(guesser)); got != time.Minute {
+		t.Errorf("after a reload: the guesser retries after %v, want 1m (still backed off)", got)
+	}
+	if same.AllowIdentity("ci") == nil {
+		t.Error("after a reload with the same rates: AllowIdentity(ci) = nil, want its spent burst remembered")
+	}
+
+	cfg.API.PerIdentity = 100
+	faster := same.Reconfigured(cfg)
+	if err := faster.AllowIdentity("ci"); err != nil {
+		t.Errorf("after a reload with a new rate: AllowIdentity(ci) = %v, want a new bucket", err)
+	}
+	if got := retryOf(faster.AllowAuthAttempt(guesser)); got != time.Minute {
+		t.Errorf("after a reload with a new rate: the guesser retries after %v, want 1m", got)
+	}
+}

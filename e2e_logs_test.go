@@ -91,6 +91,15 @@ keep_last = 1
 		}
 	})
 
+	t.Run("access log has the token requests", func(t *testing.T) {
+		for _, l := range s.logLines() {
+			if l["message"] == "request" && l["route"] == "/auth/token" && l["status"] == float64(http.StatusOK) {
+				return
+			}
+		}
+		t.Error("no access log line for a token request (route /auth/token, status 200)")
+	})
+
 	if out, err := exec.Command(registryBin, "retention", "--config", s.config).CombinedOutput(); err != nil {
 		t.Fatalf("registry retention = %v\n%s", err, out)
 	}

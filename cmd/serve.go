@@ -104,7 +104,6 @@ func serve(ctx context.Context, path string, f File, logOut io.Writer) error {
 		}
 		opts = append(opts, registry.WithMetrics(reg))
 	}
-	var tokens http.Handler
 	var authn ui.Authenticator
 	robots := auth.NewRobots(store)
 	live, err := newLiveAuth(f, robots, audit, reg, log)
@@ -113,7 +112,10 @@ func serve(ctx context.Context, path string, f File, logOut io.Writer) error {
 	}
 	if f.Auth != nil {
 		opts = append(opts, registry.WithAuthorizer(live))
-		authn, tokens = live, live.tokenHandler()
+		authn = live
+		// The token endpoints are served inside the registry's access log,
+		// metrics and request ids.
+		opts = append(opts, registry.WithHandler(live.tokenHandler(), "/auth/token", "/auth/oidc/token"))
 	}
 	mir, err := mirror.New(f.Mirror, store, log.With().Str("component", "mirror").Logger())
 	if err != nil {
@@ -153,9 +155,6 @@ func serve(ctx context.Context, path string, f File, logOut io.Writer) error {
 		opts = append(opts, dash)
 	}
 	handler := registry.New(store, opts...)
-	if tokens != nil {
-		handler = withPrefix(handler, "/auth/", tokens)
-	}
 	handler = live.middleware(handler)
 	if reg != nil {
 		handler = withMetricsEndpoint(handler, f.Metrics.Path, reg)

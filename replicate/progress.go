@@ -4,86 +4,142 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/dustin/go-humanize"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/vbauerster/cupwriter"
-	"github.com/vbauerster/mpb/v8"
-	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/term"
 )
 
-// CanDraw reports whether w is a terminal that bars can be drawn on: one
-// whose width is known.
+// CanDraw reports whether w is a terminal a progress line can be drawn
+// on: one whose width is known.
 func CanDraw(w io.Writer) bool {
-	cw := cupwriter.New(w, false)
-	if !cw.IsTerminal() {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return false
 	}
-	width, _, err := cw.GetTermSize()
+	width, _, err := term.GetSize(int(f.Fd()))
 	return err == nil && width > 0
 }
 
-// Bars shows a copy on a terminal: one bar per blob in flight and one
-// for the whole run, sized by the plan.
+// Bars shows a copy on a terminal: a line per image as it ends, under
+// which one line, redrawn in place, tells the bytes copied of the plan's
+// total, the rate, and the blobs in flight.
 type Bars struct {
-	p     *mpb.Progress
-	total *mpb.Bar
+	w        io.Writer
+	total    int64
+	start    time.Time
+	done     atomic.Int64 // bytes sent, or counted as done (mounted, already there)
+	inFlight atomic.Int64
+
+	mu       sync.Mutex // the terminal
+	drawn    bool
+	stop     chan struct{}
+	finished chan struct{}
 }
+
+// barsEvery is how often the progress line is redrawn.
+const barsEvery = 250 * time.Millisecond
 
 // NewBars draws on w, a terminal, for a copy of total bytes.
 func NewBars(w io.Writer, total int64) *Bars {
-	p := mpb.New(mpb.WithOutput(w), mpb.WithWidth(32))
-	bar := p.AddBar(total,
-		mpb.PrependDecorators(decor.Name("total", decor.WCSyncSpaceR)),
-		mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f"), decor.Name(" "), decor.AverageSpeed(decor.SizeB1024(0), "% .1f")),
-	)
-	return &Bars{p: p, total: bar}
+	b := &Bars{w: w, total: total, start: time.Now(), stop: make(chan struct{}), finished: make(chan struct{})}
+	go b.run()
+	return b
+}
+
+func (b *Bars) run() {
+	defer close(b.finished)
+	t := time.NewTicker(barsEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.mu.Lock()
+			b.draw()
+			b.mu.Unlock()
+		}
+	}
+}
+
+// line is the progress line: "12.0 MiB / 40.0 MiB  30%  4.0 MiB/s  2 blobs in flight".
+func (b *Bars) line() string {
+	done := b.done.Load()
+	pct := 100
+	if b.total > 0 {
+		pct = int(min(done, b.total) * 100 / b.total)
+	}
+	rate := float64(done) / max(time.Since(b.start).Seconds(), 0.001)
+	l := fmt.Sprintf("%s / %s  %3d%%  %s/s", humanize.IBytes(uint64(done)), humanize.IBytes(uint64(b.total)), pct, humanize.IBytes(uint64(rate)))
+	if n := b.inFlight.Load(); n > 0 {
+		l += fmt.Sprintf("  %d blob%s in flight", n, plural(n))
+	}
+	return l
+}
+
+func plural(n int64) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// draw redraws the progress line; b.mu is held.
+func (b *Bars) draw() {
+	fmt.Fprintf(b.w, "\r%s\x1b[K", b.line())
+	b.drawn = true
 }
 
 // Blob implements Observer.
-func (b *Bars) Blob(it *Item, d v1.Descriptor) Transfer {
-	label := fmt.Sprintf("%s %s", it.Target, d.Digest.Hex[:12])
-	bar := b.p.AddBar(d.Size,
-		mpb.BarRemoveOnComplete(),
-		mpb.PrependDecorators(decor.Name(label, decor.WCSyncSpaceR)),
-		mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f")),
-	)
-	return &barTransfer{bar: bar, total: b.total, size: d.Size}
+func (b *Bars) Blob(_ *Item, d v1.Descriptor) Transfer {
+	b.inFlight.Add(1)
+	return &barTransfer{b: b, size: d.Size}
 }
 
-// Done implements Observer.
-func (b *Bars) Done(Result) {}
+// Done implements Observer: the image's line goes above the progress line.
+func (b *Bars) Done(r Result) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.drawn {
+		fmt.Fprint(b.w, "\r\x1b[K")
+	}
+	fmt.Fprintln(b.w, resultLine(r))
+	b.draw()
+}
 
-// Wait completes the bars and waits for their last drawing.
+// Wait stops redrawing and leaves the final progress line.
 func (b *Bars) Wait() {
-	b.total.SetTotal(-1, true)
-	b.p.Wait()
+	close(b.stop)
+	<-b.finished
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.draw()
+	fmt.Fprintln(b.w)
 }
 
 type barTransfer struct {
-	bar, total *mpb.Bar
-	size       int64
-	sent       atomic.Int64
+	b    *Bars
+	size int64
+	sent atomic.Int64
 }
 
 func (t *barTransfer) Add(n int) {
 	t.sent.Add(int64(n))
-	t.bar.IncrBy(n)
-	t.total.IncrBy(n)
+	t.b.done.Add(int64(n))
 }
 
-// End completes the bar; a blob mounted or already there counts in the
-// total as done without bytes of its own.
-func (t *barTransfer) End(err error) {
+// End counts a blob mounted or already there in the total as done
+// without bytes of its own.
+func (t *barTransfer) End(error) {
 	if rest := t.size - t.sent.Load(); rest > 0 {
-		t.total.IncrInt64(rest)
+		t.b.done.Add(rest)
 	}
-	if err != nil {
-		t.bar.Abort(true)
-		return
-	}
-	t.bar.SetTotal(-1, true)
+	t.b.inFlight.Add(-1)
 }
 
 // Lines tells a copy as plain log lines, for output that is not a
@@ -108,12 +164,14 @@ func (l *Lines) Blob(it *Item, d v1.Descriptor) Transfer {
 }
 
 // Done implements Observer.
-func (l *Lines) Done(r Result) {
+func (l *Lines) Done(r Result) { l.printf("%s\n", resultLine(r)) }
+
+// resultLine tells how one image's copy ended.
+func resultLine(r Result) string {
 	if r.Err != nil {
-		l.printf("%s -> %s: %s: %s\n", itemName(r.Item), r.Item.Target, r.Status, oneLine(r.Err))
-		return
+		return fmt.Sprintf("%s -> %s: %s: %s", itemName(r.Item), r.Item.Target, r.Status, oneLine(r.Err))
 	}
-	l.printf("%s -> %s: %s, %d bytes\n", itemName(r.Item), r.Item.Target, r.Status, r.Bytes)
+	return fmt.Sprintf("%s -> %s: %s, %d bytes", itemName(r.Item), r.Item.Target, r.Status, r.Bytes)
 }
 
 type lineTransfer struct {

@@ -10,7 +10,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// TestObservers: bars end whether blobs are sent, mounted or fail, or
+// TestObservers: the progress line ends whether blobs are sent, mounted or fail, or
 // nothing moves at all; log lines say which happened to each blob.
 func TestObservers(t *testing.T) {
 	it := &Item{Repo: "team/app", Tag: "v1", Target: "edge/team/app"}
@@ -27,12 +27,19 @@ func TestObservers(t *testing.T) {
 		o.Blob(it, d("d", 7)).End(ErrStopped)
 		o.Done(Result{Item: it, Status: Failed, Bytes: 10, Err: errors.New("blob: DENIED")})
 	}
-	for _, total := range []int64{0, 29} {
+	for _, tt := range []struct {
+		total int64
+		want  []string
+	}{
+		{0, []string{"0 B / 0 B  100%"}},
+		{29, []string{"team/app:v1 -> edge/team/app: failed: blob: DENIED\n", "\r29 B / 29 B  100%"}},
+	} {
 		done := make(chan struct{})
+		var out bytes.Buffer
 		go func() {
 			defer close(done)
-			b := NewBars(&bytes.Buffer{}, total)
-			if total > 0 {
+			b := NewBars(&out, tt.total)
+			if tt.total > 0 {
 				drive(b)
 			}
 			b.Wait()
@@ -40,7 +47,15 @@ func TestObservers(t *testing.T) {
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
-			t.Fatalf("Bars(total %d).Wait did not return", total)
+			t.Fatalf("Bars(total %d).Wait did not return", tt.total)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("Bars(total %d) output lacks %q:\n%q", tt.total, w, out.String())
+			}
+		}
+		if strings.Contains(out.String(), "in flight\x1b[K\n") {
+			t.Errorf("Bars(total %d) ended with blobs in flight:\n%q", tt.total, out.String())
 		}
 	}
 	var out bytes.Buffer

@@ -16,6 +16,9 @@
 //     times and the pull-through cache's tag check times live in bbolt, changed in one transaction per API call;
 //     concurrent calls share transactions (see committer) so they share
 //     disk syncs.
+//   - The metadata layout has a version (upgrade.go). Open converts a file
+//     written by an earlier version in place, in bounded transactions, so a
+//     crash during the conversion leaves a file the next Open converts.
 //   - A manifest is stored only if every blob and child manifest it
 //     references is in its repository when the transaction commits.
 //   - Upload sessions persist their offset and hash state, so chunked

@@ -60,13 +60,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	commit := &committer{db: db, reserve: &metaReserve{path: path}}
-	err = commit.tx(func(tx *bolt.Tx) error {
-		if err := createBuckets(tx); err != nil {
-			return err
-		}
-		return initUploadCounts(tx)
-	})
-	if err != nil {
+	if err := openFormat(commit, initUploadCounts); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}

@@ -303,7 +303,7 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 func (s *Store) blobRecorded(d digest.Digest) bool {
 	var ok bool
 	s.db.View(func(tx *bolt.Tx) error {
-		ok = tx.Bucket(bucketBlobs).Get([]byte(d)) != nil
+		ok = tx.Bucket(bucketBlobs).Get(digestKey(d)) != nil
 		return nil
 	})
 	return ok
@@ -315,8 +315,8 @@ func (s *Store) recordBlob(repo, id string, d digest.Digest, size int64) (BlobIn
 	now := time.Now()
 	err := s.commit.update(func(tx *bolt.Tx) error {
 		blobs := tx.Bucket(bucketBlobs)
-		if blobs.Get([]byte(d)) == nil {
-			if err := putJSON(blobs, []byte(d), blobRecord{Size: size, Created: now.UnixNano()}); err != nil {
+		if blobs.Get(digestKey(d)) == nil {
+			if err := blobs.Put(digestKey(d), encodeBlobRecord(blobRecord{Size: size, Created: now.UnixNano()})); err != nil {
 				return err
 			}
 		}

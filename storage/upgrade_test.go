@@ -1,0 +1,280 @@
+package storage
+
+import (
+	"compress/gzip"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	bolt "go.etcd.io/bbolt"
+)
+
+// fixtureRoot returns a data directory holding testdata/meta-v1.db.gz, a
+// version 1 metadata file written by TestWriteFixture as of commit
+// 26e02aa (before the format had a version).
+func fixtureRoot(t *testing.T) string {
+	t.Helper()
+	f, err := os.Open("testdata/meta-v1.db.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	out, err := os.Create(filepath.Join(root, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if _, err := out.ReadFrom(zr); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// TestUpgradeFixture: every repository, tag, manifest, link, referrer,
+// pull time, tag check and blob record of a version 1 file reads the same
+// once Open has converted it, and the store goes on working.
+func TestUpgradeFixture(t *testing.T) {
+	root := fixtureRoot(t)
+	want := snapshotV1(t, filepath.Join(root, "meta.db"))
+	for _, line := range []string{
+		"repo uploads/only",
+		"tag library/alpine latest ",
+		"check team/app v1 sha256:",
+		"pull library/alpine ",
+		`referrer library/alpine sha256:`,
+		"blob sha512:",
+	} {
+		if !slices.ContainsFunc(want, func(l string) bool { return strings.HasPrefix(l, line) }) {
+			t.Fatalf("fixture has no %q line: %q", line, want)
+		}
+	}
+	s := openAt(t, root)
+	defer s.Close()
+	if got := snapshot(t, s); !slices.Equal(got, want) {
+		t.Errorf("after the upgrade:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var v uint64
+	s.db.View(func(tx *bolt.Tx) error { v = version(tx); return nil })
+	if v != formatVersion {
+		t.Errorf("format version = %d, want %d", v, formatVersion)
+	}
+	// A new repository takes an id of its own; old ones still change.
+	layer := pushBlob(t, s, "new/repo", []byte("new layer"))
+	putManifest(t, s, "new/repo", testManifest("new", layer), "v1")
+	putManifest(t, s, "library/alpine", testManifest("more", layer2(t, s)), "more")
+	if err := s.DeleteTag(t.Context(), "library/alpine", "latest"); err != nil {
+		t.Fatal(err)
+	}
+	if tags, _, _ := s.Tags(t.Context(), "library/alpine", "", -1); !slices.Equal(tags, []string{"3.20", "more", "multi"}) {
+		t.Errorf("Tags(library/alpine) = %q", tags)
+	}
+	if tags, _, _ := s.Tags(t.Context(), "new/repo", "", -1); !slices.Equal(tags, []string{"v1"}) {
+		t.Errorf("Tags(new/repo) = %q, want [v1]", tags)
+	}
+}
+
+func layer2(t *testing.T, s *Store) digest.Digest {
+	return pushBlob(t, s, "library/alpine", []byte("another alpine layer"))
+}
+
+// TestUpgradeKilled: a process killed in the middle of the conversion
+// leaves a file the next Open converts, losing nothing.
+func TestUpgradeKilled(t *testing.T) {
+	if root := os.Getenv("NORA_UPGRADE_KILL_ROOT"); root != "" {
+		upgradeThenDie(root)
+		return
+	}
+	root := fixtureRoot(t)
+	want := snapshotV1(t, filepath.Join(root, "meta.db"))
+	cmd := exec.Command(os.Args[0], "-test.run=^TestUpgradeKilled$")
+	cmd.Env = append(os.Environ(), "NORA_UPGRADE_KILL_ROOT="+root)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("converting process = %v (%s), want it killed", err, out)
+	}
+	// Some repositories are converted, some not.
+	db, err := bolt.Open(filepath.Join(root, "meta.db"), 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var converted, left int
+	db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRepos).ForEach(func(_, v []byte) error {
+			if v == nil {
+				left++
+			} else {
+				converted++
+			}
+			return nil
+		})
+	})
+	db.Close()
+	if converted == 0 || left == 0 {
+		t.Fatalf("killed conversion left %d repositories converted and %d not, want some of each", converted, left)
+	}
+	s := openAt(t, root)
+	defer s.Close()
+	if got := snapshot(t, s); !slices.Equal(got, want) {
+		t.Errorf("after a killed upgrade and another Open:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// upgradeThenDie converts the metadata at root three records at a time
+// and kills its own process inside the fourth transaction.
+func upgradeThenDie(root string) {
+	db, err := bolt.Open(filepath.Join(root, "meta.db"), 0o600, nil)
+	if err != nil {
+		panic(err)
+	}
+	c := &committer{db: db}
+	if err := c.tx(createBuckets); err != nil {
+		panic(err)
+	}
+	upgrade(c, 3, func(n int) {
+		if n == 3 {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			time.Sleep(time.Minute)
+		}
+	})
+	panic("upgrade finished before it was killed")
+}
+
+// snapshot describes every record of s, one sorted line each, through the
+// store's own API.
+func snapshot(t *testing.T, s *Store) []string {
+	ctx := t.Context()
+	var out []string
+	names, _, err := s.Repositories(ctx, "", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		out = append(out, "repo "+name)
+		r, err := s.Repository(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tag := range r.Tags {
+			out = append(out, fmt.Sprintf("tag %s %s %s %d", name, tag.Name, tag.Digest, tag.Pushed.UnixNano()))
+			if at, ok := s.TagChecked(ctx, name, tag.Name); ok {
+				out = append(out, fmt.Sprintf("check %s %s %s %d", name, tag.Name, tag.Digest, at.UnixNano()))
+			}
+		}
+		for _, m := range r.Manifests {
+			got, err := s.GetManifest(ctx, name, string(m.Digest))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, manifestLine(name, m.Digest, got.MediaType, m.Pushed, m.Subject, m.Blobs, m.Manifests, got.Content))
+			if at, ok := s.LastPulled(ctx, name, m.Digest); ok {
+				out = append(out, fmt.Sprintf("pull %s %s %d", name, m.Digest, at.UnixNano()))
+			}
+			refs, err := s.Referrers(ctx, name, m.Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range refs {
+				out = append(out, referrerLine(name, m.Digest, d))
+			}
+		}
+		for _, l := range r.Links {
+			out = append(out, fmt.Sprintf("link %s %s %d", name, l.Digest, l.Linked.UnixNano()))
+		}
+	}
+	s.ScanBlobs(ctx, func(b GCBlob) error {
+		out = append(out, fmt.Sprintf("blob %s %d %d", b.Digest, b.Size, b.Created.UnixNano()))
+		return nil
+	})
+	slices.Sort(out)
+	return out
+}
+
+func manifestLine(repo string, d digest.Digest, mt string, pushed time.Time, subject digest.Digest, blobs, manifests []digest.Digest, content []byte) string {
+	return fmt.Sprintf("manifest %s %s %s %d subject=%s blobs=%s manifests=%s %q", repo, d, mt, pushed.UnixNano(), subject, blobs, manifests, content)
+}
+
+func referrerLine(repo string, subject digest.Digest, d ocispec.Descriptor) string {
+	return fmt.Sprintf("referrer %s %s %s %s %d %s %v", repo, subject, d.Digest, d.MediaType, d.Size, d.ArtifactType, d.Annotations)
+}
+
+// snapshotV1 describes every record of the version 1 file at path, as
+// snapshot does, reading the file as the version 1 code wrote it.
+func snapshotV1(t *testing.T, path string) []string {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var out []string
+	at := func(v []byte) int64 { return int64(binary.BigEndian.Uint64(v)) }
+	err = db.View(func(tx *bolt.Tx) error {
+		repos := tx.Bucket(bucketRepos)
+		repos.ForEach(func(name, _ []byte) error {
+			rb := repos.Bucket(name)
+			out = append(out, "repo "+string(name))
+			rb.Bucket([]byte("t")).ForEach(func(k, v []byte) error {
+				out = append(out, fmt.Sprintf("tag %s %s %s %d", name, k, v[8:], at(v)))
+				return nil
+			})
+			if cb := rb.Bucket([]byte("c")); cb != nil {
+				cb.ForEach(func(k, v []byte) error {
+					if cur := rb.Bucket([]byte("t")).Get(k); cur != nil && string(cur[8:]) == string(v[8:]) {
+						out = append(out, fmt.Sprintf("check %s %s %s %d", name, k, v[8:], at(v)))
+					}
+					return nil
+				})
+			}
+			rb.Bucket([]byte("m")).ForEach(func(k, v []byte) error {
+				m, err := upgradeManifest(digest.Digest(k), v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, manifestLine(string(name), digest.Digest(k), m.MediaType, m.Pushed, m.Subject, m.Blobs, m.Manifests, m.Content))
+				return nil
+			})
+			rb.Bucket([]byte("p")).ForEach(func(k, v []byte) error {
+				out = append(out, fmt.Sprintf("pull %s %s %d", name, k, at(v)))
+				return nil
+			})
+			rb.Bucket([]byte("r")).ForEach(func(k, v []byte) error {
+				var d ocispec.Descriptor
+				json.Unmarshal(v, &d)
+				subject, _, _ := strings.Cut(string(k), " ")
+				out = append(out, referrerLine(string(name), digest.Digest(subject), d))
+				return nil
+			})
+			return rb.Bucket([]byte("b")).ForEach(func(k, v []byte) error {
+				out = append(out, fmt.Sprintf("link %s %s %d", name, k, at(v)))
+				return nil
+			})
+		})
+		return tx.Bucket(bucketBlobs).ForEach(func(k, v []byte) error {
+			var rec struct{ Size, Created int64 }
+			json.Unmarshal(v, &rec)
+			out = append(out, fmt.Sprintf("blob %s %d %d", k, rec.Size, rec.Created))
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -94,23 +94,31 @@ func createRepo(tx *bolt.Tx, name string) ([]byte, error) {
 }
 
 // Fill factors of a page bbolt splits. Keys landing anywhere in a bucket
-// fill pages best split in halves; keys past a bucket's last, as the
-// records of its newest repository are, would leave every page half
-// empty behind them. fillRandom differs from bbolt's default only to
-// mark a bucket that took a key before its end in this transaction.
+// fill pages best split in halves; keys at a bucket's end, as the records
+// of its newest repositories are, would leave every page half empty
+// behind them. fillRandom differs from bbolt's default only to mark a
+// bucket that took a key away from its end in this transaction.
 const (
 	fillRandom = 0.499
 	fillAppend = 0.95
+	// nearEnd is how far from a bucket's end a key still counts as at its
+	// end: concurrent pushes to new repositories arrive a little out of
+	// order.
+	nearEnd = 32
 )
 
 // put stores k, v in b, splitting b's pages full when every key put in b
-// in this transaction went past its end.
+// in this transaction went to its end.
 func put(b *bolt.Bucket, k, v []byte) error {
 	if b.FillPercent != fillRandom {
-		if last, _ := b.Cursor().Last(); bytes.Compare(k, last) > 0 {
+		b.FillPercent = fillRandom
+		c := b.Cursor()
+		last, _ := c.Last()
+		for i := 0; i < nearEnd && last != nil; i++ {
+			last, _ = c.Prev()
+		}
+		if bytes.Compare(k, last) > 0 {
 			b.FillPercent = fillAppend
-		} else {
-			b.FillPercent = fillRandom
 		}
 	}
 	return b.Put(k, v)

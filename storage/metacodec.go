@@ -101,9 +101,8 @@ func digestString(raw []byte) digest.Digest {
 		_, k := binary.Uvarint(raw[1:])
 		return digest.Digest(raw[1+k:])
 	}
-	a := digestAlgs[raw[0]]
-	out := make([]byte, 0, len(a.alg)+1+2*a.size)
-	out = append(append(out, a.alg...), ':')
+	var buf [7 + 2*64]byte // sha512: and its hex
+	out := append(append(buf[:0], digestAlgs[raw[0]].alg...), ':')
 	return digest.Digest(hex.AppendEncode(out, raw[1:]))
 }
 

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,8 +18,9 @@ import (
 // The metadata layout has a version, kept in bucket format. Version 1,
 // which has no format bucket, held each repository in a bucket of its own
 // under repos, with sub-buckets m, t, b, r, p and c keyed by digests and
-// tags as text, JSON in manifest and blob records. Open converts a
-// version 1 file in place before anything else reads it, in transactions
+// tags as text, JSON in manifest and blob records. Open keeps a copy of a
+// version 1 file in meta.db.v1, then converts it in place before anything
+// else reads it, in transactions
 // of at most upgradeBudget records: a repository whose records are all
 // moved leaves repos as a bucket and comes back as a name and id, and
 // blob records move from text keys to binary ones. Each transaction
@@ -46,16 +49,26 @@ var (
 
 // openFormat creates the buckets of a new file, or finds those of an
 // existing one, runs init in the same transaction, and converts a file of
-// an earlier version.
+// an earlier version, after keeping a copy of it (backupV1).
 func openFormat(c *committer, init func(*bolt.Tx) error) error {
-	var old bool
-	err := c.tx(func(tx *bolt.Tx) error {
-		if f := tx.Bucket(bucketFormat); f != nil {
-			if v, _ := binary.Uvarint(f.Get(keyVersion)); v > formatVersion {
-				return fmt.Errorf("metadata format %d is newer than this registry's (%d): upgrade the registry", v, formatVersion)
-			}
+	var old, untouched bool
+	err := c.db.View(func(tx *bolt.Tx) error {
+		if v := version(tx); v > formatVersion {
+			return fmt.Errorf("metadata format %d is newer than this registry's (%d): upgrade the registry", v, formatVersion)
 		}
 		old = tx.Bucket(bucketRepos) != nil && version(tx) < formatVersion
+		untouched = tx.Bucket(bucketManifests) == nil
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if old && untouched {
+		if err := backupV1(c.db); err != nil {
+			return fmt.Errorf("copy the metadata before converting it to format %d: %w", formatVersion, err)
+		}
+	}
+	err = c.tx(func(tx *bolt.Tx) error {
 		if err := createBuckets(tx); err != nil {
 			return err
 		}
@@ -71,6 +84,43 @@ func openFormat(c *committer, init func(*bolt.Tx) error) error {
 		return err
 	}
 	return upgrade(c, upgradeBudget, nil)
+}
+
+// backupV1 copies a version 1 file, about to be converted, to
+// meta.db.v1 next to it, so that an older release can be restored. The
+// copy is written whole and synced before it takes its name.
+func backupV1(db *bolt.DB) error {
+	path := db.Path() + ".v1"
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		_, err := tx.WriteTo(f)
+		return err
+	})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if dir, err := os.Open(filepath.Dir(path)); err == nil {
+		dir.Sync()
+		dir.Close()
+	}
+	return nil
 }
 
 func version(tx *bolt.Tx) uint64 {

@@ -69,6 +69,9 @@ func TestUpgradeFixture(t *testing.T) {
 	if got := snapshot(t, s); !slices.Equal(got, want) {
 		t.Errorf("after the upgrade:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	if got := snapshotV1(t, filepath.Join(root, "meta.db.v1")); !slices.Equal(got, want) {
+		t.Errorf("meta.db.v1 holds:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 	var v uint64
 	s.db.View(func(tx *bolt.Tx) error { v = version(tx); return nil })
 	if v != formatVersion {
@@ -131,6 +134,9 @@ func TestUpgradeKilled(t *testing.T) {
 	}
 	s := openAt(t, root)
 	defer s.Close()
+	if got := snapshotV1(t, filepath.Join(root, "meta.db.v1")); !slices.Equal(got, want) {
+		t.Errorf("meta.db.v1 after a killed upgrade holds:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 	if got := snapshot(t, s); !slices.Equal(got, want) {
 		t.Errorf("after a killed upgrade and another Open:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
@@ -141,6 +147,9 @@ func TestUpgradeKilled(t *testing.T) {
 func upgradeThenDie(root string) {
 	db, err := bolt.Open(filepath.Join(root, "meta.db"), 0o600, nil)
 	if err != nil {
+		panic(err)
+	}
+	if err := backupV1(db); err != nil {
 		panic(err)
 	}
 	c := &committer{db: db}

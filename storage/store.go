@@ -46,16 +46,29 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	path := filepath.Join(cfg.Root, "meta.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout: time.Second,
-		// The free list is rebuilt at open instead of written at every
-		// commit: fewer pages to sync per metadata write.
-		FreelistType:   bolt.FreelistMapType,
-		NoFreelistSync: true,
-	})
-	if err != nil {
+	openDB := func() (*bolt.DB, error) {
+		db, err := bolt.Open(path, 0o600, &bolt.Options{
+			Timeout: time.Second,
+			// The free list is rebuilt at open instead of written at every
+			// commit: fewer pages to sync per metadata write.
+			FreelistType:   bolt.FreelistMapType,
+			NoFreelistSync: true,
+		})
 		if errors.Is(err, bolt.ErrTimeout) {
 			return nil, fmt.Errorf("open %s: another process holds it", path)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+		return db, nil
+	}
+	db, err := openDB()
+	if err != nil {
+		return nil, err
+	}
+	if db, err = upgradeFile(db, path, openDB); err != nil {
+		if db != nil {
+			db.Close()
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}

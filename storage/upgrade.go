@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,14 +19,16 @@ import (
 // The metadata layout has a version, kept in bucket format. Version 1,
 // which has no format bucket, held each repository in a bucket of its own
 // under repos, with sub-buckets m, t, b, r, p and c keyed by digests and
-// tags as text, JSON in manifest and blob records. Open keeps a copy of a
-// version 1 file in meta.db.v1, then converts it in place before anything
-// else reads it, in transactions
-// of at most upgradeBudget records: a repository whose records are all
-// moved leaves repos as a bucket and comes back as a name and id, and
-// blob records move from text keys to binary ones. Each transaction
-// leaves a file the next Open converts further, so a crash at any point
-// loses nothing and the conversion resumes. The version is written last.
+// tags as text, JSON in manifest and blob records.
+//
+// Open converts a version 1 meta.db before anything reads it: it writes
+// the converted records, in order, to a new file meta.db.new in
+// transactions of at most upgradeBudget records, syncs it, links the old
+// file as meta.db.v1 and renames the new one over meta.db. Written in
+// order, the new file's pages are full, and it holds none of the old
+// file's free pages (a bbolt file never shrinks). A crash at any point
+// leaves meta.db whole in one version or the other; a meta.db.new left
+// behind is discarded and the conversion starts again.
 const (
 	formatVersion = 2
 	upgradeBudget = 20000
@@ -34,8 +37,6 @@ const (
 var (
 	bucketFormat = []byte("format")
 	keyVersion   = []byte("version")
-	// A version 1 repository's id, while its records are being moved.
-	keyUpgradeID = []byte("id")
 	// The sub-buckets of a version 1 repository, and where their records
 	// go.
 	v1Subs = []struct {
@@ -48,79 +49,24 @@ var (
 )
 
 // openFormat creates the buckets of a new file, or finds those of an
-// existing one, runs init in the same transaction, and converts a file of
-// an earlier version, after keeping a copy of it (backupV1).
+// existing one, and runs init in the same transaction.
 func openFormat(c *committer, init func(*bolt.Tx) error) error {
-	var old, untouched bool
-	err := c.db.View(func(tx *bolt.Tx) error {
+	return c.tx(func(tx *bolt.Tx) error {
 		if v := version(tx); v > formatVersion {
 			return fmt.Errorf("metadata format %d is newer than this registry's (%d): upgrade the registry", v, formatVersion)
 		}
-		old = tx.Bucket(bucketRepos) != nil && version(tx) < formatVersion
-		untouched = tx.Bucket(bucketManifests) == nil
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if old && untouched {
-		if err := backupV1(c.db); err != nil {
-			return fmt.Errorf("copy the metadata before converting it to format %d: %w", formatVersion, err)
-		}
-	}
-	err = c.tx(func(tx *bolt.Tx) error {
+		fresh := tx.Bucket(bucketRepos) == nil
 		if err := createBuckets(tx); err != nil {
 			return err
 		}
 		if err := init(tx); err != nil {
 			return err
 		}
-		if !old {
+		if fresh {
 			return setVersion(tx)
 		}
 		return nil
 	})
-	if err != nil || !old {
-		return err
-	}
-	return upgrade(c, upgradeBudget, nil)
-}
-
-// backupV1 copies a version 1 file, about to be converted, to
-// meta.db.v1 next to it, so that an older release can be restored. The
-// copy is written whole and synced before it takes its name.
-func backupV1(db *bolt.DB) error {
-	path := db.Path() + ".v1"
-	if _, err := os.Stat(path); err == nil {
-		return nil
-	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	err = db.View(func(tx *bolt.Tx) error {
-		_, err := tx.WriteTo(f)
-		return err
-	})
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if dir, err := os.Open(filepath.Dir(path)); err == nil {
-		dir.Sync()
-		dir.Close()
-	}
-	return nil
 }
 
 func version(tx *bolt.Tx) uint64 {
@@ -140,116 +86,257 @@ func setVersion(tx *bolt.Tx) error {
 	return f.Put(keyVersion, binary.AppendUvarint(nil, formatVersion))
 }
 
-// upgrade converts a version 1 file in transactions of about budget
-// records. inBatch, if set, runs inside each transaction with its number.
-func upgrade(c *committer, budget int, inBatch func(int)) error {
-	var names [][]byte
-	err := c.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRepos).ForEach(func(k, v []byte) error {
-			if v == nil { // a bucket: not converted yet
-				names = append(names, bytes.Clone(k))
-			}
+// upgradeFile converts db, open at path, if it is of version 1, and
+// returns the converted file opened by reopen in its place; else db.
+func upgradeFile(db *bolt.DB, path string, reopen func() (*bolt.DB, error)) (*bolt.DB, error) {
+	var old bool
+	db.View(func(tx *bolt.Tx) error {
+		old = tx.Bucket(bucketRepos) != nil && version(tx) < formatVersion
+		return nil
+	})
+	if !old {
+		return db, nil
+	}
+	newPath := path + ".new"
+	if err := convertFile(db, newPath, upgradeBudget, nil); err != nil {
+		os.Remove(newPath)
+		return db, fmt.Errorf("convert to format %d: %w", formatVersion, err)
+	}
+	if err := keepV1(path); err != nil {
+		os.Remove(newPath)
+		return db, fmt.Errorf("keep a copy before converting to format %d: %w", formatVersion, err)
+	}
+	if err := os.Rename(newPath, path); err != nil {
+		return db, err
+	}
+	syncDir(filepath.Dir(path))
+	db.Close()
+	return reopen()
+}
+
+// keepV1 makes meta.db.v1 the file at path, as a hard link, or a copy
+// where links are not supported.
+func keepV1(path string) error {
+	v1 := path + ".v1"
+	os.Remove(v1)
+	if os.Link(path, v1) == nil {
+		return nil
+	}
+	src, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(v1, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(dst, src)
+	if err == nil {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// convertFile writes the records of version 1 file db, converted, to a
+// new file at newPath, in transactions of about budget records.
+// inBatch, if set, runs at the start of each transaction with its number.
+func convertFile(db *bolt.DB, newPath string, budget int, inBatch func(int)) error {
+	os.Remove(newPath)
+	// Synced once, at the end: until it is renamed, the file is nothing.
+	ndb, err := bolt.Open(newPath, 0o600, &bolt.Options{NoSync: true, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+	if err != nil {
+		return err
+	}
+	w := &convertWriter{db: ndb, budget: budget, inBatch: inBatch}
+	err = db.View(func(tx *bolt.Tx) error { return w.convert(tx) })
+	if err == nil {
+		err = w.finish()
+	} else if w.tx != nil {
+		w.tx.Rollback()
+	}
+	if err == nil {
+		err = ndb.Sync()
+	}
+	if cerr := ndb.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// convertWriter writes a new file in transactions of about budget
+// records.
+type convertWriter struct {
+	db      *bolt.DB
+	tx      *bolt.Tx
+	n       int // records in tx
+	batch   int
+	budget  int
+	inBatch func(int)
+}
+
+// bucket returns bucket name of the current transaction, beginning one if
+// needed.
+func (w *convertWriter) bucket(name []byte) (*bolt.Bucket, error) {
+	if w.tx == nil {
+		if w.inBatch != nil {
+			w.inBatch(w.batch)
+		}
+		tx, err := w.db.Begin(true)
+		if err != nil {
+			return nil, err
+		}
+		w.tx = tx
+		if err := createBuckets(tx); err != nil {
+			return nil, err
+		}
+	}
+	return w.tx.CreateBucketIfNotExists(name)
+}
+
+func (w *convertWriter) put(bucket, k, v []byte) error {
+	b, err := w.bucket(bucket)
+	if err != nil {
+		return err
+	}
+	// Records come in key order, each past the last.
+	b.FillPercent = fillAppend
+	if err := b.Put(k, v); err != nil {
+		return err
+	}
+	if w.n++; w.n >= w.budget {
+		return w.commit()
+	}
+	return nil
+}
+
+func (w *convertWriter) commit() error {
+	if w.tx == nil {
+		return nil
+	}
+	err := w.tx.Commit()
+	w.tx, w.n = nil, 0
+	w.batch++
+	return err
+}
+
+// finish writes the format version and commits.
+func (w *convertWriter) finish() error {
+	if _, err := w.bucket(bucketFormat); err != nil {
+		return err
+	}
+	if err := setVersion(w.tx); err != nil {
+		return err
+	}
+	return w.commit()
+}
+
+// convert writes every record of version 1 transaction tx.
+func (w *convertWriter) convert(tx *bolt.Tx) error {
+	var n uint64
+	err := tx.Bucket(bucketRepos).ForEach(func(name, _ []byte) error {
+		rb := tx.Bucket(bucketRepos).Bucket(name)
+		// A repository with nothing left in it was still listed.
+		if rb == nil || (emptyBucket(rb.Bucket([]byte("m"))) && emptyBucket(rb.Bucket([]byte("b")))) {
 			return nil
-		})
+		}
+		n++
+		id := appendRepoID(nil, n)
+		if err := w.put(bucketRepos, name, id); err != nil {
+			return err
+		}
+		for _, sub := range v1Subs {
+			sb := rb.Bucket(sub.name)
+			if sb == nil {
+				continue
+			}
+			err := sb.ForEach(func(k, v []byte) error {
+				nk, nv, err := upgradeRecord(id, sub.name, k, v)
+				if err != nil {
+					return err
+				}
+				return w.put(sub.to, nk, nv)
+			})
+			if err != nil {
+				return fmt.Errorf("repository %s: %w", name, err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	for batch := 0; ; batch++ {
-		done := false
-		err := c.tx(func(tx *bolt.Tx) error {
-			if inBatch != nil {
-				inBatch(batch)
-			}
-			left := budget
-			for len(names) > 0 && left > 0 {
-				n, finished, err := upgradeRepo(tx, names[0], left)
-				if err != nil {
-					return fmt.Errorf("upgrade repository %s: %w", names[0], err)
-				}
-				left -= n
-				if !finished {
-					break
-				}
-				names = names[1:]
-			}
-			if left > 0 {
-				n, err := upgradeBlobs(tx, left)
-				if err != nil {
-					return err
-				}
-				left -= n
-			}
-			if left > 0 {
-				done = true
-				return setVersion(tx)
-			}
+	b, err := w.bucket(bucketRepos)
+	if err != nil {
+		return err
+	}
+	if err := b.SetSequence(n); err != nil {
+		return err
+	}
+	err = tx.Bucket(bucketBlobs).ForEach(func(k, v []byte) error {
+		var rec struct {
+			Size    int64 `json:"size"`
+			Created int64 `json:"created"`
+		}
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("blob record %q: %w", k, err)
+		}
+		return w.put(bucketBlobs, digestKey(digest.Digest(k)), encodeBlobRecord(blobRecord{Size: rec.Size, Created: rec.Created}))
+	})
+	if err != nil {
+		return err
+	}
+	// The rest (upload sessions, events, the audit record, robots…) is
+	// copied as it is, each bucket in one transaction.
+	return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		if bytes.Equal(name, bucketRepos) || bytes.Equal(name, bucketBlobs) {
 			return nil
-		})
-		if err != nil || done {
+		}
+		if err := w.commit(); err != nil {
 			return err
 		}
-	}
+		nb, err := w.bucket(name)
+		if err != nil {
+			return err
+		}
+		return copyBucket(nb, b)
+	})
 }
 
-// upgradeRepo moves up to budget records of version 1 repository name
-// and returns how many it moved and whether the repository is done.
-func upgradeRepo(tx *bolt.Tx, name []byte, budget int) (int, bool, error) {
-	repos := tx.Bucket(bucketRepos)
-	rb := repos.Bucket(name)
-	if rb == nil {
-		return 0, true, nil
+func emptyBucket(b *bolt.Bucket) bool {
+	if b == nil {
+		return true
 	}
-	id := bytes.Clone(rb.Get(keyUpgradeID))
-	if id == nil {
-		n, err := repos.NextSequence()
+	k, _ := b.Cursor().First()
+	return k == nil
+}
+
+// copyBucket copies the records, nested buckets and sequence of from to
+// to.
+func copyBucket(to, from *bolt.Bucket) error {
+	if err := to.SetSequence(from.Sequence()); err != nil {
+		return err
+	}
+	return from.ForEach(func(k, v []byte) error {
+		if v != nil {
+			return to.Put(k, v)
+		}
+		nb, err := to.CreateBucketIfNotExists(k)
 		if err != nil {
-			return 0, false, err
+			return err
 		}
-		id = appendRepoID(nil, n)
-		if err := rb.Put(keyUpgradeID, id); err != nil {
-			return 0, false, err
-		}
-	}
-	moved := 0
-	for _, sub := range v1Subs {
-		sb := rb.Bucket(sub.name)
-		if sb == nil {
-			continue
-		}
-		var keys [][]byte
-		c := sb.Cursor()
-		for k, v := c.First(); k != nil && moved < budget; k, v = c.Next() {
-			nk, nv, err := upgradeRecord(id, sub.name, k, v)
-			if err != nil {
-				return moved, false, err
-			}
-			if err := put(tx.Bucket(sub.to), nk, nv); err != nil {
-				return moved, false, err
-			}
-			keys = append(keys, bytes.Clone(k))
-			moved++
-		}
-		for _, k := range keys {
-			if err := sb.Delete(k); err != nil {
-				return moved, false, err
-			}
-		}
-		if k, _ := sb.Cursor().First(); k != nil {
-			return moved, false, nil
-		}
-		if err := rb.DeleteBucket(sub.name); err != nil {
-			return moved, false, err
-		}
-	}
-	if err := repos.DeleteBucket(name); err != nil {
-		return moved, false, err
-	}
-	// A version 1 repository with nothing left in it was still listed.
-	if !hasPrefix(tx, bucketManifests, id) && !hasPrefix(tx, bucketLinks, id) {
-		return moved + 1, true, nil
-	}
-	return moved + 1, true, repos.Put(name, id)
+		return copyBucket(nb, from.Bucket(k))
+	})
 }
 
 // upgradeRecord returns the version 2 key and value of record k, v of
@@ -305,35 +392,4 @@ func upgradeManifest(d digest.Digest, rec []byte) (Manifest, error) {
 	}
 	return Manifest{MediaType: string(mt), Content: content, Pushed: v1.Pushed, Subject: v1.Subject,
 		Blobs: v1.Blobs, Manifests: v1.Manifests}, nil
-}
-
-// upgradeBlobs moves up to budget blob records from text keys and JSON
-// values to binary ones, and returns how many it moved. Binary keys start
-// with an algorithm code below 4, text keys with a letter.
-func upgradeBlobs(tx *bolt.Tx, budget int) (int, error) {
-	blobs := tx.Bucket(bucketBlobs)
-	var keys, vals [][]byte
-	c := blobs.Cursor()
-	for k, v := c.Seek([]byte{4}); k != nil && len(keys) < budget; k, v = c.Next() {
-		var rec struct {
-			Size    int64 `json:"size"`
-			Created int64 `json:"created"`
-		}
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return 0, fmt.Errorf("upgrade blob record %q: %w", k, err)
-		}
-		keys = append(keys, bytes.Clone(k))
-		vals = append(vals, encodeBlobRecord(blobRecord{Size: rec.Size, Created: rec.Created}))
-	}
-	// Each key goes past those converted before it.
-	blobs.FillPercent = fillAppend
-	for i, k := range keys {
-		if err := blobs.Delete(k); err != nil {
-			return 0, err
-		}
-		if err := blobs.Put(digestKey(digest.Digest(k)), vals[i]); err != nil {
-			return 0, err
-		}
-	}
-	return len(keys), nil
 }

@@ -97,14 +97,15 @@ func layer2(t *testing.T, s *Store) digest.Digest {
 }
 
 // TestUpgradeKilled: a process killed in the middle of the conversion
-// leaves a file the next Open converts, losing nothing.
+// leaves the old file whole, and the next Open converts it.
 func TestUpgradeKilled(t *testing.T) {
 	if root := os.Getenv("NORA_UPGRADE_KILL_ROOT"); root != "" {
 		upgradeThenDie(root)
 		return
 	}
 	root := fixtureRoot(t)
-	want := snapshotV1(t, filepath.Join(root, "meta.db"))
+	path := filepath.Join(root, "meta.db")
+	want := snapshotV1(t, path)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestUpgradeKilled$")
 	cmd.Env = append(os.Environ(), "NORA_UPGRADE_KILL_ROOT="+root)
 	out, err := cmd.CombinedOutput()
@@ -112,57 +113,40 @@ func TestUpgradeKilled(t *testing.T) {
 	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("converting process = %v (%s), want it killed", err, out)
 	}
-	// Some repositories are converted, some not.
-	db, err := bolt.Open(filepath.Join(root, "meta.db"), 0o600, &bolt.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
+	if fi, err := os.Stat(path + ".new"); err != nil || fi.Size() == 0 {
+		t.Fatalf("killed conversion left no meta.db.new (%v), want a partial one", err)
 	}
-	var converted, left int
-	db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRepos).ForEach(func(_, v []byte) error {
-			if v == nil {
-				left++
-			} else {
-				converted++
-			}
-			return nil
-		})
-	})
-	db.Close()
-	if converted == 0 || left == 0 {
-		t.Fatalf("killed conversion left %d repositories converted and %d not, want some of each", converted, left)
+	if got := snapshotV1(t, path); !slices.Equal(got, want) {
+		t.Fatalf("meta.db after a killed conversion holds:\n%s\nwant it untouched", strings.Join(got, "\n"))
 	}
 	s := openAt(t, root)
 	defer s.Close()
-	if got := snapshotV1(t, filepath.Join(root, "meta.db.v1")); !slices.Equal(got, want) {
-		t.Errorf("meta.db.v1 after a killed upgrade holds:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
 	if got := snapshot(t, s); !slices.Equal(got, want) {
 		t.Errorf("after a killed upgrade and another Open:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	if got := snapshotV1(t, path+".v1"); !slices.Equal(got, want) {
+		t.Errorf("meta.db.v1 holds:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if _, err := os.Stat(path + ".new"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("meta.db.new after the upgrade: %v, want none", err)
+	}
 }
 
-// upgradeThenDie converts the metadata at root three records at a time
-// and kills its own process inside the fourth transaction.
+// upgradeThenDie converts the metadata at root three records per
+// transaction and kills its own process as the fourth begins.
 func upgradeThenDie(root string) {
-	db, err := bolt.Open(filepath.Join(root, "meta.db"), 0o600, nil)
+	path := filepath.Join(root, "meta.db")
+	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		panic(err)
 	}
-	if err := backupV1(db); err != nil {
-		panic(err)
-	}
-	c := &committer{db: db}
-	if err := c.tx(createBuckets); err != nil {
-		panic(err)
-	}
-	upgrade(c, 3, func(n int) {
+	convertFile(db, path+".new", 3, func(n int) {
 		if n == 3 {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			time.Sleep(time.Minute)
 		}
 	})
-	panic("upgrade finished before it was killed")
+	panic("the conversion finished before it was killed")
 }
 
 // snapshot describes every record of s, one sorted line each, through the

@@ -17,8 +17,9 @@
 //     concurrent calls share transactions (see committer) so they share
 //     disk syncs.
 //   - The metadata layout has a version (upgrade.go). Open converts a file
-//     written by an earlier version in place, in bounded transactions, so a
-//     crash during the conversion leaves a file the next Open converts.
+//     written by an earlier version into a new file, in bounded
+//     transactions, and renames it into place: a crash during the
+//     conversion leaves the old file, which the next Open converts.
 //   - A manifest is stored only if every blob and child manifest it
 //     references is in its repository when the transaction commits.
 //   - Upload sessions persist their offset and hash state, so chunked

@@ -112,9 +112,11 @@ const (
 func put(b *bolt.Bucket, k, v []byte) error {
 	if b.FillPercent != fillRandom {
 		b.FillPercent = fillRandom
+		// k goes past one of the last nearEnd keys exactly when it goes
+		// past the key nearEnd from the end.
 		c := b.Cursor()
 		last, _ := c.Last()
-		for i := 0; i < nearEnd && last != nil; i++ {
+		for i := 0; i < nearEnd && last != nil && bytes.Compare(k, last) <= 0; i++ {
 			last, _ = c.Prev()
 		}
 		if bytes.Compare(k, last) > 0 {

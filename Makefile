@@ -8,6 +8,8 @@ PKG     := github.com/nora-registry/nora/cmd
 LDFLAGS := -s -w -X $(PKG).version=$(VERSION) -X $(PKG).commit=$(COMMIT)
 BUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 FUZZTIME ?= 30s
+SHELL   := bash
+.SHELLFLAGS := -o pipefail -c
 
 .PHONY: help build cross run test conformance bench fuzz fmt vet clean
 
@@ -30,9 +32,17 @@ run: build ## build, then serve (NORA_CONFIG selects a file)
 # dashboard, auth and slow-client tests store nothing S3 would change.
 S3_SKIP := ^TestE2E(Dashboard|Activity|OverviewRemotes|Auth|SlowClients|RobotTokens|ServeLifecycle)
 
-test: ## all tests, race detector on; then the end-to-end tests with blobs on S3
-	$(GO) test -race -count=1 -timeout 45m ./...
-	NORA_E2E_STORAGE=s3 $(GO) test -count=1 -timeout 30m -run '^TestE2E' -skip '$(S3_SKIP)' .
+# Each pass pipes `go test -json` through .ci/testsummary, which prints
+# what plain `go test` does, then every test skipped so far and why (a
+# client not installed, not root): a green run shows what it did not run.
+# pipefail keeps a failing `go test` failing the target.
+SKIPS := $(BIN)/skipped-tests.txt
+
+test: ## all tests, race detector on; then the end-to-end tests with blobs on S3; then the tests skipped
+	@mkdir -p $(BIN) && rm -f $(SKIPS)
+	$(GO) build -o $(BIN)/testsummary ./.ci/testsummary
+	$(GO) test -race -count=1 -timeout 45m -json ./... ./.ci/testsummary | $(BIN)/testsummary -pass race -skips $(SKIPS)
+	NORA_E2E_STORAGE=s3 $(GO) test -count=1 -timeout 30m -json -run '^TestE2E' -skip '$(S3_SKIP)' . | $(BIN)/testsummary -pass s3 -skips $(SKIPS)
 
 conformance: ## the official OCI distribution-spec conformance suite against the binary (see .ci/run to install it)
 	$(GO) test -count=1 -run '^TestE2EConformance$$' -v .
@@ -51,7 +61,7 @@ fmt: ## gofmt every file in place
 	gofmt -w .
 
 vet: ## go vet and a gofmt check
-	$(GO) vet ./...
+	$(GO) vet ./... ./.ci/testsummary
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
 
 clean: ## remove bin/

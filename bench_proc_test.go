@@ -26,13 +26,19 @@ func (b *benchRun) build() string {
 	if bin := os.Getenv("NORA_BENCH_BINARY"); bin != "" {
 		return bin
 	}
-	bin := filepath.Join(b.dir, "registry")
+	return b.goBuild(".", "registry")
+}
+
+// goBuild builds package pkg as `make build` does: static, without cgo,
+// with trimmed paths, stripped; it returns the binary's path.
+func (b *benchRun) goBuild(pkg, name string) string {
+	bin := filepath.Join(b.dir, name)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, ".")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		b.t.Fatalf("CGO_ENABLED=0 go build -trimpath -ldflags=\"-s -w\" -o %s . = %v\n%s", bin, err, out)
+		b.t.Fatalf("CGO_ENABLED=0 go build -trimpath -ldflags=\"-s -w\" -o %s %s = %v\n%s", bin, pkg, err, out)
 	}
 	return bin
 }
@@ -74,15 +80,23 @@ level = "warn"
 	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &benchProc{t: t, base: "http://" + addr, done: make(chan struct{})}
-	p.cmd = exec.Command(b.bin, "serve", "--config", cfg)
+	return b.launch(addr, exec.Command(b.bin, "serve", "--config", cfg))
+}
+
+// launch starts cmd, a server that will listen on addr, and returns once
+// GET /v2/ has answered 200, polled every millisecond from exec on, as a
+// supervisor's readiness check would.
+func (b *benchRun) launch(addr string, cmd *exec.Cmd) *benchProc {
+	t := b.t
+	t.Helper()
+	p := &benchProc{t: t, cmd: cmd, base: "http://" + addr, done: make(chan struct{})}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t0 := time.Now()
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s serve = %v", b.bin, err)
+		t.Fatalf("start %s = %v", p.cmd, err)
 	}
 	go p.collect(stderr)
 	t.Cleanup(p.kill)
@@ -100,13 +114,13 @@ level = "warn"
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("registry serve exited before answering /v2/: %v\n%s", p.cmd.ProcessState, strings.Join(p.warnings(), "\n"))
+			t.Fatalf("%s exited before answering /v2/: %v\n%s", p.cmd, p.cmd.ProcessState, strings.Join(p.warnings(), "\n"))
 		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("GET %s/v2/ did not answer 200 within 10s: %v", p.base, err)
 		}
-		time.Sleep(200 * time.Microsecond)
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -213,26 +227,4 @@ func benchFreeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// startupPhase measures the time from exec to the first 200 on /v2/, on
-// an empty data directory and on the one the workload filled.
-func (b *benchRun) startupPhase() {
-	b.rep.section("start-up (median of 5 starts)")
-	for _, c := range []struct {
-		name  string
-		dir   func() string
-		limit time.Duration
-	}{
-		{"exec → first 200 on /v2/, empty data dir", func() string { return b.dataDir("start") }, 30 * time.Millisecond},
-		{"exec → first 200 on /v2/, after the workload", func() string { return b.mainDir }, 0},
-	} {
-		var ds []time.Duration
-		for range 5 {
-			p := b.startProc(c.dir())
-			ds = append(ds, p.firstOK)
-			p.stop()
-		}
-		b.durRow(c.name, benchMedian(ds), 0, c.limit)
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -76,21 +77,42 @@ func TestBenchS3(t *testing.T) {
 	b.memRow("peak RSS (VmHWM) pushing 1 GiB to S3", peak, 100<<20)
 
 	// Clients that name the digest only after the bytes (docker, podman,
-	// ggcr: POST, PATCH, PUT) go through an upload key, then a
-	// server-side copy to the blob's key.
+	// ggcr: POST, PATCH, PUT): the blob stays where its upload wrote it.
+	// On a shared machine the rate drifts from minute to minute, so each
+	// run is measured next to a minio-go PutObject of its own, in
+	// alternating order, and the ratio reported is the median of the runs'.
 	for _, mode := range []struct {
 		name  string
 		chunk int64
 	}{{"one PATCH, then PUT ?digest=", size}, {"one PATCH of unknown length (docker)", -1}, {"16 MiB chunks", 16 << 20}} {
-		seed++
-		bb := newBenchBlob(seed, size)
-		syscall.Sync()
-		stop := srv.watchRSS()
-		v := b.timed(size, "push via registry, "+mode.name, func() error {
-			return b.pushChunked(srv.base, fmt.Sprintf("bench/s3-chunked-%d", seed), bb, mode.chunk)
-		})
-		_, h := stop()
-		s3Row("push 1 GiB, "+mode.name, v, benchMedianF(push[1]))
+		var ratios, rates, ceils []float64
+		var h int64
+		for run := range runs {
+			var v, ceil float64
+			for k := range 2 {
+				seed++
+				bb := newBenchBlob(seed, size)
+				syscall.Sync()
+				if (run+k)%2 == 1 {
+					ceil = b.timed(size, "minio-go PutObject", func() error {
+						_, err := mc.PutObject(context.Background(), s3.Bucket, "ceiling/chunked", bb.reader(0, size), size, minio.PutObjectOptions{})
+						return err
+					})
+					mc.RemoveObject(context.Background(), s3.Bucket, "ceiling/chunked", minio.RemoveObjectOptions{})
+					continue
+				}
+				stop := srv.watchRSS()
+				v = b.timed(size, "push via registry, "+mode.name, func() error {
+					return b.pushChunked(srv.base, fmt.Sprintf("bench/s3-chunked-%d", seed), bb, mode.chunk)
+				})
+				_, hw := stop()
+				h = max(h, hw)
+			}
+			ratios, rates, ceils = append(ratios, v/ceil), append(rates, v), append(ceils, ceil)
+		}
+		t.Logf("S3 push 1 GiB, %s: MB/s per run %s, ratio to the minio-go run next to it %s", mode.name, benchMBs(rates), fmtRatios(ratios))
+		b.rep.add("push 1 GiB, "+mode.name, benchMedianF(rates), benchMedianF(ceils), fmtMBps,
+			"≥ 90% of minio-go, median of runs' ratios", benchMedianF(ratios) >= 0.9)
 		b.memRow("  peak RSS (VmHWM)", h, 100<<20)
 	}
 
@@ -111,4 +133,12 @@ func TestBenchS3(t *testing.T) {
 	b.memRow(fmt.Sprintf("peak RSS (VmHWM) during %d uploads to S3", n), h, 100<<20)
 	srv.stop()
 	b.printReport()
+}
+
+func fmtRatios(rs []float64) string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, fmt.Sprintf("%.2f", r))
+	}
+	return strings.Join(out, " ")
 }

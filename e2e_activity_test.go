@@ -20,8 +20,13 @@ import (
 // alice (password alice-secret), who may do anything to team/**.
 func startServerWithAlice(t *testing.T) *e2eServer {
 	t.Helper()
+	return startServerWith(t, aliceAuth())
+}
+
+// aliceAuth is the [auth] section of startServerWithAlice.
+func aliceAuth() string {
 	hash, _ := bcrypt.GenerateFromPassword([]byte("alice-secret"), bcrypt.MinCost)
-	return startServerWith(t, fmt.Sprintf(`
+	return fmt.Sprintf(`
 [auth]
 [[auth.users]]
 name = "alice"
@@ -29,7 +34,7 @@ password = %q
 [[auth.rules]]
 users = ["alice"]
 permissions = ["*:team/**"]
-`, hash))
+`, hash)
 }
 
 // TestE2EActivity: a client's push, its token and a wrong password reach
@@ -55,7 +60,7 @@ func TestE2EActivity(t *testing.T) {
 		t.Fatalf("GET /api/v1/activity = %d %s", resp.StatusCode, body)
 	}
 	for _, want := range []string{
-		`"kind":"push","identity":"alice","identityKind":"token","repository":"team/app","reference":"v1","digest":"` + digest.String(),
+		`"kind":"push","identity":"alice","identityKind":"user","repository":"team/app","reference":"v1","digest":"` + digest.String(),
 		`"kind":"token","identity":"alice"`, `"detail":"repository:team/app:push,pull"`,
 		`"kind":"failed","identity":"alice","identityKind":"user"`,
 	} {

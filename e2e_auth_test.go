@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,41 +45,80 @@ permissions = ["pull:team/**"]
 `, alice, bob))
 }
 
+// TestE2EAuthBasicAndChallenge checks the status, challenge and message
+// of each refusal, under Basic credentials and under tokens from the token
+// endpoint: a message names the action and repository refused, and reads
+// the same whether or not the repository exists.
 func TestE2EAuthBasicAndChallenge(t *testing.T) {
 	s := startAuthServer(t)
+	ref, _ := name.ParseReference(s.host()+"/team/app:v1", name.Insecure)
+	if err := remote.Write(ref, ociImage(t), remote.WithAuth(&authn.Basic{Username: "alice", Password: "alice-secret"})); err != nil {
+		t.Fatalf("remote.Write as alice = %v", err)
+	}
+	bobPull := token(t, s, "bob", "bob-secret", "repository:team/bob:pull,push")
+	anonPush := token(t, s, "", "", "repository:team/app:push")
 	for _, tc := range []struct {
-		name, user, pw, path string
-		want                 int
+		name, user, pw, bearer, method, path string
+		want                                 int
+		wantMsg                              string
 	}{
-		{"anonymous base", "", "", "/v2/", 401},
-		{"anonymous private", "", "", "/v2/team/app/tags/list", 401},
-		{"anonymous public", "", "", "/v2/public/app/tags/list", 404},
-		{"basic base", "alice", "alice-secret", "/v2/", 200},
-		{"basic wrong password", "alice", "nope", "/v2/", 401},
-		{"bob may not push", "bob", "bob-secret", "/v2/team/app/blobs/uploads/", 403},
+		{"anonymous base", "", "", "", "GET", "/v2/", 401, "authentication required"},
+		{"anonymous private", "", "", "", "GET", "/v2/team/app/tags/list", 401, "authentication required for pull access to team/app"},
+		{"anonymous private, missing", "", "", "", "GET", "/v2/team/nothing/tags/list", 401, "authentication required for pull access to team/nothing"},
+		{"anonymous public", "", "", "", "GET", "/v2/public/app/tags/list", 404, "repository name not known to registry: public/app"},
+		{"basic base", "alice", "alice-secret", "", "GET", "/v2/", 200, ""},
+		{"basic wrong password", "alice", "nope", "", "GET", "/v2/", 401, "invalid username or password"},
+		{"bob may not push", "bob", "bob-secret", "", "POST", "/v2/team/app/blobs/uploads/", 403, "no push access to team/app"},
+		{"bob may not push, missing", "bob", "bob-secret", "", "POST", "/v2/team/nothing/blobs/uploads/", 403, "no push access to team/nothing"},
+		{"bob may not delete", "bob", "bob-secret", "", "DELETE", "/v2/team/app/manifests/v1", 403, "no delete access to team/app"},
+		{"bob may not pull elsewhere", "bob", "bob-secret", "", "GET", "/v2/other/app/tags/list", 403, "no pull access to other/app"},
+		{"token without push", "", "", bobPull, "POST", "/v2/team/bob/blobs/uploads/", 403, "no push access to team/bob"},
+		{"token for another repository", "", "", bobPull, "GET", "/v2/other/app/tags/list", 403, "no pull access to other/app"},
+		{"token bob could widen", "", "", bobPull, "GET", "/v2/team/app/tags/list", 401, "authentication required for pull access to team/app"},
+		{"anonymous token", "", "", anonPush, "POST", "/v2/team/app/blobs/uploads/", 401, "authentication required for push access to team/app"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			method := "GET"
-			if strings.HasSuffix(tc.path, "/uploads/") {
-				method = "POST"
+			hdr := http.Header{}
+			switch {
+			case tc.bearer != "":
+				hdr.Set("Authorization", "Bearer "+tc.bearer)
+			case tc.user != "":
+				hdr.Set("Authorization", "Basic "+basic(tc.user, tc.pw))
 			}
-			req, _ := http.NewRequest(method, s.url(tc.path), nil)
-			if tc.user != "" {
-				req.SetBasicAuth(tc.user, tc.pw)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			resp, body := s.do(t, tc.method, tc.path, hdr, nil)
 			if resp.StatusCode != tc.want {
-				t.Fatalf("%s %s as %q = %d, want %d", method, tc.path, tc.user, resp.StatusCode, tc.want)
+				t.Fatalf("%s %s as %q = %d, want %d", tc.method, tc.path, tc.user, resp.StatusCode, tc.want)
 			}
 			if tc.want == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), `Bearer realm="http://`+s.host()+`/auth/token",service="nora"`) {
 				t.Errorf("WWW-Authenticate = %q", resp.Header.Get("WWW-Authenticate"))
 			}
+			if tc.wantMsg == "" {
+				return
+			}
+			var e struct {
+				Errors []struct{ Code, Message string }
+			}
+			if err := json.Unmarshal(body, &e); err != nil || len(e.Errors) != 1 || e.Errors[0].Message != tc.wantMsg {
+				t.Errorf("%s %s as %q: body %s, want the message %q", tc.method, tc.path, tc.user, body, tc.wantMsg)
+			}
 		})
 	}
+}
+
+// token asks the token endpoint for scope, as user (none if empty), and
+// returns the token.
+func token(t *testing.T, s *e2eServer, user, pw, scope string) string {
+	t.Helper()
+	hdr := http.Header{}
+	if user != "" {
+		hdr.Set("Authorization", "Basic "+basic(user, pw))
+	}
+	resp, body := s.do(t, "GET", "/auth/token?service=nora&scope="+url.QueryEscape(scope), hdr, nil)
+	var tok struct{ Token string }
+	if err := json.Unmarshal(body, &tok); resp.StatusCode != 200 || err != nil || tok.Token == "" {
+		t.Fatalf("GET /auth/token %s as %q = %d %s", scope, user, resp.StatusCode, body)
+	}
+	return tok.Token
 }
 
 // TestE2EAuthTokenDance pushes and pulls with go-containerregistry, which

@@ -20,12 +20,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -142,6 +144,17 @@ func TestE2EClientSkopeo(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkLayers(t, got)
+
+	// The README's way to make the layout from a `docker save` tarball.
+	tar, made := filepath.Join(dir, "image.tar"), filepath.Join(dir, "layout")
+	if err := tarball.WriteToFile(tar, name.MustParseReference("localhost/myimage:latest"), img); err != nil {
+		t.Fatal(err)
+	}
+	sk("copy", "docker-archive:"+tar, "oci:"+made+":1.0")
+	sk("copy", "--preserve-digests", "--dest-tls-verify=false", "oci:"+made+":1.0", "docker://"+s.host()+"/skopeo/app:1.0")
+	if _, err := remote.Head(s.ref(t, "skopeo/app:1.0")); err != nil {
+		t.Errorf("remote.Head(skopeo/app:1.0) after pushing a layout made from a docker-archive = %v", err)
+	}
 }
 
 func TestE2EClientPodman(t *testing.T) {
@@ -226,16 +239,33 @@ func TestE2EClientContainerd(t *testing.T) {
 		return runTool(t, nil, ctr, append([]string{"--address", sock, "--namespace", "test"}, args...)...)
 	}
 	c("image", "pull", "--plain-http", "--snapshotter", "native", ref.String())
-	out := c("image", "ls")
-	var line string
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) > 0 && f[0] == ref.String() {
-			line = sc.Text()
-		}
+
+	// The README's hosts directory: plain HTTP is said by the server's
+	// scheme, with no --plain-http and no skip_verify.
+	viaHosts := s.ref(t, "ctr/app:v2")
+	if err := remote.Write(viaHosts, img); err != nil {
+		t.Fatalf("remote.Write(%s) = %v", viaHosts, err)
 	}
-	if want := digestOf(t, img).String(); !strings.Contains(line, want) {
-		t.Errorf("ctr image ls = %q, want a line for %s with digest %s", out, ref, want)
+	hosts := filepath.Join(t.TempDir(), "certs.d")
+	os.MkdirAll(filepath.Join(hosts, s.host()), 0o755)
+	hostsTOML := fmt.Sprintf("server = \"http://%[1]s\"\n\n[host.\"http://%[1]s\"]\n  capabilities = [\"pull\", \"resolve\", \"push\"]\n", s.host())
+	if err := os.WriteFile(filepath.Join(hosts, s.host(), "hosts.toml"), []byte(hostsTOML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c("image", "pull", "--hosts-dir", hosts, "--snapshotter", "native", viaHosts.String())
+
+	out := c("image", "ls")
+	for _, r := range []string{ref.String(), viaHosts.String()} {
+		var line string
+		sc := bufio.NewScanner(strings.NewReader(out))
+		for sc.Scan() {
+			if f := strings.Fields(sc.Text()); len(f) > 0 && f[0] == r {
+				line = sc.Text()
+			}
+		}
+		if want := digestOf(t, img).String(); !strings.Contains(line, want) {
+			t.Errorf("ctr image ls = %q, want a line for %s with digest %s", out, r, want)
+		}
 	}
 }
 

@@ -95,7 +95,7 @@ func TestE2EFullDisk(t *testing.T) {
 			t.Fatalf("delete %s on a full disk: %v", ref, err)
 		}
 	}
-	out, err := exec.Command(registryBin, "gc", "--config", s.config).CombinedOutput()
+	out, err := exec.Command(registryBin, "gc", "--bytes", "--config", s.config).CombinedOutput()
 	if err != nil {
 		t.Fatalf("registry gc = %v\n%s", err, out)
 	}

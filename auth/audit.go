@@ -26,7 +26,8 @@ func (s *Service) auditFailed(r *http.Request, reason, name string) {
 }
 
 func (s *Service) auditDenied(r *http.Request, id *Identity, repo string, action Action) {
-	s.audit.Record(storage.AuditEntry{Kind: storage.AuditDenied, Identity: id.Name, IdentityKind: string(id.Kind),
+	name, kind := id.Who()
+	s.audit.Record(storage.AuditEntry{Kind: storage.AuditDenied, Identity: name, IdentityKind: string(kind),
 		Repository: repo, Remote: r.RemoteAddr, Detail: string(action)})
 }
 

@@ -1,8 +1,10 @@
 package auth
 
 import (
+	"errors"
 	"fmt"
-	"time"
+
+	"github.com/nora-registry/nora/storage"
 )
 
 // Config is the [auth] section of nora.toml. Without it the registry is
@@ -24,7 +26,7 @@ type Config struct {
 	// ["pull:public/**"]. Empty: nothing. Every identity may do it too.
 	Anonymous []string `toml:"anonymous"`
 	// Htpasswd is an htpasswd file of more users, "name:bcrypt-hash" per
-	// line (htpasswd -B makes them), read at start.
+	// line (htpasswd -B makes them), read at start and at each reload.
 	Htpasswd string `toml:"htpasswd"`
 	// Groups lists the members of each group, e.g. team-a = ["alice"],
 	// in addition to the groups named on [[auth.users]] entries.
@@ -74,43 +76,46 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate reports the first invalid value, naming its key.
+// Validate reports the invalid values, naming their keys: every one, and
+// the first of each OIDC issuer.
 func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.Service == "" {
-		return fmt.Errorf("auth.service: must be set")
+		bad("auth.service: must be set")
 	}
-	for key, v := range map[string]string{"auth.token_lifetime": c.TokenLifetime, "auth.refresh_lifetime": c.RefreshLifetime} {
-		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
-			return fmt.Errorf("%s: %q is not a positive duration", key, v)
+	for _, d := range []struct{ key, v string }{{"auth.token_lifetime", c.TokenLifetime}, {"auth.refresh_lifetime", c.RefreshLifetime}} {
+		if v, err := storage.ParseDuration(d.v); err != nil || v <= 0 {
+			bad("%s: %q is not a positive duration", d.key, d.v)
 		}
 	}
 	seen := map[string]bool{}
 	for i, u := range c.Users {
 		if u.Name == "" || seen[u.Name] {
-			return fmt.Errorf("auth.users[%d].name: empty or repeated %q", i, u.Name)
+			bad("auth.users[%d].name: empty or repeated %q", i, u.Name)
 		}
 		seen[u.Name] = true
 		if len(u.Password) < 59 || u.Password[0] != '$' {
-			return fmt.Errorf("auth.users[%d].password: want a bcrypt hash (registry user hash)", i)
+			bad("auth.users[%d].password: want a bcrypt hash (registry user hash)", i)
 		}
 	}
 	if _, err := c.allUsers(); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if anon, err := ParsePermissions(c.Anonymous); err != nil {
-		return fmt.Errorf("auth.anonymous: %w", err)
+		bad("auth.anonymous: %w", err)
 	} else if anon.IsAdmin() {
-		return fmt.Errorf("auth.anonymous: admin is for users and robots, not anonymous callers")
+		bad("auth.anonymous: admin is for users and robots, not anonymous callers")
 	}
 	for i, r := range c.Rules {
 		if _, err := ParsePermissions(r.Permissions); err != nil {
-			return fmt.Errorf("auth.rules[%d].permissions: %w", i, err)
+			bad("auth.rules[%d].permissions: %w", i, err)
 		}
 	}
 	for i, o := range c.OIDC {
 		if err := o.validate(fmt.Sprintf("auth.oidc[%d]", i)); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

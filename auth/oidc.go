@@ -16,6 +16,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/gobwas/glob"
+	"github.com/nora-registry/nora/storage"
 )
 
 // OIDCConfig is one [[auth.oidc]] entry: an issuer whose ID tokens (GitHub
@@ -80,7 +81,7 @@ func (c OIDCConfig) validate(key string) error {
 		return fmt.Errorf("%s.audience: must be set", key)
 	}
 	if c.MaxTokenLifetime != "" {
-		if d, err := time.ParseDuration(c.MaxTokenLifetime); err != nil || d <= 0 {
+		if d, err := storage.ParseDuration(c.MaxTokenLifetime); err != nil || d <= 0 {
 			return fmt.Errorf("%s.max_token_lifetime: %q is not a positive duration", key, c.MaxTokenLifetime)
 		}
 	}
@@ -154,7 +155,7 @@ func NewOIDC(cfgs []OIDCConfig) (*OIDC, error) {
 			is.label = c.Issuer
 		}
 		if c.MaxTokenLifetime != "" {
-			is.lifetime, _ = time.ParseDuration(c.MaxTokenLifetime)
+			is.lifetime, _ = storage.ParseDuration(c.MaxTokenLifetime)
 		}
 		for _, r := range c.Rules {
 			rule := oidcRule{claims: map[string]*glob.Pattern{}}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nora-registry/nora/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 )
@@ -97,7 +98,7 @@ func (c RateLimitConfig) Validate() error {
 		return fmt.Errorf("rate_limit.login_failures: must not be negative (0 turns the back-off off), got %d", c.LoginFailures)
 	}
 	for key, v := range map[string]string{"rate_limit.login_backoff": c.LoginBackoff, "rate_limit.login_max_backoff": c.LoginMaxBackoff} {
-		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+		if d, err := storage.ParseDuration(v); err != nil || d <= 0 {
 			return fmt.Errorf("%s: %q is not a positive duration", key, v)
 		}
 	}
@@ -107,7 +108,7 @@ func (c RateLimitConfig) Validate() error {
 	return nil
 }
 
-func dur(s string) time.Duration { d, _ := time.ParseDuration(s); return d }
+func dur(s string) time.Duration { d, _ := storage.ParseDuration(s); return d }
 
 // parsePrefix reads "10.0.0.0/8" or a single address.
 func parsePrefix(s string) (netip.Prefix, error) {
@@ -182,6 +183,15 @@ func NewRateLimiter(cfg RateLimitConfig) *RateLimiter {
 		}
 	}
 	return l
+}
+
+// Reconfigured returns a limiter for cfg, which must be valid, that counts
+// into l's metric. It starts with no client known: rates, bursts and
+// login back-offs start again under the new settings.
+func (l *RateLimiter) Reconfigured(cfg RateLimitConfig) *RateLimiter {
+	n := NewRateLimiter(cfg)
+	n.limited = l.limited
+	return n
 }
 
 // Register registers the limiter's metric, nora_rate_limited_total{limit,by},

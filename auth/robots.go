@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -60,7 +61,7 @@ type Robots struct {
 	store RobotStore
 
 	mu       sync.Mutex
-	onRevoke []func()
+	onRevoke []*func()
 	timeNow  func() time.Time
 	randRead func([]byte) (int, error)
 }
@@ -119,19 +120,26 @@ func (r *Robots) Revoke(ctx context.Context, name string) error {
 		return err
 	}
 	r.mu.Lock()
-	hooks := append([]func(){}, r.onRevoke...)
+	hooks := append([]*func(){}, r.onRevoke...)
 	r.mu.Unlock()
 	for _, f := range hooks {
-		f()
+		(*f)()
 	}
 	return nil
 }
 
-// OnRevoke registers f to run after each revocation.
-func (r *Robots) OnRevoke(f func()) {
+// OnRevoke registers f to run after each revocation, until stop is
+// called.
+func (r *Robots) OnRevoke(f func()) (stop func()) {
+	p := &f
 	r.mu.Lock()
-	r.onRevoke = append(r.onRevoke, f)
+	r.onRevoke = append(r.onRevoke, p)
 	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.onRevoke = slices.DeleteFunc(r.onRevoke, func(q *func()) bool { return q == p })
+	}
 }
 
 // lookup returns the live robot whose secret is token.
@@ -208,7 +216,7 @@ func (r *Robots) AdminHandler() http.Handler {
 		var ttl time.Duration
 		if c.TTL != "" {
 			var err error
-			if ttl, err = time.ParseDuration(c.TTL); err != nil {
+			if ttl, err = storage.ParseDuration(c.TTL); err != nil {
 				writeAdmin(w, nil, err)
 				return
 			}

@@ -36,6 +36,7 @@ type Service struct {
 	metrics   *metrics
 	log       zerolog.Logger
 	audit     *storage.AuditWriter // nil: nothing is recorded
+	unfollow  func()               // stops following robot revocations
 
 	mu     sync.Mutex
 	cache  map[[32]byte]cached // verified tokens and password checks
@@ -55,7 +56,6 @@ type Option func(*Service)
 func WithRobots(r *Robots) Option {
 	return func(s *Service) {
 		s.robots = r
-		r.OnRevoke(s.forget)
 	}
 }
 
@@ -76,28 +76,68 @@ func New(cfg Config, dataDir string, log zerolog.Logger, opts ...Option) (*Servi
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, signer: sg, log: log, cache: map[[32]byte]cached{}}
-	if s.users, err = cfg.buildUsers(); err != nil {
-		return nil, err
-	}
-	for _, u := range s.users {
-		u.generation = sg.mac(append([]string{"refresh", u.name}, u.credentials()...)...)
-	}
-	s.lifetime, _ = time.ParseDuration(cfg.TokenLifetime)
-	s.refresh, _ = time.ParseDuration(cfg.RefreshLifetime)
-	s.anonymous, _ = ParsePermissions(cfg.Anonymous)
-	if len(cfg.OIDC) > 0 {
-		if s.oidc, err = NewOIDC(cfg.OIDC); err != nil {
-			return nil, err
-		}
-	}
+	s := &Service{signer: sg, log: log}
 	for _, o := range opts {
 		o(s)
 	}
 	if s.metrics == nil {
 		s.metrics = newMetrics(nil)
 	}
+	if err := s.configure(cfg); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// Reload returns a service built from cfg, with limiter (as
+// WithRateLimiter) for its logins, that shares s's signing key, robot
+// tokens, metrics, audit record and logger: tokens, refresh tokens and
+// dashboard sessions s issued stay valid wherever cfg still allows them.
+// Its cache starts empty, since what s cached was checked against s's
+// settings. s keeps working for the requests that hold it; Close it when
+// they are done with it.
+func (s *Service) Reload(cfg Config, limiter *RateLimiter) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Service{signer: s.signer, robots: s.robots, limiter: limiter, metrics: s.metrics, log: s.log, audit: s.audit}
+	if err := n.configure(cfg); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Close stops s from following robot token revocations, which only the
+// service that replaced it needs to.
+func (s *Service) Close() {
+	if s.unfollow != nil {
+		s.unfollow()
+	}
+}
+
+// configure sets what cfg decides on a service that holds its signer,
+// robots and options.
+func (s *Service) configure(cfg Config) error {
+	var err error
+	s.cfg, s.cache = cfg, map[[32]byte]cached{}
+	if s.users, err = cfg.buildUsers(); err != nil {
+		return err
+	}
+	for _, u := range s.users {
+		u.generation = s.signer.mac(append([]string{"refresh", u.name}, u.credentials()...)...)
+	}
+	s.lifetime, _ = storage.ParseDuration(cfg.TokenLifetime)
+	s.refresh, _ = storage.ParseDuration(cfg.RefreshLifetime)
+	s.anonymous, _ = ParsePermissions(cfg.Anonymous)
+	if len(cfg.OIDC) > 0 {
+		if s.oidc, err = NewOIDC(cfg.OIDC); err != nil {
+			return err
+		}
+	}
+	if s.robots != nil {
+		s.unfollow = s.robots.OnRevoke(s.forget)
+	}
+	return nil
 }
 
 // Authenticate implements Authorizer.
@@ -307,7 +347,7 @@ func (s *Service) checkUser(key [32]byte, name, password string) *Identity {
 	if u == nil {
 		// Spend the time a real check takes, so a probe can't tell
 		// unknown users from wrong passwords.
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return nil
 	}
 	if bcrypt.CompareHashAndPassword(u.hash, []byte(password)) != nil {
@@ -353,7 +393,13 @@ func (s *Service) checkRobot(ctx context.Context, key [32]byte, token string) *I
 	return id
 }
 
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("nora"), bcrypt.DefaultCost)
+// dummyHash is a bcrypt hash at the default cost, computed on first use:
+// hashing at init cost every command, `registry version` included, about
+// 60 ms.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("nora"), bcrypt.DefaultCost)
+	return h
+})
 
 // verifyIDToken checks an OIDC ID token, reusing a recent check until the
 // token expires. A check that is not cached is a login attempt of r's

@@ -1,8 +1,11 @@
 package cmd
 
 import (
+	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"reflect"
@@ -87,7 +90,8 @@ type MetricsConfig struct {
 	Path    string `toml:"path"`
 }
 
-// Duration is a duration written as a string, such as "30s" or "1m30s". It
+// Duration is a duration written as a string, such as "30s", "1m30s" or
+// "7d" (storage.ParseDuration, the syntax of every duration key). It
 // stays a string until validation so that ${VAR} expansion applies to it,
 // and so that a bad value is reported with its key.
 type Duration string
@@ -95,7 +99,7 @@ type Duration string
 // Std returns d as a time.Duration. Call it on validated values only; an
 // invalid duration reads as zero.
 func (d Duration) Std() time.Duration {
-	v, _ := time.ParseDuration(string(d))
+	v, _ := storage.ParseDuration(string(d))
 	return v
 }
 
@@ -124,89 +128,113 @@ func DefaultFile() File {
 }
 
 // LoadFile reads and validates the configuration at path. Keys the file
-// leaves out keep their defaults. Errors are one line, start with path and
-// name the offending key.
+// leaves out keep their defaults. On error it returns *Problems: every
+// problem found, each naming its key; only a syntax error stops the
+// search at the first.
 func LoadFile(path string) (File, error) {
 	f := DefaultFile()
-	md, err := toml.DecodeFile(path, &f)
+	p := &Problems{Path: path}
+	text, err := os.ReadFile(path)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		p.List = append(p.List, fmt.Sprintf("cannot read: %v", err))
+		return f, p
+	}
+	// Decoding into a map first lets every unknown key and wrong type be
+	// found: decoding into File stops at the first.
+	var raw map[string]any
+	if _, err := toml.Decode(string(text), &raw); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return f, fmt.Errorf("%s: %s", path, strings.TrimPrefix(pe.Error(), "toml: "))
+			p.List = append(p.List, fmt.Sprintf("line %d, column %d: %s", pe.Position.Line, pe.Position.Col, pe.Message))
+		} else {
+			p.add(err)
 		}
-		return f, fmt.Errorf("%s: %w", path, err)
+		return f, p
 	}
-	if keys := md.Undecoded(); len(keys) > 0 {
-		// Undecoded lists a table before its keys, so the first is the
-		// outermost misspelling.
-		return f, fmt.Errorf("%s: unknown key %q", path, keys[0].String())
+	if checkShape(p, reflect.TypeOf(f), reflect.ValueOf(f), raw, ""); len(p.List) > 0 {
+		// What was reported is gone from raw: decode the rest, so that
+		// its values are checked too.
+		var b bytes.Buffer
+		if err := toml.NewEncoder(&b).Encode(raw); err != nil {
+			p.add(err)
+			return f, p
+		}
+		text = b.Bytes()
+	}
+	md, err := toml.Decode(string(text), &f)
+	if err != nil {
+		p.add(err)
+		return f, p
+	}
+	for _, k := range md.Undecoded() {
+		p.List = append(p.List, k.String()+": unknown key")
 	}
 	if f.Auth != nil {
 		*f.Auth = f.Auth.WithDefaults()
 	}
-	if err := expandEnv(reflect.ValueOf(&f).Elem(), ""); err != nil {
-		return f, fmt.Errorf("%s: %w", path, err)
+	n := len(p.List)
+	if expandEnv(p, reflect.ValueOf(&f).Elem(), ""); len(p.List) > n {
+		// An unexpanded ${VAR} would be reported again as a bad value.
+		return f, p
 	}
-	if err := f.Validate(); err != nil {
-		return f, fmt.Errorf("%s: %w", path, err)
-	}
-	return f, nil
+	p.add(f.Validate())
+	return f, p.err()
 }
 
-// Validate reports the first invalid value, naming its key.
+// Validate reports the invalid values, naming their keys: each section
+// reports every one, or at least the first of each entry of its arrays
+// (users, rules, upstreams, remotes).
 func (f File) Validate() error {
-	if err := f.Server.validate(); err != nil {
-		return err
-	}
-	if err := f.Storage.Validate(); err != nil {
-		return err
-	}
-	if err := f.Log.validate(); err != nil {
-		return err
-	}
+	p := &Problems{}
+	p.add(f.Server.validate())
+	p.add(f.Storage.Validate())
+	p.add(f.Log.validate())
 	if f.Auth != nil {
-		if err := f.Auth.Validate(); err != nil {
-			return err
-		}
+		p.add(f.Auth.Validate())
 	}
-	if err := f.GC.Validate(); err != nil {
-		return err
-	}
-	if err := f.RateLimit.Validate(); err != nil {
-		return err
-	}
-	if err := f.Mirror.Validate(); err != nil {
-		return err
-	}
-	if err := f.Replicate.Validate(); err != nil {
-		return err
-	}
-	if err := f.UI.Validate(); err != nil {
-		return err
-	}
+	p.add(f.GC.Validate())
+	p.add(f.RateLimit.Validate())
+	p.add(f.Mirror.Validate())
+	p.add(f.Replicate.Validate())
+	p.add(f.UI.Validate())
 	if f.Retention != nil {
-		if err := f.Retention.Validate(); err != nil {
-			return err
-		}
+		p.add(f.Retention.Validate())
 	}
-	if err := f.Metrics.validate(); err != nil {
-		return err
-	}
+	p.add(f.Metrics.validate())
 	if f.Metrics.Enabled && f.UI.Enabled && (f.Metrics.Path == "/" || f.Metrics.Path == "/ui" || strings.HasPrefix(f.Metrics.Path, "/ui/") || strings.HasPrefix(f.Metrics.Path, "/api/v1/")) {
-		return fmt.Errorf("metrics.path: %q is a dashboard route (turn the dashboard off with ui.enabled = false, or pick another path)", f.Metrics.Path)
+		p.List = append(p.List, fmt.Sprintf("metrics.path: %q is a dashboard route (turn the dashboard off with ui.enabled = false, or pick another path)", f.Metrics.Path))
 	}
-	return nil
+	if len(p.List) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(p.List, "\n"))
 }
 
 func (s ServerConfig) validate() error {
+	var errs []error
 	if s.Listen == "" {
-		return errors.New("server.listen: must be set")
-	}
-	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
-		return fmt.Errorf("server.listen: %v", err)
+		errs = append(errs, errors.New("server.listen: must be set"))
+	} else if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("server.listen: %v", err))
 	}
 	if (s.TLSCert == "") != (s.TLSKey == "") {
-		return errors.New("server.tls_cert, server.tls_key: set both or neither")
+		errs = append(errs, errors.New("server.tls_cert, server.tls_key: set both or neither"))
+	}
+	certErr, keyErr := readable(s.TLSCert), readable(s.TLSKey)
+	if certErr != nil {
+		errs = append(errs, fmt.Errorf("server.tls_cert: %w", certErr))
+	}
+	if keyErr != nil {
+		errs = append(errs, fmt.Errorf("server.tls_key: %w", keyErr))
+	}
+	if s.TLSCert != "" && s.TLSKey != "" && certErr == nil && keyErr == nil {
+		if _, err := tls.LoadX509KeyPair(s.TLSCert, s.TLSKey); err != nil {
+			errs = append(errs, fmt.Errorf("server.tls_cert, server.tls_key: %w", err))
+		}
 	}
 	for _, d := range []struct {
 		key      string
@@ -221,21 +249,39 @@ func (s ServerConfig) validate() error {
 		// Zero would let a stalled body hold its connection forever.
 		{"server.body_idle_timeout", s.BodyIdleTimeout, true},
 	} {
-		v, err := time.ParseDuration(string(d.v))
+		v, err := storage.ParseDuration(string(d.v))
 		switch {
 		case err != nil:
-			return fmt.Errorf("%s: invalid duration %q (want e.g. \"30s\", \"2m\")", d.key, d.v)
-		case v < 0 || (d.positive && v == 0):
-			return fmt.Errorf("%s: must be positive, got %q", d.key, d.v)
+			errs = append(errs, fmt.Errorf("%s: %v", d.key, err))
+		case d.positive && v == 0:
+			errs = append(errs, fmt.Errorf("%s: must be positive, got %q", d.key, d.v))
 		}
 	}
 	switch {
 	case s.MaxConnections < 1:
-		return fmt.Errorf("server.max_connections: must be at least 1, got %d", s.MaxConnections)
+		errs = append(errs, fmt.Errorf("server.max_connections: must be at least 1, got %d", s.MaxConnections))
 	case s.MaxConnectionsPerClient < 1:
-		return fmt.Errorf("server.max_connections_per_client: must be at least 1, got %d", s.MaxConnectionsPerClient)
+		errs = append(errs, fmt.Errorf("server.max_connections_per_client: must be at least 1, got %d", s.MaxConnectionsPerClient))
 	case s.MaxConnectionsPerClient > s.MaxConnections:
-		return fmt.Errorf("server.max_connections_per_client: %d is more than server.max_connections (%d)", s.MaxConnectionsPerClient, s.MaxConnections)
+		errs = append(errs, fmt.Errorf("server.max_connections_per_client: %d is more than server.max_connections (%d)", s.MaxConnectionsPerClient, s.MaxConnections))
+	}
+	return errors.Join(errs...)
+}
+
+// readable reports why the file at path cannot be read; "" is no file.
+func readable(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return err
+	} else if st.IsDir() {
+		return fmt.Errorf("%s is a directory", path)
 	}
 	return nil
 }
@@ -276,13 +322,15 @@ func (m MetricsConfig) validate() error {
 }
 
 // expandEnv replaces ${NAME} in every string reachable from v with the
-// environment variable NAME. key is v's dotted TOML key, for errors.
-func expandEnv(v reflect.Value, key string) error {
+// environment variable NAME, adding a problem for each that fails. key is
+// v's dotted TOML key, for errors.
+func expandEnv(p *Problems, v reflect.Value, key string) {
 	switch v.Kind() {
 	case reflect.String:
 		s, err := expand(v.String())
 		if err != nil {
-			return fmt.Errorf("%s: %w", key, err)
+			p.List = append(p.List, fmt.Sprintf("%s: %v", key, err))
+			return
 		}
 		if v.CanSet() {
 			v.SetString(s)
@@ -304,19 +352,15 @@ func expandEnv(v reflect.Value, key string) error {
 			if sf.Anonymous && sf.Tag.Get("toml") == "" {
 				name = "" // embedded: its keys sit in the parent table
 			}
-			if err := expandEnv(v.Field(i), joinKey(key, name)); err != nil {
-				return err
-			}
+			expandEnv(p, v.Field(i), joinKey(key, name))
 		}
 	case reflect.Pointer, reflect.Interface:
 		if !v.IsNil() {
-			return expandEnv(v.Elem(), key)
+			expandEnv(p, v.Elem(), key)
 		}
 	case reflect.Slice, reflect.Array:
 		for i := range v.Len() {
-			if err := expandEnv(v.Index(i), fmt.Sprintf("%s[%d]", key, i)); err != nil {
-				return err
-			}
+			expandEnv(p, v.Index(i), fmt.Sprintf("%s[%d]", key, i))
 		}
 	case reflect.Map:
 		iter := v.MapRange()
@@ -324,13 +368,10 @@ func expandEnv(v reflect.Value, key string) error {
 			// Map values are not addressable: expand a copy, store it back.
 			e := reflect.New(iter.Value().Type()).Elem()
 			e.Set(iter.Value())
-			if err := expandEnv(e, joinKey(key, fmt.Sprint(iter.Key()))); err != nil {
-				return err
-			}
+			expandEnv(p, e, joinKey(key, fmt.Sprint(iter.Key())))
 			v.SetMapIndex(iter.Key(), e)
 		}
 	}
-	return nil
 }
 
 func joinKey(parent, name string) string {

@@ -16,6 +16,7 @@ func TestLoadFile(t *testing.T) {
 		file    string
 		env     map[string]string
 		wantErr string     // substring of the error; empty means success
+		several bool       // the error has more than one line
 		check   func(File) // called on success
 	}{
 		{file: "empty.toml", check: func(f File) {
@@ -32,7 +33,7 @@ func TestLoadFile(t *testing.T) {
 			}
 		}},
 		{file: "full.toml", check: func(f File) {
-			if f.Server.Listen != "127.0.0.1:5443" || f.Server.TLSKey != "/etc/nora/key.pem" ||
+			if f.Server.Listen != "127.0.0.1:5443" || f.Server.TLSKey != "../testdata/config/tls/key.pem" ||
 				f.Server.ShutdownTimeout.Std() != 90*time.Second || f.Server.ReadHeaderTimeout.Std() != 5*time.Second ||
 				f.Server.IdleTimeout.Std() != time.Minute || f.Storage.Root != "/var/lib/nora" ||
 				f.Log.Level != "debug" || f.Log.Format != "json" || f.Metrics.Enabled || f.Metrics.Path != "/internal/metrics" {
@@ -56,16 +57,16 @@ func TestLoadFile(t *testing.T) {
 		{file: "env.toml", env: map[string]string{"NORA_TEST_HOST": "h", "NORA_TEST_PORT": "1", "NORA_TEST_ROOT": "/srv", "NORA_TEST_GRACE": "soon"},
 			wantErr: `server.shutdown_timeout: invalid duration "soon"`},
 		{file: "missing_env.toml", wantErr: "storage.root: environment variable NORA_TEST_UNSET_VARIABLE is not set"},
-		{file: "unknown_key.toml", wantErr: `unknown key "server.shutdown_timout"`},
-		{file: "unknown_section.toml", wantErr: `unknown key "srever"`},
+		{file: "unknown_key.toml", wantErr: `server.shutdown_timout: unknown key, did you mean "shutdown_timeout"?`},
+		{file: "unknown_section.toml", wantErr: `srever: unknown key, did you mean "server"?`},
 		{file: "bad_duration.toml", wantErr: `server.shutdown_timeout: invalid duration "30 seconds"`},
-		{file: "bad_type.toml", wantErr: `server.listen`},
-		{file: "bad_syntax.toml", wantErr: "line 2: expected"},
+		{file: "bad_type.toml", wantErr: `server.listen: want a string like ":5000", got the number 5000`},
+		{file: "bad_syntax.toml", wantErr: "line 2, column 8: expected"},
 		{file: "half_tls.toml", wantErr: "server.tls_cert, server.tls_key: set both or neither"},
 		{file: "bad_level.toml", wantErr: `log.level: unknown level "verbose"`},
 		{file: "bad_storage.toml", wantErr: `storage.driver: unknown driver "floppy"`},
 		{file: "bad_metrics_path.toml", wantErr: `metrics.path: "/v2/metrics" is a registry route`},
-		{file: "no_such_file.toml", wantErr: "no such file"},
+		{file: "no_such_file.toml", wantErr: "cannot read: no such file"},
 		{file: "s3.toml", env: map[string]string{"NORA_TEST_S3_ACCESS": "AKIA-test", "NORA_TEST_S3_SECRET": "s3cr3t"}, check: func(f File) {
 			s := f.Storage.S3
 			if f.Storage.Driver != "s3" || s.Endpoint != "minio.lan:9000" || s.Bucket != "registry" || s.Prefix != "edge-1" ||
@@ -74,7 +75,7 @@ func TestLoadFile(t *testing.T) {
 				t.Errorf("LoadFile(s3.toml) = %+v, want the file's values over the defaults, secrets expanded", s)
 			}
 		}},
-		{file: "s3.toml", wantErr: "storage.s3.access_key: environment variable NORA_TEST_S3_ACCESS is not set"},
+		{file: "s3.toml", several: true, wantErr: "storage.s3.access_key: environment variable NORA_TEST_S3_ACCESS is not set\n../testdata/config/s3.toml: storage.s3.secret_key: environment variable NORA_TEST_S3_SECRET is not set"},
 		{file: "s3_no_bucket.toml", wantErr: "storage.s3.bucket: must be set"},
 		{file: "s3_scheme.toml", wantErr: `storage.s3.endpoint: "https://minio.lan:9000": want host[:port] without a scheme`},
 		{file: "ui_off.toml", check: func(f File) {
@@ -83,10 +84,10 @@ func TestLoadFile(t *testing.T) {
 			}
 		}},
 		{file: "ui_bad_lifetime.toml", wantErr: `ui.session_lifetime: invalid duration "forever"`},
-		{file: "ui_unknown_key.toml", wantErr: `unknown key "ui.enable"`},
+		{file: "ui_unknown_key.toml", wantErr: `ui.enable: unknown key, did you mean "enabled"?`},
 		{file: "ui_metrics_path.toml", wantErr: `metrics.path: "/ui/metrics" is a dashboard route`},
 		{file: "s3_small_part.toml", wantErr: "storage.s3.part_size_mib: 1: must be between 5 and 5120"},
-		{file: "s3_unknown_key.toml", wantErr: `unknown key "storage.s3.buckett"`},
+		{file: "s3_unknown_key.toml", wantErr: `storage.s3.buckett: unknown key, did you mean "bucket"?`},
 		{file: "mirror.toml", env: map[string]string{"NORA_TEST_HUB_TOKEN": "dckr_pat_x"}, check: func(f File) {
 			u := f.Mirror.Upstreams
 			if len(u) != 2 || u[0].Password != "dckr_pat_x" || !u[0].Default || u[0].RevalidateInterval() != 10*time.Minute ||
@@ -96,7 +97,7 @@ func TestLoadFile(t *testing.T) {
 		}},
 		{file: "mirror.toml", wantErr: "mirror.upstreams[0].password: environment variable NORA_TEST_HUB_TOKEN is not set"},
 		{file: "mirror_http.toml", wantErr: `mirror.upstreams[1].url: "http://10.0.0.2:5000" is plain http`},
-		{file: "mirror_unknown_key.toml", wantErr: `unknown key "mirror.upstreams.revalidat"`},
+		{file: "mirror_unknown_key.toml", wantErr: `mirror.upstreams[0].revalidat: unknown key, did you mean "revalidate"?`},
 		{file: "replicate.toml", env: map[string]string{"NORA_TEST_REPL_TOKEN": "robot-secret"}, check: func(f File) {
 			p, l := f.Replicate.Push, f.Replicate.Pull
 			if len(p) != 1 || p[0].Password != "robot-secret" || p[0].ReplicatesDeletes() || p[0].Concurrency != 2 ||
@@ -106,7 +107,7 @@ func TestLoadFile(t *testing.T) {
 			}
 		}},
 		{file: "replicate.toml", wantErr: "replicate.push[0].password: environment variable NORA_TEST_REPL_TOKEN is not set"},
-		{file: "replicate_unknown_key.toml", wantErr: `unknown key "replicate.push.delete"`},
+		{file: "replicate_unknown_key.toml", wantErr: `replicate.push[0].delete: unknown key, did you mean "deletes"?`},
 		{file: "replicate_bad_window.toml", wantErr: `replicate.pull[0].window: "1am-5am" is not a window`},
 		{file: "replicate_same_name.toml", wantErr: `replicate.pull[0].name: "central" is also the name of replicate.push[0]`},
 	}
@@ -128,8 +129,13 @@ func TestLoadFile(t *testing.T) {
 				t.Fatalf("LoadFile(%s) = nil error, want %q", tt.file, tt.wantErr)
 			}
 			msg := err.Error()
-			if !strings.Contains(msg, tt.wantErr) || !strings.HasPrefix(msg, path+": ") || strings.Contains(msg, "\n") {
-				t.Errorf("LoadFile(%s) = %q, want one line starting %q containing %q", tt.file, msg, path+": ", tt.wantErr)
+			if !strings.Contains(msg, tt.wantErr) || !strings.HasPrefix(msg, path+": ") || strings.Contains(msg, "\n") != tt.several {
+				t.Errorf("LoadFile(%s) = %q, want lines starting %q containing %q (several: %v)", tt.file, msg, path+": ", tt.wantErr, tt.several)
+			}
+			for _, line := range strings.Split(msg, "\n") {
+				if !strings.HasPrefix(line, path+": ") {
+					t.Errorf("LoadFile(%s): line %q does not start with the path", tt.file, line)
+				}
 			}
 		})
 	}
@@ -206,7 +212,7 @@ func TestConfigCheck(t *testing.T) {
 		t.Errorf("config check full.toml = %q, %v, want %q", out, err, fixture("full.toml")+": ok\n")
 	}
 	out, err = run(t, "config", "check", fixture("unknown_key.toml"))
-	if err == nil || !strings.Contains(err.Error(), `unknown key "server.shutdown_timout"`) || out != "" {
+	if err == nil || !strings.Contains(err.Error(), `server.shutdown_timout: unknown key, did you mean "shutdown_timeout"?`) || out != "" {
 		t.Errorf("config check unknown_key.toml = %q, %v, want the unknown key named", out, err)
 	}
 	if _, err := run(t, "config", "check"); err == nil {

@@ -27,7 +27,7 @@ import (
 
 func newGCCmd() *cobra.Command {
 	var configPath string
-	var dryRun, deleteUntagged bool
+	var dryRun, deleteUntagged, raw bool
 	var pace float64
 	c := &cobra.Command{
 		Use:   "gc",
@@ -36,7 +36,10 @@ func newGCCmd() *cobra.Command {
 
 With --dry-run it prints what it would delete (kind, repository, digest or
 key, size, reason) and the bytes it would free, and deletes nothing.
-Otherwise it deletes and prints a summary.
+Otherwise it deletes and prints a summary. Both say how much only the
+grace period keeps, and when a pass can free it. Sizes are in binary units
+(1.4 GiB), or in bytes with --bytes. On a terminal, a pass that lasts more
+than a few seconds shows a progress line.
 
 It works whether or not the server runs: when a server holds the data
 directory, the pass runs inside it, through the admin socket in the data
@@ -55,15 +58,17 @@ where storage.root points, and never creates one.`,
 			if pace < 0 || pace > 1 {
 				return fmt.Errorf("--pace %v: want a share of time above 0 and at most 1", pace)
 			}
-			q := fmt.Sprintf("/gc?dry_run=%t&delete_untagged=%t&pace=%v", dryRun, f.GC.DeleteUntagged, pace)
+			rep := cliReport(cmd, raw, false)
+			q := fmt.Sprintf("/gc?dry_run=%t&delete_untagged=%t&pace=%v%s", dryRun, f.GC.DeleteUntagged, pace, rep.query())
 			return withMaintenance(cmd.Context(), f, configPath, q, cmd.OutOrStdout(), cmd.ErrOrStderr(), func(m *maintenance) error {
-				return m.gc(cmd.Context(), byCLI, dryRun, f.GC.DeleteUntagged, pace, cmd.OutOrStdout())
+				return m.gc(cmd.Context(), byCLI, dryRun, f.GC.DeleteUntagged, pace, rep)
 			})
 		},
 	}
 	c.Flags().StringVarP(&configPath, "config", "c", os.Getenv("NORA_CONFIG"), "configuration `file` (default: $NORA_CONFIG, else built-in defaults)")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be deleted, delete nothing")
 	c.Flags().BoolVar(&deleteUntagged, "delete-untagged", false, "also delete manifests no tag, index or subject keeps (default: gc.delete_untagged)")
+	c.Flags().BoolVar(&raw, "bytes", false, "print sizes as numbers of bytes, for scripts")
 	c.Flags().Float64Var(&pace, "pace", 0, "share of time the pass works, pausing the rest (default: gc.pace in a running server, 1 without one)")
 	return c
 }
@@ -71,98 +76,119 @@ where storage.root points, and never creates one.`,
 // maintenance runs retention and GC one at a time, whether started by the
 // scheduler, the CLI or the admin socket.
 type maintenance struct {
-	mu      sync.Mutex
-	store   *storage.Store
-	gcCfg   gc.Config
-	rules   *retention.Rules
+	mu    sync.Mutex
+	store *storage.Store
+	// settings are swapped by a reload; a pass keeps those it started
+	// with.
+	settings atomic.Pointer[maintenanceSettings]
+	// wake tells the scheduler that a reload changed its interval.
+	wake    chan struct{}
 	metrics *gc.Metrics
+	deleted *retention.Metrics
 	log     zerolog.Logger
 	// afterGC, if set, runs after each GC pass that deletes: the
 	// mirror's cache measure and eviction.
 	afterGC func(context.Context) error
-	passes  passLog
+	// reclaim is what GC could free, for the dashboard.
+	reclaim reclaimMeter
 	// next is when schedule runs next, in Unix nanoseconds; 0 without one.
 	next atomic.Int64
 }
 
 func newMaintenance(f File, store *storage.Store, reg prometheus.Registerer, log zerolog.Logger) (*maintenance, error) {
-	var cfg retention.Config
-	if f.Retention != nil {
-		cfg = *f.Retention
-	}
-	rules, err := retention.Compile(cfg)
+	s, err := newMaintenanceSettings(f)
 	if err != nil {
 		return nil, err
 	}
-	return &maintenance{store: store, gcCfg: f.GC, rules: rules, metrics: gc.NewMetrics(reg), log: log}, nil
+	m := &maintenance{store: store, wake: make(chan struct{}, 1), metrics: gc.NewMetrics(reg), deleted: retention.NewMetrics(reg), log: log}
+	m.settings.Store(s)
+	return m, nil
 }
 
 // gc runs one pass, or plans one when dryRun. pace overrides gc.pace
 // unless it is 0. by says who asked, for the record of passes.
-func (m *maintenance) gc(ctx context.Context, by string, dryRun, deleteUntagged bool, pace float64, out io.Writer) error {
+func (m *maintenance) gc(ctx context.Context, by string, dryRun, deleteUntagged bool, pace float64, rep report) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	opts := m.gcCfg.Options()
+	opts := m.settings.Load().gc.Options()
 	opts.DeleteUntagged = deleteUntagged
 	if pace > 0 {
 		opts.Pace = pace
 	}
+	if rep.live != nil {
+		opts.Progress = &gc.Progress{}
+	}
+	stop := showProgress(rep.live, func() string { return opts.Progress.Line(rep.raw) }, progressAfter, progressEvery)
 	if !dryRun {
 		started := time.Now()
 		res, err := gc.Run(ctx, m.store, opts, m.metrics, m.log)
+		stop()
 		if m.afterGC != nil {
 			err = errors.Join(err, m.afterGC(ctx))
 		}
-		m.passes.add(gcPass(by, started, res, err))
-		fmt.Fprintf(out, "deleted %d manifests, %d blob links, %d blobs, %d uploads, %d unknown files; freed %d bytes; %d planned items no longer qualified; %d failed\n",
-			res.Manifests, res.Links, res.Blobs, res.Uploads, res.Files, res.Bytes, res.Skipped, res.Failed)
-		return err
+		m.recordPass(gcPass(by, started, res, err))
+		return errors.Join(err, res.Print(rep.out, rep.raw))
 	}
 	p, err := gc.Plan(ctx, m.store, opts)
+	stop()
 	if err != nil {
 		return err
 	}
-	return p.Print(out)
+	return p.Print(rep.out, rep.raw)
 }
 
-func (m *maintenance) retention(ctx context.Context, by string, dryRun bool, out io.Writer) error {
+func (m *maintenance) retention(ctx context.Context, by string, dryRun bool, rep report) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
-	tags, err := retention.Collect(ctx, m.store)
+	var progress *retention.Progress
+	if rep.live != nil {
+		progress = &retention.Progress{}
+	}
+	stop := showProgress(rep.live, progress.Line, progressAfter, progressEvery)
+	tags, err := retention.Collect(ctx, m.store, progress)
 	if err != nil {
+		stop()
 		return err
 	}
-	plan := retention.Plan(now, tags, m.rules)
+	plan := retention.Plan(now, tags, m.settings.Load().rules)
 	if dryRun {
-		return retention.Print(out, plan, false)
+		stop()
+		return retention.Print(rep.out, plan, rep.all)
 	}
-	res, err := retention.Apply(ctx, m.store, now, plan)
-	m.passes.add(retentionPass(by, now, res, err))
+	res, err := retention.Apply(ctx, m.store, now, plan, progress)
+	stop()
+	m.deleted.Record(res)
+	m.recordPass(retentionPass(by, now, res, err))
 	m.log.Info().Int("tags", res.Tags).Int("manifests", res.Manifests).Int("skipped", res.Skipped).Err(err).Msg("retention: applied")
-	fmt.Fprintf(out, "deleted %d tags and %d untagged manifests; %d planned deletions no longer held\n", res.Tags, res.Manifests, res.Skipped)
+	fmt.Fprintf(rep.out, "deleted %d tags and %d untagged manifests; %d planned deletions no longer held; %s\n",
+		res.Tags, res.Manifests, res.Skipped, retention.Count(plan).KeptLine())
 	return err
 }
 
-// schedule runs retention then GC every interval until ctx is done. One
-// pass at a time: neither starves the other.
-func (m *maintenance) schedule(ctx context.Context, interval time.Duration) {
-	if interval <= 0 {
-		return
-	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
+// schedule runs retention then GC every gc.interval, as the settings of
+// the moment say, until ctx is done. One pass at a time: neither starves
+// the other.
+func (m *maintenance) schedule(ctx context.Context) {
 	for {
-		m.next.Store(time.Now().Add(interval).UnixNano())
+		var tick <-chan time.Time
+		m.next.Store(0)
+		if interval := m.settings.Load().gc.IntervalDuration(); interval > 0 {
+			// An unstopped timer is collected once unreachable.
+			tick = time.NewTimer(interval).C
+			m.next.Store(time.Now().Add(interval).UnixNano())
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-m.wake:
+			continue
+		case <-tick:
 		}
-		if err := m.retention(ctx, bySchedule, false, io.Discard); err != nil {
+		if err := m.retention(ctx, bySchedule, false, quiet); err != nil {
 			m.log.Error().Err(err).Msg("retention: failed")
 		}
-		if err := m.gc(ctx, bySchedule, false, m.gcCfg.DeleteUntagged, 0, io.Discard); err != nil && ctx.Err() == nil {
+		if err := m.gc(ctx, bySchedule, false, m.settings.Load().gc.DeleteUntagged, 0, quiet); err != nil && ctx.Err() == nil {
 			m.log.Error().Err(err).Msg("gc: failed")
 		}
 	}
@@ -180,11 +206,11 @@ func withMaintenanceRoutes(next http.Handler, m *maintenance) http.Handler {
 		if pace < 0 || pace > 1 {
 			pace = 0
 		}
-		adminReply(w, m.gc(r.Context(), byCLI, dry, untagged, pace, w))
+		adminReply(w, m.gc(r.Context(), byCLI, dry, untagged, pace, socketReport(w, r)))
 	})
 	mux.HandleFunc("POST /retention", func(w http.ResponseWriter, r *http.Request) {
 		dry, _ := strconv.ParseBool(r.URL.Query().Get("dry_run"))
-		adminReply(w, m.retention(r.Context(), byCLI, dry, w))
+		adminReply(w, m.retention(r.Context(), byCLI, dry, socketReport(w, r)))
 	})
 	mux.Handle("/", next)
 	return mux
@@ -210,11 +236,11 @@ func withMaintenance(ctx context.Context, f File, configPath, query string, out,
 		return err
 	}
 	defer store.Close()
+	f.GC.Pace = 1 // no requests to leave time for
 	m, err := newMaintenance(f, store, nil, zerolog.Nop())
 	if err != nil {
 		return err
 	}
-	m.gcCfg.Pace = 1 // no requests to leave time for
 	return fn(m)
 }
 
@@ -346,7 +372,7 @@ func startMaintenance(ctx context.Context, f File, store *storage.Store, reg *pr
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		m.schedule(ctx, f.GC.IntervalDuration())
+		m.schedule(ctx)
 	}()
 	return m, func() {
 		cancel()

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/nora-registry/nora/storage"
@@ -26,12 +27,14 @@ Each blob is verified against its digest before it appears in the
 destination. Blobs already there are skipped, so an interrupted run
 resumes, and a second run after the first copies only what was pushed in
 between. Metadata stays where it is: keep storage.root the same in both
-files. Progress is printed every 5 seconds, then a summary; the exit
-status is non-zero if any blob failed.
+files. Progress, by blobs and by bytes, is printed every 5 seconds until
+the last blob is copied, then a summary that tells the blobs copied from
+those already there; the exit status is non-zero if any blob failed.
 
 To move a registry: run migrate while the server runs, stop the server,
 run migrate again for the blobs pushed meanwhile, then start the server
-with the new configuration.`,
+with the new configuration. The old blobs stay where they were: see the
+README ("Moving between backends") for removing them safely.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if from == "" || to == "" {
@@ -59,9 +62,9 @@ with the new configuration.`,
 			}
 			out := cmd.OutOrStdout()
 			sum, err := storage.Migrate(ctx, fromDrv, toDrv, workers,
-				func(p storage.MigrateProgress) { printMigrate(out, "progress", p) },
+				func(p storage.MigrateProgress) { printMigrateProgress(out, p) },
 				func(key string, err error) { fmt.Fprintf(cmd.ErrOrStderr(), "migrate: %s: %v\n", key, err) })
-			printMigrate(out, "done", sum)
+			printMigrateDone(out, sum)
 			if err != nil {
 				return fmt.Errorf("migrate: %w", err)
 			}
@@ -77,13 +80,25 @@ with the new configuration.`,
 	return c
 }
 
-func printMigrate(w io.Writer, what string, p storage.MigrateProgress) {
-	done := p.Copied + p.Skipped + p.Failed
-	fmt.Fprintf(w, "migrate %s: %d/%d blobs (%s of %s); %d copied, %d already there, %d failed; %s\n",
-		what, done, p.Blobs, mib(p.CopiedBytes), mib(p.Bytes), p.Copied, p.Skipped, p.Failed, p.Elapsed.Round(100*time.Millisecond))
+// printMigrateProgress says how far a migration is, by blobs and by bytes:
+// those already there, and those read so far, of blobs still copying too.
+func printMigrateProgress(w io.Writer, p storage.MigrateProgress) {
+	done, bytes := p.Copied+p.Skipped+p.Failed, p.SkippedBytes+p.Read
+	pct := 100
+	if p.Bytes > 0 {
+		pct = int(bytes * 100 / p.Bytes)
+	}
+	fmt.Fprintf(w, "migrate progress: %d/%d blobs, %s of %s (%d%%); %d copied, %d already there, %d failed; %s\n",
+		done, p.Blobs, humanize.IBytes(uint64(bytes)), humanize.IBytes(uint64(p.Bytes)), pct, p.Copied, p.Skipped, p.Failed, p.Elapsed.Round(time.Second))
 }
 
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+// printMigrateDone sums a migration up, telling what it copied from what
+// was already there.
+func printMigrateDone(w io.Writer, p storage.MigrateProgress) {
+	fmt.Fprintf(w, "migrate done: %d blobs, %s: %d copied (%s), %d already there (%s), %d failed; %s\n",
+		p.Blobs, humanize.IBytes(uint64(p.Bytes)), p.Copied, humanize.IBytes(uint64(p.CopiedBytes)),
+		p.Skipped, humanize.IBytes(uint64(p.SkippedBytes)), p.Failed, p.Elapsed.Round(100*time.Millisecond))
+}
 
 // sameBackend reports whether a and b store blobs in the same place.
 func sameBackend(a, b storage.Config) bool {

@@ -2,8 +2,6 @@ package cmd
 
 import (
 	"context"
-	"io"
-	"sync"
 	"time"
 
 	"github.com/nora-registry/nora/gc"
@@ -18,33 +16,13 @@ const (
 	byDashboard = "dashboard"
 )
 
-// keptPasses is how many passes the server remembers for the dashboard.
-const keptPasses = 20
-
-// passLog remembers the last passes in memory, newest last.
-type passLog struct {
-	mu     sync.Mutex
-	passes []ui.Pass
-}
-
-func (l *passLog) add(p ui.Pass) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.passes) == keptPasses {
-		l.passes = append(l.passes[:0], l.passes[1:]...)
+// recordPass adds p to the store's record of passes, which the dashboard
+// shows and which outlives the process.
+func (m *maintenance) recordPass(p ui.Pass) {
+	m.reclaim.stale.Store(true)
+	if err := m.store.AppendPass(context.Background(), p); err != nil {
+		m.log.Error().Err(err).Str("kind", p.Kind).Msg("recording the pass failed")
 	}
-	l.passes = append(l.passes, p)
-}
-
-// list returns the passes, newest first.
-func (l *passLog) list() []ui.Pass {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make([]ui.Pass, len(l.passes))
-	for i, p := range l.passes {
-		out[len(out)-1-i] = p
-	}
-	return out
 }
 
 func gcPass(by string, started time.Time, res gc.Result, err error) ui.Pass {
@@ -70,31 +48,38 @@ func retentionPass(by string, started time.Time, res retention.Result, err error
 // page drives it: passes run under the server's context, so shutting
 // down stops them, whatever became of the request that started them.
 type dashboardMaintenance struct {
-	ctx   context.Context
-	m     *maintenance
-	rules bool // whether [[retention.rules]] are configured
+	ctx context.Context
+	m   *maintenance
 }
 
 func (d dashboardMaintenance) RunGC() error {
-	return d.m.gc(d.ctx, byDashboard, false, d.m.gcCfg.DeleteUntagged, 0, io.Discard)
+	return d.m.gc(d.ctx, byDashboard, false, d.m.settings.Load().gc.DeleteUntagged, 0, quiet)
 }
 
 func (d dashboardMaintenance) ApplyRetention() error {
-	return d.m.retention(d.ctx, byDashboard, false, io.Discard)
+	return d.m.retention(d.ctx, byDashboard, false, quiet)
 }
 
 // RetentionPlan plans without waiting for a pass under way.
 func (d dashboardMaintenance) RetentionPlan(ctx context.Context) ([]retention.Decision, error) {
-	tags, err := retention.Collect(ctx, d.m.store)
+	tags, err := retention.Collect(ctx, d.m.store, nil)
 	if err != nil {
 		return nil, err
 	}
-	return retention.Plan(time.Now(), tags, d.m.rules), nil
+	return retention.Plan(time.Now(), tags, d.m.settings.Load().rules), nil
 }
 
-func (d dashboardMaintenance) HasRetention() bool { return d.rules }
+func (d dashboardMaintenance) HasRetention() bool { return d.m.settings.Load().hasRules }
 
-func (d dashboardMaintenance) Passes() []ui.Pass { return d.m.passes.list() }
+func (d dashboardMaintenance) Passes() []ui.Pass {
+	passes, err := d.m.store.ListPasses(d.ctx)
+	if err != nil {
+		d.m.log.Error().Err(err).Msg("reading the record of passes failed")
+	}
+	return passes
+}
+
+func (d dashboardMaintenance) Reclaimable() *ui.Reclaimable { return d.m.reclaimable(d.ctx) }
 
 func (d dashboardMaintenance) NextRun() time.Time {
 	if n := d.m.next.Load(); n > 0 {

@@ -19,6 +19,7 @@ file (see nora.toml.example).`,
 	}
 	root.AddCommand(
 		newServeCmd(),
+		newReloadCmd(),
 		newConfigCmd(),
 		newVersionCmd(),
 		newUserCmd(),

@@ -14,9 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mattn/go-isatty"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -35,7 +33,8 @@ func newServeCmd() *cobra.Command {
 		Short: "Serve the registry until interrupted",
 		Long: `Serve the registry until SIGINT or SIGTERM, then stop accepting
 connections, let in-flight requests finish within server.shutdown_timeout
-and close the store.
+and close the store. SIGHUP (or ` + "`registry reload`" + `) re-reads the
+configuration file: see ` + "`registry reload --help`" + `.
 
 Without --config (or NORA_CONFIG) it serves the embedded default: port 5000,
 data in ./data, no authentication.`,
@@ -45,7 +44,7 @@ data in ./data, no authentication.`,
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), f, cmd.ErrOrStderr())
+			return serve(cmd.Context(), configPath, f, cmd.ErrOrStderr())
 		},
 	}
 	c.Flags().StringVarP(&configPath, "config", "c", os.Getenv("NORA_CONFIG"), "configuration `file` (default: $NORA_CONFIG, else built-in defaults)")
@@ -60,18 +59,20 @@ func loadConfig(path string) (File, error) {
 	return LoadFile(path)
 }
 
-// serve runs the registry described by f until ctx is done, logging to
-// logOut. It returns nil after a clean shutdown.
-func serve(ctx context.Context, f File, logOut io.Writer) error {
-	log := newLogger(f.Log, logOut)
+// serve runs the registry described by f, read from path ("" for the
+// defaults), until ctx is done, logging to logOut. It returns nil after a
+// clean shutdown.
+func serve(ctx context.Context, path string, f File, logOut io.Writer) error {
+	log, level := liveLevel(newLogger(f.Log, logOut), f.Log)
 
 	var tlsConfig *tls.Config
+	var cert *liveCert // read again by each reload
 	if f.Server.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(f.Server.TLSCert, f.Server.TLSKey)
-		if err != nil {
-			return fmt.Errorf("server.tls_cert, server.tls_key: %w", err)
+		var err error
+		if cert, err = loadCert(f.Server); err != nil {
+			return err
 		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		tlsConfig = &tls.Config{GetCertificate: cert.get, MinVersion: tls.VersionTLS12}
 	}
 
 	store, err := storage.Open(ctx, f.Storage)
@@ -98,39 +99,21 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	opts := []registry.Option{registry.WithLogger(log), registry.WithAudit(audit)}
 	var reg *prometheus.Registry
 	if f.Metrics.Enabled {
-		reg = prometheus.NewRegistry()
-		reg.MustRegister(
-			collectors.NewGoCollector(),
-			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		)
-		opts = append(opts, registry.WithMetrics(reg))
-	}
-	limiter := auth.NewRateLimiter(f.RateLimit)
-	if reg != nil {
-		if err := limiter.Register(reg); err != nil {
+		if reg, err = newMetricsRegistry(store); err != nil {
 			return err
 		}
+		opts = append(opts, registry.WithMetrics(reg))
 	}
 	var tokens http.Handler
 	var authn ui.Authenticator
 	robots := auth.NewRobots(store)
+	live, err := newLiveAuth(f, robots, audit, reg, log)
+	if err != nil {
+		return err
+	}
 	if f.Auth != nil {
-		// One limiter for API calls and logins: one table of clients,
-		// bounded by max_clients, and one metric.
-		authOpts := []auth.Option{auth.WithRobots(robots), auth.WithRateLimiter(limiter), auth.WithAudit(audit)}
-		if reg != nil {
-			authOpts = append(authOpts, auth.WithMetrics(reg))
-		}
-		svc, err := auth.New(*f.Auth, f.Storage.Root, log, authOpts...)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, registry.WithAuthorizer(limiter.Authorizer(svc)))
-		authn = dashboardAuth{limiter.Authorizer(svc), svc}
-		mux := http.NewServeMux()
-		mux.Handle("/auth/token", svc.TokenHandler())
-		mux.Handle("/auth/oidc/token", svc.OIDCHandler())
-		tokens = mux
+		opts = append(opts, registry.WithAuthorizer(live))
+		authn, tokens = live, live.tokenHandler()
 	}
 	mir, err := mirror.New(f.Mirror, store, log.With().Str("component", "mirror").Logger())
 	if err != nil {
@@ -163,7 +146,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 		if mir != nil {
 			uiOpts = append(uiOpts, ui.WithMirror(mir.Hits))
 		}
-		dash, err := dashboard(f, store, authn, robots, dashboardMaintenance{ctx, maint, f.Retention != nil && len(f.Retention.Rules) > 0}, log, uiOpts...)
+		dash, err := dashboard(f, store, authn, robots, dashboardMaintenance{ctx, maint}, log, uiOpts...)
 		if err != nil {
 			return err
 		}
@@ -173,7 +156,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	if tokens != nil {
 		handler = withPrefix(handler, "/auth/", tokens)
 	}
-	handler = limiter.Middleware(handler)
+	handler = live.middleware(handler)
 	if reg != nil {
 		handler = withMetricsEndpoint(handler, f.Metrics.Path, reg)
 	}
@@ -190,6 +173,9 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 	// credentials: the socket is its owner's alone.
 	admin := withPrefix(withMaintenanceRoutes(robots.AdminHandler(), maint), "/v2/", registry.New(store, registry.WithLogger(log), registry.WithPartialIndexes()))
 	admin = withPrefix(admin, "/replicate/", replicationStatusHandler(repl))
+	rl := &reloader{path: path, auth: live, maint: maint, cert: cert, level: level, log: log, cur: f}
+	admin = withPrefix(admin, "/reload", rl.handler())
+	go rl.onSIGHUP(ctx)
 	if stop, err := serveAdmin(f.Storage.Root, admin); err != nil {
 		log.Warn().Err(err).Msg("admin socket: registry token commands need the server stopped")
 	} else {
@@ -222,8 +208,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 			errc <- srv.Serve(ln)
 		}
 	}()
-	log.Info().Str("addr", ln.Addr().String()).Bool("tls", tlsConfig != nil).
-		Str("storage", f.Storage.Root).Msg("listening")
+	logStartup(log, f, ln.Addr().String(), tlsConfig != nil, live.state.Load().svc)
 
 	select {
 	case err := <-errc:
@@ -233,7 +218,7 @@ func serve(ctx context.Context, f File, logOut io.Writer) error {
 
 	// ctx is already cancelled: the grace period needs its own clock.
 	timeout := f.Server.ShutdownTimeout.Std()
-	log.Info().Str("timeout", timeout.String()).Msg("shutting down")
+	log.Info().Int64("timeout_ms", timeout.Milliseconds()).Msg("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -278,17 +263,6 @@ func dashboard(f File, store *storage.Store, authn ui.Authenticator, robots *aut
 	return registry.WithHandler(dash, ui.Patterns...), nil
 }
 
-// dashboardAuth checks the dashboard's credentials as /v2/ does, counted
-// against the identity's API rate, and looks up its sessions' subjects.
-type dashboardAuth struct {
-	auth.Authorizer
-	svc *auth.Service
-}
-
-func (a dashboardAuth) Subject(ctx context.Context, kind auth.Kind, name string) (*auth.Identity, string, bool) {
-	return a.svc.Subject(ctx, kind, name)
-}
-
 // withPrefix serves the paths under prefix with h and everything else
 // with next: the token service under /auth/, and the registry API under
 // /v2/ on the admin socket.
@@ -321,15 +295,8 @@ func serveAdmin(root string, admin http.Handler) (stop func(), err error) {
 // newLogger returns the process logger writing to w in the configured
 // format and level.
 func newLogger(c LogConfig, w io.Writer) zerolog.Logger {
-	format := c.Format
-	if format == "auto" {
-		format = "json"
-		if f, ok := w.(*os.File); ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())) {
-			format = "console"
-		}
-	}
-	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	if c.Format == "console" || c.Format == "auto" && isTerminal(w) {
+		w = consoleWriter(w)
 	}
 	return zerolog.New(w).Level(c.level()).With().Timestamp().Logger()
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -81,13 +82,20 @@ format = "json"
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()
 
-	addr, _ := logs.waitLog(t, "listening")["addr"].(string)
+	started := logs.waitLog(t, "listening")
+	addr, _ := started["addr"].(string)
+	for k, want := range map[string]any{"version": "dev", "tls": false, "auth": false, "storage": "filesystem", "root": root, "gc": "every 6h"} {
+		if started[k] != want {
+			t.Errorf("listening line %s = %v, want %v", k, started[k], want)
+		}
+	}
 	base := "http://" + addr
 	if body := get(t, base+"/healthz", http.StatusOK); body != "ok\n" {
 		t.Errorf("GET /healthz = %q, want ok", body)
 	}
 	metrics := get(t, base+"/metrics", http.StatusOK)
-	for _, want := range []string{`nora_http_requests_total{code="200",method="GET",route="/healthz"} 1`, "nora_storage_blobs 0", "go_goroutines", "process_cpu_seconds_total"} {
+	for _, want := range []string{`nora_http_requests_total{code="200",method="GET",route="/healthz"} 1`, "nora_storage_blobs 0", "nora_storage_metadata_bytes ",
+		`nora_build_info{commit="dev",go="` + runtime.Version() + `",version="dev"} 1`, "go_goroutines", "process_cpu_seconds_total"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("GET /metrics has no %q", want)
 		}

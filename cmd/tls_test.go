@@ -78,6 +78,20 @@ format = "json"
 	if resp.StatusCode != http.StatusOK || resp.TLS == nil {
 		t.Errorf("GET /v2/ over TLS = %d (tls %v), want 200 over TLS", resp.StatusCode, resp.TLS != nil)
 	}
+
+	// A renewed certificate in the same files is served after a reload.
+	_, _, renewed := writeCert(t, dir)
+	if out, err := run(t, "reload", "-c", config); err != nil {
+		t.Fatalf("registry reload = %q, %v", out, err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(renewed)
+	client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err = client.Get("https://" + line["addr"].(string) + "/v2/")
+	if err != nil {
+		t.Fatalf("GET over TLS with the renewed certificate = %v", err)
+	}
+	resp.Body.Close()
 	if err := stop(); err != nil {
 		t.Errorf("serve = %v, want clean shutdown", err)
 	}

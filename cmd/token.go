@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nora-registry/nora/auth"
+	"github.com/nora-registry/nora/storage"
 )
 
 func newTokenCmd() *cobra.Command {
@@ -137,17 +137,10 @@ func withRobotAdmin(ctx context.Context, configPath string, say io.Writer, fn fu
 // parseExpires reads a lifetime: a Go duration, a number of days ("90d"),
 // or "never" (0).
 func parseExpires(s string) (time.Duration, error) {
-	switch {
-	case s == "never":
+	if s == "never" {
 		return 0, nil
-	case strings.HasSuffix(s, "d"):
-		n, err := strconv.Atoi(strings.TrimSuffix(s, "d"))
-		if err != nil || n <= 0 || n > 100*365 {
-			return 0, fmt.Errorf("%q: want a number of days such as 90d", s)
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
 	}
-	d, err := time.ParseDuration(s)
+	d, err := storage.ParseDuration(s)
 	if err != nil || d <= 0 {
 		return 0, fmt.Errorf("%q: want 90d, 12h, 30m or never", s)
 	}

@@ -1,10 +1,11 @@
 package gc
 
 import (
+	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/nora-registry/nora/storage"
 )
 
 // Config is the [gc] section of nora.toml.
@@ -37,48 +38,31 @@ func DefaultConfig() Config {
 	return Config{Interval: "6h", Grace: "1h", DeleteOrphanReferrers: true, UploadMaxAge: "24h", Pace: 0.02}
 }
 
-// Validate reports the first invalid value, naming its key.
+// Validate reports every invalid value, naming its key.
 func (c Config) Validate() error {
+	var errs []error
 	for _, d := range []struct{ key, v string }{
 		{"gc.interval", c.Interval}, {"gc.grace", c.Grace}, {"gc.upload_max_age", c.UploadMaxAge},
 	} {
-		if _, err := ParseDuration(d.v); err != nil {
-			return fmt.Errorf("%s: %v", d.key, err)
+		if _, err := storage.ParseDuration(d.v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v", d.key, err))
 		}
 	}
 	if c.Pace <= 0 || c.Pace > 1 {
-		return fmt.Errorf("gc.pace: %v: want a share of time above 0 and at most 1", c.Pace)
+		errs = append(errs, fmt.Errorf("gc.pace: %v: want a share of time above 0 and at most 1", c.Pace))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Options turns a validated Config into Plan options.
 func (c Config) Options() Options {
-	grace, _ := ParseDuration(c.Grace)
-	maxAge, _ := ParseDuration(c.UploadMaxAge)
+	grace, _ := storage.ParseDuration(c.Grace)
+	maxAge, _ := storage.ParseDuration(c.UploadMaxAge)
 	return Options{Grace: grace, DeleteUntagged: c.DeleteUntagged, DeleteOrphanReferrers: c.DeleteOrphanReferrers, UploadMaxAge: maxAge, Pace: c.Pace}
 }
 
 // IntervalDuration is Interval parsed; zero means no scheduler.
 func (c Config) IntervalDuration() time.Duration {
-	d, _ := ParseDuration(c.Interval)
+	d, _ := storage.ParseDuration(c.Interval)
 	return d
-}
-
-// ParseDuration parses Go durations ("90m", "1h30m") and whole days
-// ("7d"). Negative durations are rejected.
-func ParseDuration(s string) (time.Duration, error) {
-	var d time.Duration
-	var err error
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		var n int
-		n, err = strconv.Atoi(days)
-		d = time.Duration(n) * 24 * time.Hour
-	} else {
-		d, err = time.ParseDuration(s)
-	}
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("invalid duration %q (want e.g. \"1h\", \"30m\", \"7d\")", s)
-	}
-	return d, nil
 }

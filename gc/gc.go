@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -26,6 +24,8 @@ type Options struct {
 	Pace float64
 	// Now is the pass's clock; zero means time.Now().
 	Now time.Time
+	// Progress, if not nil, counts the pass's work as it goes.
+	Progress *Progress
 }
 
 // Kind is what a plan item deletes.
@@ -99,9 +99,15 @@ type PassPlan struct {
 	Bytes int64
 	// Waiting are unknown files noted but still within the grace period.
 	Waiting int
+	// WaitingBytes is what the grace period alone keeps: blobs nothing
+	// tagged refers to and unknown files, too recent to delete yet. If
+	// nothing changes, a pass at Now plus the grace period frees them.
+	WaitingBytes int64
 
 	// OnDeleted, if set, is called by Apply with each item it deleted.
 	OnDeleted func(Item)
+	// Progress, from Options, counts Apply's deletions.
+	Progress *Progress
 
 	known   map[string]map[digest.Digest]bool // repos with items only
 	orphans []storage.GCFile
@@ -119,26 +125,31 @@ func Plan(ctx context.Context, store *storage.Store, opts Options) (*PassPlan, e
 		now = time.Now()
 	}
 	p := &PassPlan{Now: now, Cutoff: now.Add(-opts.Grace), UploadCutoff: now.Add(-opts.UploadMaxAge),
-		known: map[string]map[digest.Digest]bool{}, pace: newPacer(opts.Pace)}
-	linked := linkedSet{}
+		known: map[string]map[digest.Digest]bool{}, pace: newPacer(opts.Pace), Progress: opts.Progress}
+	linked, eventual := linkedSet{}, linkedSet{}
 	err := store.ScanRepos(ctx, func(r *storage.GCRepo) error {
-		p.planRepo(r, opts, linked)
+		p.planRepo(r, opts, linked, eventual)
+		p.Progress.scannedRepo()
 		return p.pace.yield(ctx)
 	})
 	if err != nil {
 		return nil, err
 	}
 	err = store.ScanBlobs(ctx, func(b storage.GCBlob) error {
-		if !linked.has(b.Digest) && b.Created.Before(p.Cutoff) {
+		switch {
+		case !linked.has(b.Digest) && b.Created.Before(p.Cutoff):
 			p.Items = append(p.Items, Item{Kind: KindBlob, Digest: b.Digest, Size: b.Size, Reason: ReasonUnlinked})
 			p.Bytes += b.Size
+		case !eventual.has(b.Digest):
+			p.WaitingBytes += b.Size
 		}
+		p.Progress.scannedBlob()
 		return p.pace.yield(ctx)
 	})
 	if err != nil {
 		return nil, err
 	}
-	linked = nil
+	linked, eventual = nil, nil
 	err = store.ScanUploads(ctx, func(u storage.Upload) error {
 		if u.Started.Before(p.UploadCutoff) {
 			p.Items = append(p.Items, Item{Kind: KindUpload, Repo: u.Repo, Key: u.ID, Size: u.Offset, Reason: ReasonUploadExpired})
@@ -153,6 +164,7 @@ func Plan(ctx context.Context, store *storage.Store, opts Options) (*PassPlan, e
 		p.orphans = append(p.orphans, f)
 		if f.FirstSeen.IsZero() || !f.FirstSeen.Before(p.Cutoff) {
 			p.Waiting++
+			p.WaitingBytes += f.Size
 			return nil
 		}
 		p.Items = append(p.Items, Item{Kind: KindFile, Key: f.Key, Size: f.Size, Reason: ReasonUnknownFile})
@@ -184,9 +196,10 @@ func linkedKey(d digest.Digest) uint64 {
 func (s linkedSet) add(d digest.Digest)      { s[linkedKey(d)] = struct{}{} }
 func (s linkedSet) has(d digest.Digest) bool { _, ok := s[linkedKey(d)]; return ok }
 
-// planRepo adds r's manifests and links to p, and the blobs r keeps linked
-// to linked.
-func (p *PassPlan) planRepo(r *storage.GCRepo, opts Options, linked linkedSet) {
+// planRepo adds r's manifests and links to p, the blobs r keeps linked
+// to linked, and those it would keep once the grace period is over, if
+// nothing changed meanwhile, to eventual.
+func (p *PassPlan) planRepo(r *storage.GCRepo, opts Options, linked, eventual linkedSet) {
 	byDigest := make(map[digest.Digest]*storage.GCManifest, len(r.Manifests))
 	referrers := map[digest.Digest][]digest.Digest{}
 	for i := range r.Manifests {
@@ -196,34 +209,10 @@ func (p *PassPlan) planRepo(r *storage.GCRepo, opts Options, linked linkedSet) {
 			referrers[m.Subject] = append(referrers[m.Subject], m.Digest)
 		}
 	}
-	keep := make(map[digest.Digest]bool, len(r.Manifests))
-	var queue []digest.Digest
-	root := func(d digest.Digest) {
-		if _, ok := byDigest[d]; ok && !keep[d] {
-			keep[d] = true
-			queue = append(queue, d)
-		}
-	}
-	for _, t := range r.Tags {
-		root(t.Digest)
-	}
-	for _, m := range r.Manifests {
-		recent := !m.Pushed.Before(p.Cutoff) || !m.Used.Before(p.Cutoff)
-		switch {
-		case recent,
-			!opts.DeleteUntagged && m.Subject == "",
-			!opts.DeleteUntagged && !opts.DeleteOrphanReferrers:
-			root(m.Digest)
-		}
-	}
-	for len(queue) > 0 {
-		m := byDigest[queue[len(queue)-1]]
-		queue = queue[:len(queue)-1]
-		for _, c := range m.Manifests {
-			root(c)
-		}
-		for _, ref := range referrers[m.Digest] {
-			root(ref)
+	keep := keptManifests(r, byDigest, referrers, opts, p.Cutoff)
+	for d := range keptManifests(r, byDigest, referrers, opts, p.Now) {
+		for _, b := range byDigest[d].Blobs {
+			eventual.add(b)
 		}
 	}
 	referenced := map[digest.Digest]bool{}
@@ -258,6 +247,43 @@ func (p *PassPlan) planRepo(r *storage.GCRepo, opts Options, linked linkedSet) {
 	}
 }
 
+// keptManifests is the set of r's manifests a pass with cutoff keeps:
+// the tagged ones, those pushed or used since cutoff, the untagged ones
+// opts keeps, and everything these refer to or that refers to them.
+func keptManifests(r *storage.GCRepo, byDigest map[digest.Digest]*storage.GCManifest, referrers map[digest.Digest][]digest.Digest, opts Options, cutoff time.Time) map[digest.Digest]bool {
+	keep := make(map[digest.Digest]bool, len(r.Manifests))
+	var queue []digest.Digest
+	root := func(d digest.Digest) {
+		if _, ok := byDigest[d]; ok && !keep[d] {
+			keep[d] = true
+			queue = append(queue, d)
+		}
+	}
+	for _, t := range r.Tags {
+		root(t.Digest)
+	}
+	for _, m := range r.Manifests {
+		recent := !m.Pushed.Before(cutoff) || !m.Used.Before(cutoff)
+		switch {
+		case recent,
+			!opts.DeleteUntagged && m.Subject == "",
+			!opts.DeleteUntagged && !opts.DeleteOrphanReferrers:
+			root(m.Digest)
+		}
+	}
+	for len(queue) > 0 {
+		m := byDigest[queue[len(queue)-1]]
+		queue = queue[:len(queue)-1]
+		for _, c := range m.Manifests {
+			root(c)
+		}
+		for _, ref := range referrers[m.Digest] {
+			root(ref)
+		}
+	}
+	return keep
+}
+
 // Result is what Apply deleted.
 type Result struct {
 	Manifests, Links, Blobs, Uploads, Files int
@@ -268,6 +294,10 @@ type Result struct {
 	// Failed counts planned items not deleted because of an error, which
 	// Apply returns.
 	Failed int
+	// WaitingBytes and CollectableBy are the plan's: what only the grace
+	// period kept, and when a pass frees it if nothing changes.
+	WaitingBytes  int64
+	CollectableBy time.Time
 }
 
 // blobBatch bounds the blobs deleted per write transaction, and so how
@@ -322,8 +352,10 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 	}
 	var res Result
 	deleted := 0
+	p.Progress.startDeleting(len(p.Items))
 	done := func(it Item) {
 		deleted++
+		p.Progress.deleted(it)
 		if p.OnDeleted != nil {
 			p.OnDeleted(it)
 		}
@@ -404,6 +436,9 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 		res.Bytes += u.Offset
 		done(Item{Kind: KindUpload, Repo: u.Repo, Key: u.ID, Size: u.Offset})
 	}
+	if _, err := store.AbortMultipartUploads(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	deletedFiles, err := store.DeleteOrphanFiles(ctx, files, p.Cutoff)
 	if err != nil {
 		errs = append(errs, err)
@@ -427,28 +462,6 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 	}
 	store.PruneChecks(p.Cutoff)
 	res.Skipped = planned - deleted - res.Failed
+	res.WaitingBytes, res.CollectableBy = p.WaitingBytes, p.CollectableBy()
 	return res, errors.Join(errs...)
-}
-
-// Print writes p as a table: kind, repository, digest or key, size and
-// reason, then the bytes it would free.
-func (p *PassPlan) Print(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tREPOSITORY\tDIGEST/KEY\tSIZE\tREASON")
-	for _, it := range p.Items {
-		name := string(it.Digest)
-		if name == "" {
-			name = it.Key
-		}
-		repo := it.Repo
-		if repo == "" {
-			repo = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", it.Kind, repo, name, it.Size, it.Reason)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	_, err := fmt.Fprintf(w, "%d items, %d bytes to free; %d unknown files within the grace period\n", len(p.Items), p.Bytes, p.Waiting)
-	return err
 }

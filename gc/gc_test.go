@@ -77,11 +77,24 @@ func TestPlanAndApply(t *testing.T) {
 	s.DeleteTag(t.Context(), "app", "v2")
 
 	opts := Options{Grace: time.Minute, DeleteOrphanReferrers: true}
-	// Within the grace period, nothing goes.
+	// Within the grace period, nothing goes, and nothing is waiting
+	// for it while untagged images are kept.
 	p, err := Plan(t.Context(), s, opts)
-	if err != nil || len(p.Items) != 0 {
-		t.Fatalf("Plan within grace = %v, %v, want nothing", keys(p.Items), err)
+	if err != nil || len(p.Items) != 0 || p.WaitingBytes != 0 {
+		t.Fatalf("Plan within grace = %v, %d bytes waiting, %v, want nothing", keys(p.Items), p.WaitingBytes, err)
 	}
+	// With DeleteUntagged, the layers only the untagged images use wait
+	// for the grace period, and then go.
+	opts.DeleteUntagged = true
+	p, _ = Plan(t.Context(), s, opts)
+	own := int64(len("layer of app/gone") + len("layer of app/untagged"))
+	if len(p.Items) != 0 || p.WaitingBytes != own {
+		t.Errorf("Plan within grace = %v, %d bytes waiting, want nothing and %d waiting", keys(p.Items), p.WaitingBytes, own)
+	}
+	if p, _ = Plan(t.Context(), s, later(opts)); p.Bytes != own || p.WaitingBytes != 0 {
+		t.Errorf("Plan past grace frees %d, %d waiting; want %d and 0", p.Bytes, p.WaitingBytes, own)
+	}
+	opts.DeleteUntagged = false
 
 	// Past it, without DeleteUntagged: only the referrer of nothing.
 	p, _ = Plan(t.Context(), s, later(opts))
@@ -93,7 +106,7 @@ func TestPlanAndApply(t *testing.T) {
 	opts.DeleteUntagged = true
 	p, _ = Plan(t.Context(), s, later(opts))
 	var buf bytes.Buffer
-	p.Print(&buf)
+	p.Print(&buf, false)
 	var deleted []Item
 	p.OnDeleted = func(it Item) { deleted = append(deleted, it) }
 	res, err := Apply(t.Context(), s, p)
@@ -198,8 +211,9 @@ func TestConfig(t *testing.T) {
 	if err := c.Validate(); err == nil {
 		t.Errorf("Validate(grace = soon) = nil, want an error")
 	}
-	if d, _ := ParseDuration("7d"); d != 7*24*time.Hour {
-		t.Errorf("ParseDuration(7d) = %v, want 168h", d)
+	c.Grace = "7d"
+	if err := c.Validate(); err != nil || c.Options().Grace != 7*24*time.Hour {
+		t.Errorf("grace = 7d: Validate() = %v, Options().Grace = %v, want nil, 168h", err, c.Options().Grace)
 	}
 	if got := DefaultConfig().Options(); got.Grace != time.Hour || got.UploadMaxAge != 24*time.Hour || !got.DeleteOrphanReferrers || got.DeleteUntagged {
 		t.Errorf("DefaultConfig().Options() = %+v", got)

@@ -63,6 +63,6 @@ func Run(ctx context.Context, store *storage.Store, opts Options, m *Metrics, lo
 	}
 	ev.Int("manifests", res.Manifests).Int("links", res.Links).Int("blobs", res.Blobs).
 		Int("uploads", res.Uploads).Int("files", res.Files).Int64("bytes_freed", res.Bytes).
-		Int("skipped", res.Skipped).Int("failed", res.Failed).Dur("took", took).Msg("gc: pass finished")
+		Int("skipped", res.Skipped).Int("failed", res.Failed).Int64("duration_ms", took.Milliseconds()).Msg("gc: pass finished")
 	return res, err
 }

@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -37,7 +38,7 @@ func (c Config) keepRecent(def time.Duration) time.Duration {
 	if c.KeepRecent == "" {
 		return def
 	}
-	d, _ := time.ParseDuration(c.KeepRecent)
+	d, _ := storage.ParseDuration(c.KeepRecent)
 	return d
 }
 
@@ -137,7 +138,7 @@ func duration(s string, def time.Duration) time.Duration {
 	if s == "" {
 		return def
 	}
-	d, _ := time.ParseDuration(s)
+	d, _ := storage.ParseDuration(s)
 	return d
 }
 
@@ -147,25 +148,25 @@ func validateDuration(key, s string, zero bool) error {
 	if s == "" {
 		return nil
 	}
-	d, err := time.ParseDuration(s)
+	d, err := storage.ParseDuration(s)
 	switch {
 	case err != nil:
-		return fmt.Errorf("%s: invalid duration %q (want e.g. \"10s\", \"5m\", \"1h\")", key, s)
-	case zero && d < 0:
-		return fmt.Errorf("%s: must not be negative, got %q", key, s)
-	case !zero && d <= 0:
+		return fmt.Errorf("%s: %v", key, err)
+	case !zero && d == 0:
 		return fmt.Errorf("%s: must be positive, got %q", key, s)
 	}
 	return nil
 }
 
-// Validate reports the first invalid value, naming its key.
+// Validate reports the invalid values, naming their keys: the first of
+// each upstream.
 func (c Config) Validate() error {
+	var errs []error
 	if _, err := storage.ParseSize(c.MaxSize); err != nil {
-		return fmt.Errorf("mirror.max_size: %v", err)
+		errs = append(errs, fmt.Errorf("mirror.max_size: %v", err))
 	}
 	if err := validateDuration("mirror.keep_recent", c.KeepRecent, false); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	hosts := map[string]string{}
 	names := map[string]bool{}
@@ -173,26 +174,27 @@ func (c Config) Validate() error {
 	for i, u := range c.Upstreams {
 		key := fmt.Sprintf("mirror.upstreams[%d]", i)
 		if err := u.validate(key); err != nil {
-			return err
+			errs = append(errs, err)
+			continue
 		}
 		if names[u.Name] {
-			return fmt.Errorf("%s.name: %q is used by another upstream", key, u.Name)
+			errs = append(errs, fmt.Errorf("%s.name: %q is used by another upstream", key, u.Name))
 		}
 		names[u.Name] = true
 		for _, h := range u.Hosts {
 			if other, ok := hosts[h]; ok {
-				return fmt.Errorf("%s.hosts: %q is also a host of %s", key, h, other)
+				errs = append(errs, fmt.Errorf("%s.hosts: %q is also a host of %s", key, h, other))
 			}
 			hosts[h] = key
 		}
 		if u.Default {
 			if def != "" {
-				return fmt.Errorf("%s.default: %s is already the default upstream", key, def)
+				errs = append(errs, fmt.Errorf("%s.default: %s is already the default upstream", key, def))
 			}
 			def = key
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (u Upstream) validate(key string) error {

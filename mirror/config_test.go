@@ -51,7 +51,7 @@ func TestConfigValidate(t *testing.T) {
 		})}, ""},
 		{"bad timeout", []Upstream{with(func(u *Upstream) { u.Timeout = "30" })}, "mirror.upstreams[0].timeout: invalid duration"},
 		{"zero timeout", []Upstream{with(func(u *Upstream) { u.Timeout = "0s" })}, "mirror.upstreams[0].timeout: must be positive"},
-		{"negative revalidate timeout", []Upstream{with(func(u *Upstream) { u.RevalidateTimeout = "-5s" })}, "mirror.upstreams[0].revalidate_timeout: must be positive"},
+		{"negative revalidate timeout", []Upstream{with(func(u *Upstream) { u.RevalidateTimeout = "-5s" })}, "mirror.upstreams[0].revalidate_timeout: must not be negative"},
 		{"zero blob idle timeout", []Upstream{with(func(u *Upstream) { u.BlobIdleTimeout = "0" })}, "mirror.upstreams[0].blob_idle_timeout: must be positive"},
 		{"zero stale retry", []Upstream{with(func(u *Upstream) { u.StaleRetry = "0ms" })}, "mirror.upstreams[0].stale_retry: must be positive"},
 		{"two defaults", []Upstream{with(func(u *Upstream) { u.Default = true }), {Name: "g", URL: "https://ghcr.io", Hosts: []string{"ghcr.io"}, Default: true}}, "mirror.upstreams[1].default:"},

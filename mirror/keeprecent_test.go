@@ -17,7 +17,7 @@ func TestKeepRecent(t *testing.T) {
 		{"30s", 30 * time.Second, ""},
 		{"1h", time.Hour, ""},
 		{"0s", 0, `mirror.keep_recent: must be positive, got "0s"`},
-		{"-1m", 0, `mirror.keep_recent: must be positive, got "-1m"`},
+		{"-1m", 0, `mirror.keep_recent: must not be negative, got "-1m"`},
 		{"2 minutes", 0, `mirror.keep_recent: invalid duration "2 minutes"`},
 	} {
 		c := Config{Upstreams: up, KeepRecent: tc.in}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/nora-registry/nora/auth"
 	"github.com/nora-registry/nora/storage"
 )
 
@@ -56,8 +57,10 @@ func (h *handler) observe(next http.Handler) http.Handler {
 		// keep the client's path for the log before handing it over.
 		path := r.URL.Path
 		rw := &responseWriter{ResponseWriter: w}
-		ctx, slot := h.withAuditSlot(ctx, r.Method)
 		r = r.WithContext(ctx)
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &countingBody{ReadCloser: r.Body}
+		}
 		finished := false
 		defer func() {
 			status := rw.status
@@ -72,23 +75,32 @@ func (h *handler) observe(next http.Handler) http.Handler {
 			}
 			route := routeOf(r.Pattern)
 			elapsed := time.Since(start)
+			var received int64
+			if b, ok := r.Body.(*countingBody); ok {
+				received = b.n
+			}
 			if h.metrics != nil {
-				h.metrics.observe(r.Method, route, status, rw.bytes, elapsed)
+				h.metrics.observe(r.Method, route, status, rw.bytes, received, elapsed)
 			}
 			ev := log.Info()
 			if status >= 500 {
 				ev = log.Warn()
 			}
-			ev.Str("method", r.Method).
+			ev = ev.Str("method", r.Method).
 				Str("route", route).
 				Str("path", path).
 				Int("status", status).
-				Int64("bytes", rw.bytes).
+				Int64("bytes", rw.bytes)
+			if received > 0 {
+				ev = ev.Int64("bytes_received", received)
+			}
+			logIdentity(ev, rw.id, h.authz == nil).
 				Float64("duration_ms", float64(elapsed.Microseconds())/1000).
 				Str("remote", r.RemoteAddr).
+				Str("user_agent", userAgent(r)).
 				Msg("request")
 			if h.audit != nil {
-				h.auditRequest(r, route, status, rw.Header(), slot)
+				h.auditRequest(r, route, status, rw.Header(), rw.id)
 			}
 		}()
 		next.ServeHTTP(rw, r)
@@ -96,9 +108,11 @@ func (h *handler) observe(next http.Handler) http.Handler {
 	})
 }
 
-// routeOf turns a ServeMux pattern into the route label: the pattern without
-// its method (the method has its own label, and HEAD matches GET patterns),
-// or "unmatched". It never returns a raw path, so label values stay bounded.
+// routeOf turns a ServeMux pattern into the route label, the API route as
+// the spec writes it: the pattern without its method (the method has its
+// own label, and HEAD matches GET patterns) and without ServeMux's
+// end-of-path marker {$}, or "unmatched". It never returns a raw path,
+// so label values stay bounded.
 func routeOf(pattern string) string {
 	if pattern == "" {
 		return "unmatched"
@@ -106,7 +120,7 @@ func routeOf(pattern string) string {
 	if i := strings.IndexAny(pattern, " \t"); i >= 0 {
 		pattern = strings.TrimLeft(pattern[i:], " \t")
 	}
-	return pattern
+	return strings.TrimSuffix(pattern, "{$}")
 }
 
 // validRequestID reports whether an incoming id is short, non-empty,
@@ -145,6 +159,9 @@ type responseWriter struct {
 	status      int
 	bytes       int64
 	wroteHeader bool
+	// id is the caller wrap authenticated: wrap's request is a copy
+	// observe never sees, but the writer is the same.
+	id *auth.Identity
 }
 
 func (w *responseWriter) WriteHeader(code int) {
@@ -199,6 +216,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	bytes    *prometheus.CounterVec
+	received *prometheus.CounterVec
 	inFlight prometheus.Gauge
 
 	// byKey caches the children of the vectors above, so the hot path does
@@ -215,6 +233,7 @@ type observers struct {
 	requests prometheus.Counter
 	duration prometheus.Observer
 	bytes    prometheus.Counter
+	received prometheus.Counter
 }
 
 // newMetrics registers the registry's metrics with reg (the default
@@ -239,6 +258,10 @@ func newMetrics(reg prometheus.Registerer, store *storage.Store) *metrics {
 		bytes: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nora_http_response_bytes_total",
 			Help: "Response body bytes written, by method, route pattern and status code.",
+		}, labels)),
+		received: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nora_http_request_bytes_total",
+			Help: "Request body bytes received, by method, route pattern and status code.",
 		}, labels)),
 		inFlight: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "nora_http_requests_in_flight",
@@ -265,7 +288,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	return c
 }
 
-func (m *metrics) observe(method, route string, status int, bytes int64, d time.Duration) {
+func (m *metrics) observe(method, route string, status int, bytes, received int64, d time.Duration) {
 	k := obsKey{method: methodLabel(method), route: route, status: status}
 	v, ok := m.byKey.Load(k)
 	if !ok {
@@ -274,6 +297,7 @@ func (m *metrics) observe(method, route string, status int, bytes int64, d time.
 			requests: m.requests.WithLabelValues(k.method, route, code),
 			duration: m.duration.WithLabelValues(k.method, route, code),
 			bytes:    m.bytes.WithLabelValues(k.method, route, code),
+			received: m.received.WithLabelValues(k.method, route, code),
 		})
 	}
 	o := v.(*observers)
@@ -281,6 +305,9 @@ func (m *metrics) observe(method, route string, status int, bytes int64, d time.
 	o.duration.Observe(d.Seconds())
 	if bytes > 0 {
 		o.bytes.Add(float64(bytes))
+	}
+	if received > 0 {
+		o.received.Add(float64(received))
 	}
 }
 

@@ -33,6 +33,7 @@ func observed(t *testing.T, buf *bytes.Buffer, reg prometheus.Registerer) http.H
 		io.WriteString(w, "manifest")
 	})
 	mux.HandleFunc("PUT /v2/{name}/manifests/{reference}", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusCreated)
 	})
 	return h.observe(mux)
@@ -118,6 +119,7 @@ func TestObserveAccessLog(t *testing.T) {
 	srv := observed(t, &buf, nil)
 	req := httptest.NewRequest("GET", "/v2/app/manifests/v1?token=hunter2", nil)
 	req.Header.Set("Authorization", "Bearer s3cr3t")
+	req.Header.Set("User-Agent", "containerd/2.1.4")
 	req.RemoteAddr = "192.0.2.7:4321"
 	srv.ServeHTTP(httptest.NewRecorder(), req)
 
@@ -135,6 +137,9 @@ func TestObserveAccessLog(t *testing.T) {
 		"status":  float64(200), // implicit: the handler never calls WriteHeader
 		"bytes":   float64(len("manifest")),
 		"remote":  "192.0.2.7:4321",
+		// The registry is open: every caller is anonymous.
+		"identity_kind": "anonymous",
+		"user_agent":    "containerd/2.1.4",
 	}
 	for k, v := range want {
 		if access[k] != v {
@@ -369,4 +374,54 @@ func BenchmarkObserve(b *testing.B) {
 			srv.ServeHTTP(w, req)
 		}
 	})
+}
+
+// TestRouteOf: the route field and label is the API route as the spec
+// writes it, not ServeMux's pattern syntax.
+func TestRouteOf(t *testing.T) {
+	for pattern, want := range map[string]string{
+		"":                                     "unmatched",
+		"GET /v2/{$}":                          "/v2/",
+		"POST /v2/{name}/blobs/uploads/{$}":    "/v2/{name}/blobs/uploads/",
+		"GET /v2/{name}/manifests/{reference}": "/v2/{name}/manifests/{reference}",
+		"/v2/":                                 "/v2/",
+	} {
+		if got := routeOf(pattern); got != want {
+			t.Errorf("routeOf(%q) = %q, want %q", pattern, got, want)
+		}
+	}
+}
+
+// TestObserveRequestBytes: the body bytes a handler reads are logged and
+// counted in nora_http_request_bytes_total.
+func TestObserveRequestBytes(t *testing.T) {
+	var buf bytes.Buffer
+	reg := prometheus.NewRegistry()
+	srv := observed(t, &buf, reg)
+	srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("PUT", "/v2/app/manifests/v1", strings.NewReader("0123456789")))
+	lines := logLines(t, &buf)
+	if len(lines) != 1 || lines[0]["bytes_received"] != float64(10) {
+		t.Errorf("access log = %v, want bytes_received 10", lines)
+	}
+	if got := gathered(t, reg, "nora_http_request_bytes_total"); got != 10 {
+		t.Errorf("nora_http_request_bytes_total = %v, want 10", got)
+	}
+}
+
+// gathered sums every series of the counter name in reg.
+func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
 }

@@ -74,7 +74,7 @@ func (h *handler) wrap(action auth.Action, f handlerFunc) http.Handler {
 		if h.authz != nil {
 			id, err := h.authz.Authenticate(r)
 			if err == nil {
-				noteIdentity(r, id)
+				NoteIdentity(w, id) // for the access log and the audit record
 				err = h.authz.Authorize(r, id, r.PathValue("name"), action)
 			}
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/nora-registry/nora/auth"
 	"github.com/nora-registry/nora/storage"
 )
 
@@ -21,7 +22,10 @@ func TestWithHandler(t *testing.T) {
 	}
 	defer st.Close()
 	var buf bytes.Buffer
-	other := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("dashboard")) })
+	other := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		NoteIdentity(w, &auth.Identity{Name: "alice", Kind: auth.KindUser})
+		w.Write([]byte("dashboard"))
+	})
 	h := New(st, WithLogger(zerolog.New(&buf)), WithHandler(other, "/{$}", "/ui/"))
 	for _, tc := range []struct {
 		path   string
@@ -39,7 +43,7 @@ func TestWithHandler(t *testing.T) {
 			t.Errorf("GET %s = %d %q (request id %q), want %d %q with a request id", tc.path, w.Code, w.Body, w.Header().Get(requestIDHeader), tc.status, tc.body)
 		}
 	}
-	if !strings.Contains(buf.String(), `"route":"/ui/","path":"/ui/x/y","status":200`) {
+	if !strings.Contains(buf.String(), `"route":"/ui/","path":"/ui/x/y","status":200,"bytes":9,"identity":"alice","identity_kind":"user"`) {
 		t.Errorf("access log lacks the mounted request:\n%s", &buf)
 	}
 }

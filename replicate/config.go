@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -103,11 +104,12 @@ func (p Pull) PollInterval() time.Duration {
 	if p.Interval == "" {
 		return DefaultInterval
 	}
-	d, _ := time.ParseDuration(p.Interval)
+	d, _ := storage.ParseDuration(p.Interval)
 	return d
 }
 
-// Validate reports the first invalid value, naming its key.
+// Validate reports the invalid values, naming their keys: the first of
+// each remote.
 func (c Config) Validate() error {
 	names := map[string]string{}
 	check := func(key string, r Remote) error {
@@ -120,28 +122,31 @@ func (c Config) Validate() error {
 		names[r.Name] = key
 		return nil
 	}
+	var errs []error
 	for i, p := range c.Push {
-		if err := check(fmt.Sprintf("replicate.push[%d]", i), p.Remote); err != nil {
-			return err
-		}
+		errs = append(errs, check(fmt.Sprintf("replicate.push[%d]", i), p.Remote))
 	}
 	for i, p := range c.Pull {
-		key := fmt.Sprintf("replicate.pull[%d]", i)
-		if err := check(key, p.Remote); err != nil {
-			return err
+		errs = append(errs, validatePull(fmt.Sprintf("replicate.pull[%d]", i), p, check))
+	}
+	return errors.Join(errs...)
+}
+
+func validatePull(key string, p Pull, check func(string, Remote) error) error {
+	if err := check(key, p.Remote); err != nil {
+		return err
+	}
+	if p.Interval != "" {
+		if d, err := storage.ParseDuration(p.Interval); err != nil || d <= 0 {
+			return fmt.Errorf("%s.interval: want a positive duration such as \"30s\" or \"1h\", got %q", key, p.Interval)
 		}
-		if p.Interval != "" {
-			if d, err := time.ParseDuration(p.Interval); err != nil || d <= 0 {
-				return fmt.Errorf("%s.interval: want a positive duration such as \"30s\" or \"1h\", got %q", key, p.Interval)
-			}
-		}
-		if p.Newest < 0 {
-			return fmt.Errorf("%s.newest: must not be negative, got %d", key, p.Newest)
-		}
-		for _, pl := range p.Platforms {
-			if _, err := ParsePlatform(pl); err != nil {
-				return fmt.Errorf("%s.platforms: %v", key, err)
-			}
+	}
+	if p.Newest < 0 {
+		return fmt.Errorf("%s.newest: must not be negative, got %d", key, p.Newest)
+	}
+	for _, pl := range p.Platforms {
+		if _, err := ParsePlatform(pl); err != nil {
+			return fmt.Errorf("%s.platforms: %v", key, err)
 		}
 	}
 	return nil

@@ -90,7 +90,7 @@ func (r *peer) retry(ctx context.Context, what string, fn func(context.Context) 
 		r.metrics.failure(r.cfg.Name)
 		d := max(b.Next(), time.Until(r.ra.notBefore()))
 		r.status.update(func(s *RemoteStatus) { s.LastError, s.LastErrorAt = oneLine(err), time.Now() })
-		r.log.Warn().Err(err).Str("what", what).Str("retry_in", d.Round(time.Millisecond).String()).Msg("replication failed")
+		r.log.Warn().Err(err).Str("what", what).Int64("retry_in_ms", d.Milliseconds()).Msg("replication failed")
 		if err := sleep(ctx, d); err != nil {
 			return err
 		}

@@ -3,11 +3,10 @@ package retention
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gobwas/glob"
+	"github.com/nora-registry/nora/storage"
 )
 
 // Config is the [retention] section of nora.toml.
@@ -51,52 +50,67 @@ type compiled struct {
 	hasOlderThan, hasPulledIn bool
 }
 
-// Validate reports the first invalid value, naming its key.
+// Validate reports the invalid values, naming their keys: the first of
+// each rule.
 func (c Config) Validate() error {
 	_, err := Compile(c)
 	return err
 }
 
-// Compile checks c and compiles its globs and durations.
+// Compile checks c and compiles its globs and durations. Its error joins
+// one error per invalid rule.
 func Compile(c Config) (*Rules, error) {
 	r := &Rules{}
+	var errs []error
 	var err error
 	if r.protected, err = compileAll("retention.protected", c.Protected); err != nil {
-		return nil, err
+		errs = append(errs, err)
 	}
 	for i, rule := range c.Rules {
-		key := fmt.Sprintf("retention.rules[%d]", i)
-		cr := compiled{Rule: rule}
-		if len(rule.Repositories) == 0 {
-			return nil, fmt.Errorf("%s.repositories: must name at least one glob, e.g. [\"**\"]", key)
-		}
-		if cr.repos, err = compileAll(key+".repositories", rule.Repositories); err != nil {
-			return nil, err
-		}
-		if cr.tags, err = compileAll(key+".tags", rule.Tags); err != nil {
-			return nil, err
-		}
-		if rule.KeepLast < 0 {
-			return nil, fmt.Errorf("%s.keep_last: must not be negative, got %d", key, rule.KeepLast)
-		}
-		if rule.OlderThan != "" {
-			if cr.olderThan, err = ParseDuration(rule.OlderThan); err != nil {
-				return nil, fmt.Errorf("%s.older_than: %v", key, err)
-			}
-			cr.hasOlderThan = true
-		}
-		if rule.PulledWithin != "" {
-			if cr.pulledWithin, err = ParseDuration(rule.PulledWithin); err != nil {
-				return nil, fmt.Errorf("%s.pulled_within: %v", key, err)
-			}
-			cr.hasPulledIn = true
-		}
-		if rule.KeepLast == 0 && !cr.hasOlderThan && !cr.hasPulledIn {
-			return nil, errors.New(key + ": set at least one of keep_last, older_than, pulled_within")
+		cr, err := compileRule(fmt.Sprintf("retention.rules[%d]", i), rule)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
 		r.rules = append(r.rules, cr)
 	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	return r, nil
+}
+
+func compileRule(key string, rule Rule) (compiled, error) {
+	cr := compiled{Rule: rule}
+	var err error
+	if len(rule.Repositories) == 0 {
+		return cr, fmt.Errorf("%s.repositories: must name at least one glob, e.g. [\"**\"]", key)
+	}
+	if cr.repos, err = compileAll(key+".repositories", rule.Repositories); err != nil {
+		return cr, err
+	}
+	if cr.tags, err = compileAll(key+".tags", rule.Tags); err != nil {
+		return cr, err
+	}
+	if rule.KeepLast < 0 {
+		return cr, fmt.Errorf("%s.keep_last: must not be negative, got %d", key, rule.KeepLast)
+	}
+	if rule.OlderThan != "" {
+		if cr.olderThan, err = storage.ParseDuration(rule.OlderThan); err != nil {
+			return cr, fmt.Errorf("%s.older_than: %v", key, err)
+		}
+		cr.hasOlderThan = true
+	}
+	if rule.PulledWithin != "" {
+		if cr.pulledWithin, err = storage.ParseDuration(rule.PulledWithin); err != nil {
+			return cr, fmt.Errorf("%s.pulled_within: %v", key, err)
+		}
+		cr.hasPulledIn = true
+	}
+	if rule.KeepLast == 0 && !cr.hasOlderThan && !cr.hasPulledIn {
+		return cr, errors.New(key + ": set at least one of keep_last, older_than, pulled_within")
+	}
+	return cr, nil
 }
 
 func compileAll(key string, patterns []string) ([]*glob.Pattern, error) {
@@ -118,22 +132,4 @@ func matchAny(ps []*glob.Pattern, s string) bool {
 		}
 	}
 	return false
-}
-
-// ParseDuration parses Go durations with h, m and s units ("36h", "90m")
-// and whole days ("7d"). Negative durations are rejected.
-func ParseDuration(s string) (time.Duration, error) {
-	var d time.Duration
-	var err error
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		var n int
-		n, err = strconv.Atoi(days)
-		d = time.Duration(n) * 24 * time.Hour
-	} else {
-		d, err = time.ParseDuration(s)
-	}
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("invalid duration %q (want e.g. \"7d\", \"36h\", \"90m\")", s)
-	}
-	return d, nil
 }

@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -34,14 +32,22 @@ type Decision struct {
 	Rule int
 	// Why says what decided, e.g. "rule 0: keep_last 5" or "protected".
 	Why string
+	// Protected is set for a tag matching a retention.protected glob:
+	// kept whatever the rules, and not counted by their keep_last.
+	Protected bool
 }
 
 // Plan decides keep or delete for every tag at time now. It is pure: the
 // same tags, rules and clock give the same decisions, in the order of tags.
+// Protected tags are kept before any rule looks at them, so they take no
+// place among a rule's keep_last.
 func Plan(now time.Time, tags []Tag, rules *Rules) []Decision {
 	out := make([]Decision, len(tags))
 	for i, t := range tags {
 		out[i] = Decision{Tag: t, Rule: -1, Why: "no rule applies"}
+		if t.Tag != "" && matchAny(rules.protected, t.Tag) {
+			out[i].Why, out[i].Protected = "protected", true
+		}
 	}
 	// verdicts[i][r] is rule r's verdict on tag i, for rules that apply.
 	type verdict struct {
@@ -53,7 +59,7 @@ func Plan(now time.Time, tags []Tag, rules *Rules) []Decision {
 	for ri, r := range rules.rules {
 		groups := map[string][]int{}
 		for i, t := range tags {
-			if r.applies(t) {
+			if !out[i].Protected && r.applies(t) {
 				groups[t.Repo] = append(groups[t.Repo], i)
 			}
 		}
@@ -84,9 +90,6 @@ func Plan(now time.Time, tags []Tag, rules *Rules) []Decision {
 				d.Delete, d.Rule, d.Why = false, v.rule, v.why
 				break
 			}
-		}
-		if d.Delete && d.Tag.Tag != "" && matchAny(rules.protected, d.Tag.Tag) {
-			d.Delete, d.Rule, d.Why = false, -1, "protected"
 		}
 	}
 	return out
@@ -128,10 +131,12 @@ func (r compiled) decide(now time.Time, t Tag, rank int) (bool, string) {
 }
 
 // Collect reads every tag of store, and every untagged manifest that no
-// index or subject keeps, with push and last pull times.
-func Collect(ctx context.Context, store *storage.Store) ([]Tag, error) {
+// index or subject keeps, with push and last pull times. progress, if not
+// nil, counts the repositories read.
+func Collect(ctx context.Context, store *storage.Store, progress *Progress) ([]Tag, error) {
 	var out []Tag
 	err := store.ScanRepos(ctx, func(r *storage.GCRepo) error {
+		progress.scannedRepo()
 		byDigest := map[digest.Digest]*storage.GCManifest{}
 		held := map[digest.Digest]bool{}
 		for i := range r.Manifests {
@@ -174,10 +179,11 @@ type Result struct {
 // now: a tag only if it still names the planned digest and was not pushed
 // again since the plan's scan (a re-push of the same manifest makes it the
 // newest), a manifest only if still untagged, unreferenced and unused
-// since now.
-func Apply(ctx context.Context, store *storage.Store, now time.Time, decisions []Decision) (Result, error) {
+// since now. progress, if not nil, counts the deletions tried.
+func Apply(ctx context.Context, store *storage.Store, now time.Time, decisions []Decision, progress *Progress) (Result, error) {
 	var res Result
 	var errs []error
+	progress.startDeleting(Count(decisions).Delete)
 	untagged := map[string][]digest.Digest{}
 	var repos []string
 	for _, d := range decisions {
@@ -195,6 +201,7 @@ func Apply(ctx context.Context, store *storage.Store, now time.Time, decisions [
 			continue
 		}
 		ok, err := store.DeleteTagIf(ctx, d.Repo, d.Tag.Tag, d.Digest, d.Pushed)
+		progress.tried(1)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s:%s: %w", d.Repo, d.Tag.Tag, err))
@@ -206,6 +213,7 @@ func Apply(ctx context.Context, store *storage.Store, now time.Time, decisions [
 	}
 	for _, repo := range repos {
 		ms, _, err := store.CollectRepo(ctx, storage.GCRepoPlan{Repo: repo, Manifests: untagged[repo], Cutoff: now})
+		progress.tried(len(untagged[repo]))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", repo, err))
 			continue
@@ -214,36 +222,4 @@ func Apply(ctx context.Context, store *storage.Store, now time.Time, decisions [
 		res.Skipped += len(untagged[repo]) - len(ms)
 	}
 	return res, errors.Join(errs...)
-}
-
-// Print writes decisions as a table: repository, tag, digest, pushed, last
-// pulled, decision and what decided. With all false, kept tags no rule
-// applies to are left out.
-func Print(w io.Writer, decisions []Decision, all bool) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tPUSHED\tLAST PULLED\tDECISION\tWHY")
-	deletes := 0
-	for _, d := range decisions {
-		if d.Delete {
-			deletes++
-		} else if !all && d.Rule < 0 && d.Why != "protected" {
-			continue
-		}
-		tag, pulled, verdict := d.Tag.Tag, "never", "keep"
-		if tag == "" {
-			tag = "<untagged>"
-		}
-		if !d.Pulled.IsZero() {
-			pulled = d.Pulled.UTC().Format(time.RFC3339)
-		}
-		if d.Delete {
-			verdict = "delete"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Repo, tag, d.Digest, d.Pushed.UTC().Format(time.RFC3339), pulled, verdict, d.Why)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	_, err := fmt.Fprintf(w, "%d of %d tags and untagged manifests to delete\n", deletes, len(decisions))
-	return err
 }

@@ -134,6 +134,12 @@ func TestPlanSemantics(t *testing.T) {
 			want:     []string{"a:pr-1"},
 		},
 		{
+			sentence: "Protected tags take no place among a rule's keep_last",
+			cfg:      Config{Protected: []string{"latest"}, Rules: []Rule{{Repositories: []string{"**"}, KeepLast: 2}}},
+			tags:     []Tag{tag("a", "latest", day, 0), tag("a", "v3", 2*day, 0), tag("a", "v2", 3*day, 0), tag("a", "v1", 4*day, 0)},
+			want:     []string{"a:v1"},
+		},
+		{
 			sentence: "A rule with untagged = true also applies to untagged manifests",
 			cfg: Config{Rules: []Rule{
 				{Repositories: []string{"a"}, OlderThan: "1d", Untagged: true},
@@ -196,10 +202,21 @@ func TestCompileErrors(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"7d", "36h", "90m", "45s", "1h30m"} {
-		if _, err := ParseDuration(s); err != nil {
-			t.Errorf("ParseDuration(%q) = %v, want nil", s, err)
+		if _, err := Compile(Config{Rules: []Rule{{Repositories: []string{"**"}, OlderThan: s}}}); err != nil {
+			t.Errorf("Compile(older_than = %q) = %v, want nil", s, err)
 		}
 	}
+}
+
+// openStore opens a new store, closed when the test ends.
+func openStore(t *testing.T) *storage.Store {
+	t.Helper()
+	s, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 func putImage(t *testing.T, s *storage.Store, repo, name string, tags ...string) digest.Digest {
@@ -220,11 +237,7 @@ func putImage(t *testing.T, s *storage.Store, repo, name string, tags ...string)
 // TestDryRunEqualsApply checks Apply deletes exactly what the plan lists,
 // and that removing a tag never removes another tag of the same manifest.
 func TestDryRunEqualsApply(t *testing.T) {
-	s, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	putImage(t, s, "dev/app", "a", "pr-1", "v1")
 	putImage(t, s, "dev/app", "b", "pr-2")
 	putImage(t, s, "dev/app", "c", "pr-3", "latest")
@@ -237,7 +250,7 @@ func TestDryRunEqualsApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	when := time.Now().Add(time.Second)
-	tags, err := Collect(t.Context(), s)
+	tags, err := Collect(t.Context(), s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,11 +261,11 @@ func TestDryRunEqualsApply(t *testing.T) {
 	if !slices.Equal(want, []string{"dev/app:", "dev/app:pr-1", "dev/app:pr-2", "dev/app:pr-3"}) {
 		t.Fatalf("Plan deletes %v\n%s", want, buf.String())
 	}
-	res, err := Apply(t.Context(), s, when, plan)
+	res, err := Apply(t.Context(), s, when, plan, nil)
 	if err != nil || res.Tags != 3 || res.Manifests != 1 || res.Skipped != 0 {
 		t.Fatalf("Apply = %+v, %v, want 3 tags and 1 manifest", res, err)
 	}
-	after, _ := Collect(t.Context(), s)
+	after, _ := Collect(t.Context(), s, nil)
 	var left []string
 	for _, tg := range after {
 		left = append(left, tg.Repo+":"+tg.Tag)
@@ -299,18 +312,14 @@ func TestReadmeExample(t *testing.T) {
 // TestApplySkipsRepushedTag: a tag pushed again between the plan and its
 // application is not deleted.
 func TestApplySkipsRepushedTag(t *testing.T) {
-	s, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	putImage(t, s, "app", "old", "pr-1")
 	rules, _ := Compile(Config{Rules: []Rule{{Repositories: []string{"**"}, OlderThan: "0s"}}})
-	tags, _ := Collect(t.Context(), s)
+	tags, _ := Collect(t.Context(), s, nil)
 	when := time.Now().Add(time.Second)
 	plan := Plan(when, tags, rules)
 	putImage(t, s, "app", "new", "pr-1")
-	res, err := Apply(t.Context(), s, when, plan)
+	res, err := Apply(t.Context(), s, when, plan, nil)
 	if err != nil || res.Tags != 0 || res.Skipped != 1 {
 		t.Errorf("Apply after a re-push = %+v, %v, want 1 skipped", res, err)
 	}
@@ -322,25 +331,90 @@ func TestApplySkipsRepushedTag(t *testing.T) {
 // TestApplySkipsTagRepushedSameManifest: a tag pushed again with the same
 // manifest between the plan and its application is newest now, and stays.
 func TestApplySkipsTagRepushedSameManifest(t *testing.T) {
-	s, err := storage.Open(t.Context(), storage.Config{Driver: "filesystem", Root: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	putImage(t, s, "app", "same", "pr-1")
 	rules, _ := Compile(Config{Rules: []Rule{{Repositories: []string{"**"}, OlderThan: "0s"}}})
-	tags, _ := Collect(t.Context(), s)
+	tags, _ := Collect(t.Context(), s, nil)
 	when := time.Now().Add(time.Second)
 	plan := Plan(when, tags, rules)
 	if got := deleted(plan); !slices.Equal(got, []string{"app:pr-1"}) {
 		t.Fatalf("Plan deletes %v, want [app:pr-1]", got)
 	}
 	putImage(t, s, "app", "same", "pr-1")
-	res, err := Apply(t.Context(), s, when, plan)
+	res, err := Apply(t.Context(), s, when, plan, nil)
 	if err != nil || res.Tags != 0 || res.Skipped != 1 {
 		t.Errorf("Apply after a re-push of the same manifest = %+v, %v, want 1 skipped", res, err)
 	}
 	if got, _, _ := s.Tags(t.Context(), "app", "", -1); !slices.Equal(got, []string{"pr-1"}) {
 		t.Errorf("Tags = %v, want [pr-1]", got)
+	}
+}
+
+// TestPrintCounts checks that the plan's last line counts what its table
+// lists: protected tags as such, and tags no rule covers only with all.
+func TestPrintCounts(t *testing.T) {
+	rules, err := Compile(Config{Protected: []string{"latest"}, Rules: []Rule{
+		{Repositories: []string{"dev/**"}, KeepLast: 1, Untagged: true},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := Plan(now, []Tag{
+		tag("dev/app", "latest", 5*day, 0), // protected
+		tag("dev/app", "v2", day, 0),       // kept: the newest
+		tag("dev/app", "v1", 2*day, 0),     // deleted
+		tag("dev/app", "", 3*day, 0),       // untagged, deleted
+		tag("prod/app", "v1", 9*day, 0),    // no rule covers it
+		tag("prod/app", "latest", 9*day, 0),
+	}, rules)
+	if got, want := Count(plan), (Counts{Total: 6, Delete: 2, Kept: 1, Protected: 2, NoRule: 1}); got != want {
+		t.Errorf("Count = %+v, want %+v", got, want)
+	}
+	for _, all := range []bool{false, true} {
+		var out strings.Builder
+		if err := Print(&out, plan, all); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		rows, last := lines[1:len(lines)-1], lines[len(lines)-1]
+		want := "6 tags and untagged manifests: 2 to delete, 1 kept by a rule, 2 protected, 1 no rule covers"
+		wantRows := 6
+		if !all {
+			want += " (not listed; --all lists them)"
+			wantRows = 5
+		}
+		if last != want || len(rows) != wantRows {
+			t.Errorf("Print(all %t): %d rows, last line %q; want %d rows and %q\n%s", all, len(rows), last, wantRows, want, out.String())
+		}
+		protected := 0
+		for _, r := range rows {
+			if f := strings.Fields(r); f[len(f)-2] == "keep" && f[len(f)-1] == "protected" {
+				protected++
+			}
+		}
+		if protected != 2 {
+			t.Errorf("Print(all %t) shows %d rows kept as protected, want 2:\n%s", all, protected, out.String())
+		}
+	}
+}
+
+// TestProgressLine checks the progress line of a pass on a real store:
+// the repositories read, then the deletions tried.
+func TestProgressLine(t *testing.T) {
+	s := openStore(t)
+	putImage(t, s, "a", "x", "pr-1")
+	putImage(t, s, "b", "y", "pr-2", "v1")
+	var p Progress
+	tags, err := Collect(t.Context(), s, &p)
+	if got, want := p.Line(), "retention: planning: 2 repositories read"; err != nil || got != want {
+		t.Errorf("Line after Collect = %q, %v, want %q", got, err, want)
+	}
+	rules, _ := Compile(Config{Rules: []Rule{{Repositories: []string{"**"}, Tags: []string{"pr-*"}, OlderThan: "0s"}}})
+	when := time.Now().Add(time.Second)
+	if _, err := Apply(t.Context(), s, when, Plan(when, tags, rules), &p); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.Line(), "retention: deleting: 2 of 2"; got != want {
+		t.Errorf("Line after Apply = %q, want %q", got, want)
 	}
 }

@@ -67,7 +67,7 @@ func (s *Store) OpenBlob(ctx context.Context, d digest.Digest, offset int64) (io
 	if err := checkDigest(d); err != nil {
 		return nil, err
 	}
-	rc, err := s.blobs.Reader(ctx, blobKey(d), offset)
+	rc, err := s.blobs.Reader(ctx, s.location(d), offset)
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: %w", d, err)
 	}
@@ -85,7 +85,7 @@ func (s *Store) BlobURL(ctx context.Context, d digest.Digest) (string, error) {
 	if err := checkDigest(d); err != nil {
 		return "", err
 	}
-	return r.RedirectURL(ctx, blobKey(d))
+	return r.RedirectURL(ctx, s.location(d))
 }
 
 // DeleteBlob unlinks blob d from repo: the repository can no longer read

@@ -3,26 +3,46 @@ package storage
 import (
 	"errors"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
 // committer groups concurrent metadata writes into shared transactions, so
-// N writers waiting on the disk pay for one sync instead of N. A lone writer
-// is never delayed: a batch starts as soon as the previous one commits, and
-// holds whatever arrived meanwhile.
+// N writers waiting on the disk pay for one commit (two syncs) instead of N.
+// A lone writer is never delayed: a batch starts as soon as the previous
+// one commits, and holds whatever arrived meanwhile. Once writers have been
+// seen together, a batch waits a little for the ones the previous commit
+// just answered: left alone, concurrent writers split into two halves that
+// take turns, each waiting for the other's commit, and every commit carries
+// half of them.
 type committer struct {
 	db      *bolt.DB
 	reserve *metaReserve
 	mu      sync.Mutex
 	pending []*commitCall
 	running bool
+	arrived chan struct{} // a call was queued while the loop runs
+
+	// Used by the loop alone.
+	writers int           // writers seen together: the last batch and those queued behind it
+	took    time.Duration // how long the last commit took
+	skip    int           // batches left that start without waiting, after a wait in vain
 }
 
 type commitCall struct {
 	fn   func(*bolt.Tx) error
 	done chan error
 }
+
+// maxGather bounds how long a batch waits for writers the previous commit
+// answered; the wait is also at most as long as the last commit. After a
+// wait in vain (writers busy elsewhere, such as sending a blob), the next
+// gatherRest batches start at once.
+const (
+	maxGather  = 2 * time.Millisecond
+	gatherRest = 16
+)
 
 // update runs fn in a write transaction, possibly shared with other calls.
 // fn may run more than once (when another call in its batch fails), so it
@@ -33,7 +53,15 @@ func (c *committer) update(fn func(*bolt.Tx) error) error {
 	c.pending = append(c.pending, call)
 	if !c.running {
 		c.running = true
+		if c.arrived == nil {
+			c.arrived = make(chan struct{}, 1)
+		}
 		go c.loop()
+	} else {
+		select {
+		case c.arrived <- struct{}{}:
+		default:
+		}
 	}
 	c.mu.Unlock()
 	return <-call.done
@@ -42,6 +70,7 @@ func (c *committer) update(fn func(*bolt.Tx) error) error {
 func (c *committer) loop() {
 	for {
 		c.mu.Lock()
+		c.gather()
 		batch := c.pending
 		c.pending = nil
 		if len(batch) == 0 {
@@ -50,7 +79,39 @@ func (c *committer) loop() {
 			return
 		}
 		c.mu.Unlock()
+		start := time.Now()
 		c.run(batch)
+		c.took = time.Since(start)
+		c.mu.Lock()
+		c.writers = len(batch) + len(c.pending)
+		c.mu.Unlock()
+	}
+}
+
+// gather waits, with c.mu held, until as many writers as were last seen
+// together are queued, for at most as long as the last commit and
+// maxGather. A wait that runs out costs the next gatherRest batches theirs,
+// so writers that do not come straight back cost one short wait.
+func (c *committer) gather() {
+	if len(c.pending) == 0 || len(c.pending) >= c.writers {
+		return
+	}
+	if c.skip > 0 {
+		c.skip--
+		return
+	}
+	t := time.NewTimer(min(c.took, maxGather))
+	defer t.Stop()
+	for len(c.pending) < c.writers {
+		c.mu.Unlock()
+		select {
+		case <-c.arrived:
+			c.mu.Lock()
+		case <-t.C:
+			c.mu.Lock()
+			c.skip = gatherRest
+			return
+		}
 	}
 }
 

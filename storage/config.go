@@ -74,7 +74,7 @@ func parseDurationOrZero(s string) (time.Duration, error) {
 	if s == "" || s == "0" {
 		return 0, nil
 	}
-	d, err := time.ParseDuration(s)
+	d, err := ParseDuration(s)
 	if err == nil && d < 0 {
 		err = errors.New("negative")
 	}

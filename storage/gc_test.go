@@ -283,7 +283,7 @@ func TestCollectBlobsKeepsReuploadedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	pushBlob(t, s, "app", []byte("layer"))
-	if err := s.deleteBlobFiles(t.Context(), []BlobInfo{{Digest: layer, Size: 5}}); err != nil {
+	if err := s.deleteBlobFiles(t.Context(), []BlobInfo{{Digest: layer, Size: 5}}, map[digest.Digest]string{layer: blobKey(layer)}); err != nil {
 		t.Fatal(err)
 	}
 	if got := readBlob(t, s, "app", layer); string(got) != "layer" {

@@ -210,8 +210,9 @@ func (s *Store) CollectBlobs(ctx context.Context, ds []digest.Digest, cutoff tim
 	defer s.releaseMapped()
 	unlock := lockBlobs(ds)
 	var deleted []BlobInfo
+	var locs map[digest.Digest]string // where each deleted blob's bytes are
 	err := s.commit.update(func(tx *bolt.Tx) error {
-		deleted = nil
+		deleted, locs = nil, map[digest.Digest]string{}
 		blobs := tx.Bucket(bucketBlobs)
 		var cand []BlobInfo
 		for _, d := range ds {
@@ -239,9 +240,11 @@ func (s *Store) CollectBlobs(ctx context.Context, ds []digest.Digest, cutoff tim
 			if linked[i] {
 				continue
 			}
-			if err := blobs.Delete(keys[i]); err != nil {
+			key, err := deleteBlobRecord(tx, b.Digest)
+			if err != nil {
 				return err
 			}
+			locs[b.Digest] = key
 			deleted = append(deleted, b)
 		}
 		return nil
@@ -250,7 +253,7 @@ func (s *Store) CollectBlobs(ctx context.Context, ds []digest.Digest, cutoff tim
 	if err != nil {
 		return nil, err
 	}
-	err = s.deleteBlobFiles(ctx, deleted)
+	err = s.deleteBlobFiles(ctx, deleted, locs)
 	s.commit.reserve.spaceFreed()
 	return deleted, err
 }
@@ -294,11 +297,11 @@ func markLinked(links *bolt.Bucket, id []byte, keys [][]byte, linked []bool) {
 	}
 }
 
-// deleteBlobFiles deletes the files of blobs whose records are gone, in
-// parallel. Each is deleted under its blob's lock and only if its record
-// is still absent: an upload of the same bytes since the record went has
-// made the file its own.
-func (s *Store) deleteBlobFiles(ctx context.Context, blobs []BlobInfo) error {
+// deleteBlobFiles deletes the files of blobs whose records are gone, at
+// keys, in parallel. Each is deleted under its blob's lock and only if no
+// record names it again: an upload of the same bytes since the record went
+// has made the file its own.
+func (s *Store) deleteBlobFiles(ctx context.Context, blobs []BlobInfo, keys map[digest.Digest]string) error {
 	var byStripe [len(blobLocks)][]digest.Digest
 	for _, b := range blobs {
 		i := blobStripe(b.Digest)
@@ -313,7 +316,7 @@ func (s *Store) deleteBlobFiles(ctx context.Context, blobs []BlobInfo) error {
 	for range 4 {
 		wg.Go(func() {
 			for i := range next {
-				if err := s.deleteStripeFiles(ctx, i, byStripe[i]); err != nil {
+				if err := s.deleteStripeFiles(ctx, i, byStripe[i], keys); err != nil {
 					mu.Lock()
 					errs = append(errs, err)
 					mu.Unlock()
@@ -333,17 +336,19 @@ func (s *Store) deleteBlobFiles(ctx context.Context, blobs []BlobInfo) error {
 
 // deleteStripeFiles deletes the files of ds, blobs of lock stripe i whose
 // records are gone.
-func (s *Store) deleteStripeFiles(ctx context.Context, i int, ds []digest.Digest) error {
+func (s *Store) deleteStripeFiles(ctx context.Context, i int, ds []digest.Digest, keys map[digest.Digest]string) error {
 	blobLocks[i].Lock()
 	defer blobLocks[i].Unlock()
 	s.db.View(func(tx *bolt.Tx) error {
 		blobs := tx.Bucket(bucketBlobs)
-		ds = slices.DeleteFunc(ds, func(d digest.Digest) bool { return blobs.Get(digestKey(d)) != nil })
+		ds = slices.DeleteFunc(ds, func(d digest.Digest) bool {
+			return blobs.Get(digestKey(d)) != nil && blobLocation(tx, d) == keys[d]
+		})
 		return nil
 	})
 	var errs []error
 	for _, d := range ds {
-		if err := s.blobs.Delete(ctx, blobKey(d)); err != nil {
+		if err := s.blobs.Delete(ctx, keys[d]); err != nil {
 			errs = append(errs, fmt.Errorf("blob %s: %w", d, err))
 		}
 	}

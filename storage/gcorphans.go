@@ -102,7 +102,7 @@ type keyLister interface {
 }
 
 // knownFile reports whether metadata names key: a blob record for a blob
-// key, a session for an upload key. An upload file this process is still
+// key, a session or a blob stored there for an upload key. An upload file this process is still
 // writing is known too, however long its body takes: its id is random and
 // registered before the file exists, so no check can see the file
 // unregistered while it is being written.
@@ -111,7 +111,7 @@ func (s *Store) knownFile(tx *bolt.Tx, key string) bool {
 		return tx.Bucket(bucketBlobs).Get(digestKey(d)) != nil
 	}
 	if id, ok := strings.CutPrefix(key, "uploads/"); ok && validUploadID(id) {
-		return tx.Bucket(bucketUploads).Get([]byte(id)) != nil || s.writing.has(id)
+		return tx.Bucket(bucketUploads).Get([]byte(id)) != nil || s.writing.has(id) || locatedBlob(tx, key)
 	}
 	return false
 }

@@ -341,13 +341,21 @@ func decodeReferrer(v []byte, m *Manifest) bool {
 type blobRecord struct {
 	Size    int64
 	Created int64 // Unix nanoseconds
+	// Key is where the bytes are when not at the blob's key: on S3, the
+	// upload that received them (see Sealer). "" for the blob's key.
+	Key string
 }
 
-// A blob record is its size (uvarint) and creation time. Fields added
-// later go after these; decoders ignore what follows the fields they know.
+// A blob record is its size (uvarint) and creation time, then its
+// location key, length-prefixed, if it has one. Fields added later go
+// after these (a record that has them has every earlier one);
+// decoders ignore what follows the fields they know.
 func encodeBlobRecord(r blobRecord) []byte {
-	v := binary.AppendUvarint(make([]byte, 0, 18), uint64(r.Size))
-	return binary.BigEndian.AppendUint64(v, uint64(r.Created))
+	v := binary.BigEndian.AppendUint64(binary.AppendUvarint(make([]byte, 0, 18), uint64(r.Size)), uint64(r.Created))
+	if r.Key != "" {
+		v = appendString(v, r.Key)
+	}
+	return v
 }
 
 func decodeBlobRecord(v []byte) (blobRecord, bool) {
@@ -355,5 +363,13 @@ func decodeBlobRecord(v []byte) (blobRecord, bool) {
 	if k <= 0 || len(v) < k+8 {
 		return blobRecord{}, false
 	}
-	return blobRecord{Size: int64(size), Created: int64(binary.BigEndian.Uint64(v[k:]))}, true
+	r := blobRecord{Size: int64(size), Created: int64(binary.BigEndian.Uint64(v[k:]))}
+	if rest := v[k+8:]; len(rest) > 0 {
+		key, _, ok := cutField(rest)
+		if !ok {
+			return blobRecord{}, false
+		}
+		r.Key = string(key)
+	}
+	return r, true
 }

@@ -102,13 +102,22 @@ func TestReferrerRecord(t *testing.T) {
 }
 
 func TestBlobRecord(t *testing.T) {
-	for _, r := range []blobRecord{{Size: 0, Created: -3}, {Size: 1 << 40, Created: time.Now().UnixNano()}} {
+	for _, r := range []blobRecord{
+		{Size: 0, Created: -3},
+		{Size: 1 << 40, Created: time.Now().UnixNano()},
+		{Size: 5, Created: 1, Key: "uploads/0123456789abcdef0123456789abcdef"},
+	} {
 		v := encodeBlobRecord(r)
 		if got, ok := decodeBlobRecord(v); !ok || got != r {
 			t.Errorf("decodeBlobRecord(encodeBlobRecord(%+v)) = %+v, %t", r, got, ok)
 		}
-		// Fields added later are skipped.
-		if got, ok := decodeBlobRecord(append(v, 7, 1, 'x')); !ok || got != r {
+		// Fields added later follow the key, empty if need be, and are
+		// skipped.
+		more := v
+		if r.Key == "" {
+			more = append(more, 0)
+		}
+		if got, ok := decodeBlobRecord(append(more, 7, 1, 'x')); !ok || got != r {
 			t.Errorf("decodeBlobRecord(%+v and more) = %+v, %t", r, got, ok)
 		}
 		if _, ok := decodeBlobRecord(v[:len(v)-1]); ok {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,13 +21,17 @@ import (
 // S3 is a Driver that keeps blob bytes in an S3 bucket.
 //
 // A key is stored as its object, as a run of segment objects named
-// key + ".seg." + an 8-digit number, or as both (the object first). Writes
-// are spooled on local disk and sent as segments of part_size_mib, so no
-// blob is held in memory and an interrupted upload resumes from its last
-// committed segment, after a restart too. Every segment but the last is
-// at least 5 MiB, the S3 minimum part size, so Move assembles the final
-// object with a server-side multipart copy. Segment keys never collide
-// with Store's keys, which are hex digits and slashes.
+// key + ".seg." + an 8-digit number, or as both (the object first). A new
+// key written in one go (one write of known length streamed as one PUT,
+// or a multipart upload of unknown length completed at Commit) is its own
+// object, which Seal leaves where it is: a chunked upload's bytes then
+// become its blob without a copy. Appends are spooled on local disk and
+// sent as segments of part_size_mib, so no blob is held in memory and an
+// interrupted upload resumes from its last committed segment, after a
+// restart too. Every segment but the last is at least 5 MiB, the S3
+// minimum part size, so Seal and Move assemble one object with a
+// server-side multipart copy. Segment keys never collide with Store's
+// keys, which are hex digits and slashes.
 type S3 struct {
 	client   *minio.Client
 	core     minio.Core
@@ -36,6 +41,13 @@ type S3 struct {
 	partSize int64
 	redirect time.Duration // zero: no presigned redirects
 	endpoint string
+	metrics  *s3Metrics
+
+	// journal records multipart uploads until they end, when the driver
+	// serves a Store (see AbortMultipartUploads); live are those this
+	// process is sending.
+	journal multipartJournal
+	live    liveUploads
 }
 
 const (
@@ -64,6 +76,7 @@ func NewS3(ctx context.Context, cfg S3Config, spool string) (*S3, error) {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
+	metrics := newS3Metrics()
 	lookup := minio.BucketLookupAuto
 	if cfg.PathStyle {
 		lookup = minio.BucketLookupPath
@@ -73,7 +86,7 @@ func NewS3(ctx context.Context, cfg S3Config, spool string) (*S3, error) {
 		Secure:       cfg.Secure,
 		Region:       cfg.Region,
 		BucketLookup: lookup,
-		Transport:    tr,
+		Transport:    metrics.transport(tr),
 		MaxRetries:   cfg.MaxRetries,
 	})
 	if err != nil {
@@ -96,6 +109,7 @@ func NewS3(ctx context.Context, cfg S3Config, spool string) (*S3, error) {
 	s := &S3{
 		client: client, core: minio.Core{Client: client}, bucket: cfg.Bucket,
 		prefix: prefix, spool: spool, partSize: cfg.PartSizeMiB << 20, endpoint: cfg.Endpoint,
+		metrics: metrics,
 	}
 	if cfg.Redirect {
 		s.redirect = cfg.redirectExpiry()
@@ -103,11 +117,6 @@ func NewS3(ctx context.Context, cfg S3Config, spool string) (*S3, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	// Multipart uploads an earlier process left: a blob write or a Move
-	// cut short. An hour spares those of another process at work.
-	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	s.abortStale(actx, time.Now().Add(-time.Hour))
 	return s, nil
 }
 
@@ -308,7 +317,8 @@ func (r *pieceReader) Close() error {
 }
 
 // Move implements Driver: a server-side copy of the pieces into one object,
-// then the pieces are deleted. The copy becomes visible all at once.
+// then the pieces are deleted. The copy becomes visible all at once; an
+// error means it did not land, or may have landed whole.
 func (s *S3) Move(ctx context.Context, from, to string) error {
 	ps, err := s.layout(ctx, from)
 	if err != nil {
@@ -317,17 +327,56 @@ func (s *S3) Move(ctx context.Context, from, to string) error {
 	if len(ps) == 0 {
 		return fmt.Errorf("%w: %s", ErrNotFound, from)
 	}
-	// One piece up to 5 GiB is one CopyObject; anything else a
-	// multipart copy.
-	srcs := make([]minio.CopySrcOptions, len(ps))
-	for i, p := range ps {
-		srcs[i] = minio.CopySrcOptions{Bucket: s.bucket, Object: p.name}
-	}
-	_, err = s.client.ComposeObject(ctx, minio.CopyDestOptions{Bucket: s.bucket, Object: s.object(to)}, srcs...)
-	if err != nil {
+	if err := s.copyPieces(ctx, to, ps); err != nil {
 		return s3Error("move", from+" to "+to, err)
 	}
-	return s.removePieces(ctx, from, ps)
+	// The copy is whole: pieces a failure leaves under from are an
+	// orphan for GC, not a failed Move that a caller would undo.
+	s.removePieces(ctx, from, ps)
+	return nil
+}
+
+// copyPieces copies ps, in order, into key's own object.
+func (s *S3) copyPieces(ctx context.Context, key string, ps []piece) error {
+	full := slices.DeleteFunc(slices.Clone(ps), func(p piece) bool { return p.size == 0 })
+	if len(full) == 0 {
+		full = ps[:1]
+	}
+	if len(full) > 1 || full[0].size > maxPut {
+		return s.compose(ctx, key, full)
+	}
+	// One piece is one CopyObject: ComposeObject copies a single source
+	// whole only when its Start is -1, and otherwise starts a multipart
+	// copy, which a crash would leave unfinished.
+	_, err := s.client.CopyObject(ctx, minio.CopyDestOptions{Bucket: s.bucket, Object: s.object(key)},
+		minio.CopySrcOptions{Bucket: s.bucket, Object: full[0].name})
+	return err
+}
+
+// Seal implements Sealer. A key written in one piece, by one write of
+// known length or one write from offset 0, is its own object already and
+// costs one request. A key in several segments (a chunked upload) stays
+// as it is, read segment after segment, unless redirects are on: a
+// presigned URL serves one object, so the segments are then copied into
+// the key's own object and deleted.
+func (s *S3) Seal(ctx context.Context, key string) (int64, error) {
+	ps, err := s.layout(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	if len(ps) == 0 {
+		return 0, fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	if len(ps) == 1 && ps[0].seg == 0 || ps[0].seg != 0 && s.redirect == 0 {
+		return total(ps), nil
+	}
+	if err := s.copyPieces(ctx, key, ps); err != nil {
+		return 0, s3Error("seal", key, err)
+	}
+	// Segments left by a failure are read after the whole object, and
+	// so never; the next orphan scan counts them with it.
+	s.removePieces(ctx, key, slices.DeleteFunc(ps, func(p piece) bool { return p.seg == 0 }))
+	return total(ps), nil
 }
 
 func (s *S3) removePieces(ctx context.Context, key string, ps []piece) error {

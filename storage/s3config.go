@@ -87,10 +87,10 @@ func (c S3Config) Validate() error {
 	case c.MaxRetries < 1:
 		return fmt.Errorf("storage.s3.max_retries: %d: must be at least 1", c.MaxRetries)
 	}
-	if d, err := time.ParseDuration(c.Timeout); err != nil || d <= 0 {
+	if d, err := ParseDuration(c.Timeout); err != nil || d <= 0 {
 		return fmt.Errorf("storage.s3.timeout: %q: want a positive duration such as \"30s\"", c.Timeout)
 	}
-	if d, err := time.ParseDuration(c.RedirectExpiry); err != nil || d < time.Second || d > 7*24*time.Hour {
+	if d, err := ParseDuration(c.RedirectExpiry); err != nil || d < time.Second || d > 7*24*time.Hour {
 		return fmt.Errorf("storage.s3.redirect_expiry: %q: want a duration between 1s and 168h", c.RedirectExpiry)
 	}
 	if c.CAFile != "" {
@@ -102,11 +102,11 @@ func (c S3Config) Validate() error {
 }
 
 func (c S3Config) timeout() time.Duration {
-	d, _ := time.ParseDuration(c.Timeout)
+	d, _ := ParseDuration(c.Timeout)
 	return d
 }
 
 func (c S3Config) redirectExpiry() time.Duration {
-	d, _ := time.ParseDuration(c.RedirectExpiry)
+	d, _ := ParseDuration(c.RedirectExpiry)
 	return d
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"time"
 
 	"github.com/minio/minio-go/v7"
 )
@@ -36,9 +35,10 @@ type s3Multipart struct {
 	f    *os.File
 	size int64
 
-	flush inFlight // the part being sent, if any
-	err   error
-	done  bool
+	flush  inFlight // the part being sent, if any
+	unsure bool     // a part request failed: the server may hold it
+	err    error
+	done   bool
 }
 
 // AtomicWriter implements AtomicWriter.
@@ -76,9 +76,9 @@ func (w *s3Multipart) sendPart() error {
 		return err
 	}
 	if w.id == "" {
-		id, err := w.s.core.NewMultipartUpload(w.ctx, w.s.bucket, w.s.object(w.key), minio.PutObjectOptions{ContentType: "application/octet-stream"})
+		id, err := w.s.beginUpload(w.ctx, w.key)
 		if err != nil {
-			return s3Error("create upload", w.key, err)
+			return err
 		}
 		w.id = id
 	}
@@ -93,6 +93,10 @@ func (w *s3Multipart) sendPart() error {
 		defer removeSpool(f)
 		part, err := w.s.core.PutObjectPart(w.ctx, w.s.bucket, w.s.object(w.key), w.id, n, newSpoolReader(f, size), size, minio.PutObjectPartOptions{})
 		w.parts[n-1].ETag = part.ETag
+		if err != nil {
+			// The server may still store the part after an abort.
+			w.unsure = true
+		}
 		return s3Error("put part", w.key, err)
 	})
 	return nil
@@ -135,7 +139,11 @@ func (w *s3Multipart) finish() error {
 	removeSpool(w.f)
 	w.f = nil
 	_, err := w.s.core.CompleteMultipartUpload(w.ctx, w.s.bucket, w.s.object(w.key), w.id, w.parts, minio.PutObjectOptions{})
-	return s3Error("complete upload", w.key, err)
+	if err != nil {
+		return s3Error("complete upload", w.key, err)
+	}
+	w.s.endUpload(w.id)
+	return nil
 }
 
 // Close abandons an uncommitted write and aborts its multipart upload.
@@ -150,27 +158,80 @@ func (w *s3Multipart) Close() error {
 		w.f = nil
 	}
 	if w.id != "" {
-		w.s.core.AbortMultipartUpload(w.ctx, w.s.bucket, w.s.object(w.key), w.id)
+		w.s.abandonUpload(w.ctx, w.key, w.id, w.unsure)
 	}
 	return nil
 }
 
-// abortStale aborts multipart uploads under the prefix started before
-// cutoff: those of a process that died before completing or aborting
-// them, which S3 would otherwise keep (and bill) forever.
-func (s *S3) abortStale(ctx context.Context, cutoff time.Time) (int, error) {
-	n := 0
-	for up := range s.client.ListIncompleteUploads(ctx, s.bucket, s.prefix, true) {
-		if up.Err != nil {
-			return n, s3Error("list uploads", s.prefix, up.Err)
-		}
-		if up.Initiated.After(cutoff) {
-			continue
-		}
-		if err := s.core.AbortMultipartUpload(ctx, s.bucket, up.Key, up.UploadID); err != nil {
-			return n, s3Error("abort upload", up.Key, err)
-		}
-		n++
+// beginUpload starts a multipart upload of key and records it in the
+// journal before any part is sent.
+func (s *S3) beginUpload(ctx context.Context, key string) (string, error) {
+	id, err := s.core.NewMultipartUpload(ctx, s.bucket, s.object(key), minio.PutObjectOptions{ContentType: "application/octet-stream"})
+	if err != nil {
+		return "", s3Error("create upload", key, err)
 	}
-	return n, nil
+	s.live.add(id)
+	if s.journal != nil {
+		if err := s.journal.begin(key, id); err != nil {
+			s.abortUpload(ctx, key, id)
+			s.live.remove(id)
+			return "", err
+		}
+	}
+	return id, nil
+}
+
+// endUpload forgets upload id, completed or aborted.
+func (s *S3) endUpload(id string) {
+	if s.journal != nil {
+		s.journal.end(id)
+	}
+	s.live.remove(id)
+}
+
+// abandonUpload aborts upload id of key once no part of it is in flight
+// from this process. The journal keeps it when the abort failed, or when
+// a part request failed without an answer: the server may still be
+// storing that part, which survives an abort sent before it lands, so
+// the next garbage collection or start aborts it again, as S3's
+// documentation advises.
+func (s *S3) abandonUpload(ctx context.Context, key, id string, unsure bool) {
+	if err := s.abortUpload(ctx, key, id); err != nil || unsure {
+		s.live.remove(id)
+		return
+	}
+	s.endUpload(id)
+}
+
+// abortUpload aborts upload id of key; one the server no longer knows is
+// aborted already.
+func (s *S3) abortUpload(ctx context.Context, key, id string) error {
+	err := s3Error("abort upload", key, s.core.AbortMultipartUpload(ctx, s.bucket, s.object(key), id))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// compose copies pieces, each at most 5 GiB, into key with a multipart
+// copy that the journal records like any other multipart upload.
+func (s *S3) compose(ctx context.Context, key string, ps []piece) error {
+	id, err := s.beginUpload(ctx, key)
+	if err != nil {
+		return err
+	}
+	parts := make([]minio.CompletePart, len(ps))
+	for i, p := range ps {
+		parts[i], err = s.core.CopyObjectPart(ctx, s.bucket, p.name, s.bucket, s.object(key), id, i+1, 0, p.size, nil)
+		if err != nil {
+			s.abandonUpload(ctx, key, id, true)
+			return s3Error("copy part", key, err)
+		}
+	}
+	if _, err := s.core.CompleteMultipartUpload(ctx, s.bucket, s.object(key), id, parts, minio.PutObjectOptions{}); err != nil {
+		s.abandonUpload(ctx, key, id, true)
+		return s3Error("complete upload", key, err)
+	}
+	s.endUpload(id)
+	return nil
 }

@@ -53,9 +53,10 @@ func (s *S3) Writer(ctx context.Context, key string, offset int64) (Writer, erro
 }
 
 // SizedWriter implements SizedWriter: a write of size bytes, known up
-// front, goes up as one segment streamed while it arrives, with no spool
-// and no parts; a later Move of a key in one piece is a single copy. If
-// fewer bytes arrive, Commit fails and the key keeps what it had.
+// front, goes up as one object streamed while it arrives, with no spool
+// and no parts: the key's own object for a new key, which Seal leaves in
+// place, else the next segment. If fewer bytes arrive, Commit fails and
+// the key keeps what it had.
 func (s *S3) SizedWriter(ctx context.Context, key string, offset, size int64) (Writer, error) {
 	return s.open(ctx, key, offset, size)
 }
@@ -69,6 +70,12 @@ func (s *S3) open(ctx context.Context, key string, offset, size int64) (Writer, 
 	}
 	if have := total(ps); offset > have {
 		return nil, fmt.Errorf("s3 writer %s at %d: only %d bytes stored", key, offset, have)
+	}
+	if len(ps) == 0 && size < 0 {
+		// A new key of unknown length: one multipart upload of the key's
+		// own object, which appears at Commit, so Seal has nothing to
+		// copy.
+		return s.AtomicWriter(ctx, key)
 	}
 	w := &s3Writer{s: s, ctx: ctx, key: key, next: 1}
 	for _, p := range ps {
@@ -130,7 +137,13 @@ func (s *S3) open(ctx context.Context, key string, offset, size int64) (Writer, 
 // makes, the spool's reloaded bytes first.
 func (w *s3Writer) startDirect(size int64) {
 	seg := piece{name: w.s.object(segName(w.key, w.next)), size: w.size + size, seg: w.next}
-	w.next++
+	if len(w.keep) == 0 && len(w.drop) == 0 {
+		// A new key: its own object, which Seal then leaves in place.
+		// The PUT replaces nothing, so a write cut short loses nothing.
+		seg = piece{name: w.s.object(w.key), size: size}
+	} else {
+		w.next++
+	}
 	w.sent = append(w.sent, seg)
 	pr, pw := io.Pipe()
 	w.direct = &directPut{pw: pw, want: size, done: make(chan error, 1)}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	bolt "go.etcd.io/bbolt"
 )
 
 // newStore opens a store on a fresh directory, closed when the test ends.
@@ -531,5 +533,34 @@ func TestStoreConcurrent(t *testing.T) {
 	}
 	if total != workers*rounds {
 		t.Errorf("tags across repositories = %d, want %d", total, workers*rounds)
+	}
+}
+
+// TestOpenWithoutFreelist opens a meta.db written without a free list, as
+// stores were before the free list was kept in the file: its content is
+// there, it takes writes, and it opens again.
+func TestOpenWithoutFreelist(t *testing.T) {
+	root := t.TempDir()
+	s := openAt(t, root)
+	d := pushBlob(t, s, "repo", []byte("before"))
+	s.Close()
+
+	db, err := bolt.Open(filepath.Join(root, "meta.db"), 0o600, &bolt.Options{NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		t.Fatalf("bolt.Open = %v", err)
+	}
+	// A write transaction drops the file's free list, as every commit did.
+	if err := db.Update(func(tx *bolt.Tx) error { return nil }); err != nil {
+		t.Fatalf("Update = %v", err)
+	}
+	db.Close()
+
+	for i := range 2 {
+		s := openAt(t, root)
+		if got := readBlob(t, s, "repo", d); string(got) != "before" {
+			t.Errorf("open %d: blob = %q, want %q", i, got, "before")
+		}
+		pushBlob(t, s, "repo", fmt.Appendf(nil, "after %d", i))
+		s.Close()
 	}
 }

@@ -52,8 +52,8 @@ var (
 // existing one, and runs init in the same transaction.
 func openFormat(c *committer, init func(*bolt.Tx) error) error {
 	return c.tx(func(tx *bolt.Tx) error {
-		if v := version(tx); v > formatVersion {
-			return fmt.Errorf("metadata format %d is newer than this registry's (%d): upgrade the registry", v, formatVersion)
+		if err := checkVersion(tx); err != nil {
+			return err
 		}
 		fresh := tx.Bucket(bucketRepos) == nil
 		if err := createBuckets(tx); err != nil {
@@ -67,6 +67,15 @@ func openFormat(c *committer, init func(*bolt.Tx) error) error {
 		}
 		return nil
 	})
+}
+
+// checkVersion fails if tx's file is of a format newer than this
+// registry's.
+func checkVersion(tx *bolt.Tx) error {
+	if v := version(tx); v > formatVersion {
+		return fmt.Errorf("metadata format %d is newer than this registry's (%d): upgrade the registry", v, formatVersion)
+	}
+	return nil
 }
 
 func version(tx *bolt.Tx) uint64 {
@@ -154,7 +163,10 @@ func syncDir(dir string) {
 func convertFile(db *bolt.DB, newPath string, budget int, inBatch func(int)) error {
 	os.Remove(newPath)
 	// Synced once, at the end: until it is renamed, the file is nothing.
-	ndb, err := bolt.Open(newPath, 0o600, &bolt.Options{NoSync: true, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+	// Its free list is kept in the file as meta.db's is.
+	opts := metaOptions()
+	opts.NoSync = true
+	ndb, err := bolt.Open(newPath, 0o600, opts)
 	if err != nil {
 		return err
 	}
@@ -285,31 +297,52 @@ func (w *convertWriter) convert(tx *bolt.Tx) error {
 	}
 	err = tx.Bucket(bucketBlobs).ForEach(func(k, v []byte) error {
 		var rec struct {
-			Size    int64 `json:"size"`
-			Created int64 `json:"created"`
+			Size    int64  `json:"size"`
+			Created int64  `json:"created"`
+			Key     string `json:"key"`
 		}
 		if err := json.Unmarshal(v, &rec); err != nil {
 			return fmt.Errorf("blob record %q: %w", k, err)
 		}
-		return w.put(bucketBlobs, digestKey(digest.Digest(k)), encodeBlobRecord(blobRecord{Size: rec.Size, Created: rec.Created}))
+		return w.put(bucketBlobs, digestKey(digest.Digest(k)), encodeBlobRecord(blobRecord(rec)))
 	})
 	if err != nil {
 		return err
 	}
-	// The rest (upload sessions, events, the audit record, robots…) is
-	// copied as it is, each bucket in one transaction.
+	// The rest (upload sessions, blob locations, multipart uploads,
+	// events, the audit record, passes, usage, robots…) is copied as it
+	// is.
 	return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 		if bytes.Equal(name, bucketRepos) || bytes.Equal(name, bucketBlobs) {
 			return nil
 		}
-		if err := w.commit(); err != nil {
-			return err
+		return w.copy(name, b)
+	})
+}
+
+// copy writes the records of bucket name, from, unchanged, its sequence
+// with them.
+func (w *convertWriter) copy(name []byte, from *bolt.Bucket) error {
+	nb, err := w.bucket(name)
+	if err != nil {
+		return err
+	}
+	if err := nb.SetSequence(from.Sequence()); err != nil {
+		return err
+	}
+	return from.ForEach(func(k, v []byte) error {
+		if v != nil {
+			return w.put(name, k, v)
 		}
 		nb, err := w.bucket(name)
 		if err != nil {
 			return err
 		}
-		return copyBucket(nb, b)
+		sub, err := nb.CreateBucketIfNotExists(k)
+		if err != nil {
+			return err
+		}
+		return copyBucket(sub, from.Bucket(k))
 	})
 }
 

@@ -271,3 +271,128 @@ func snapshotV1(t *testing.T, path string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestUpgradeCopiesBuckets: the conversion keeps a blob's location, and
+// copies every bucket it does not restructure (here passes, blob
+// locations, multipart uploads, usage and the fixture's own) record for
+// record with its sequence; the new file keeps its free list.
+func TestUpgradeCopiesBuckets(t *testing.T) {
+	root := fixtureRoot(t)
+	path := filepath.Join(root, "meta.db")
+	located := digest.FromString("stored where its upload wrote it")
+	const key = "uploads/0123456789abcdef0123456789abcdef"
+	pass, _ := json.Marshal(Pass{Kind: "gc", By: "cli", Started: time.Unix(1700000000, 0).UTC(), Manifests: 2})
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		rec := fmt.Sprintf(`{"size":33,"created":5,"key":%q}`, key)
+		if err := tx.Bucket(bucketBlobs).Put([]byte(located), []byte(rec)); err != nil {
+			return err
+		}
+		for name, kv := range map[string][2]string{
+			"blobkeys":  {key, string(located)},
+			"passes":    {string(seqKey(7)), string(pass)},
+			"multipart": {"upload-id", "blobs/some/key"},
+			"usage":     {"2026-01-02", `{"date":"2026-01-02","bytes":1}`},
+		} {
+			b, err := tx.CreateBucketIfNotExists([]byte(name))
+			if err != nil {
+				return err
+			}
+			if err := b.SetSequence(7); err != nil {
+				return err
+			}
+			if err := b.Put([]byte(kv[0]), []byte(kv[1])); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Opening a file without one writes it; the conversion must not
+	// leave that work, a read of every page, to the first open.
+	converted := filepath.Join(t.TempDir(), "meta.db")
+	if err := convertFile(db, converted, upgradeBudget, nil); err != nil {
+		t.Fatalf("convertFile = %v", err)
+	}
+	if !hasFreelist(t, converted) {
+		t.Error("converted file has no free list")
+	}
+	db.Close()
+
+	s := openAt(t, root)
+	var loc string
+	s.db.View(func(tx *bolt.Tx) error { loc = blobLocation(tx, located); return nil })
+	if loc != key {
+		t.Errorf("blobLocation(%s) after the upgrade = %q, want %q", located, loc, key)
+	}
+	if got, err := s.ListPasses(t.Context()); err != nil || len(got) != 1 || got[0].Kind != "gc" || got[0].Manifests != 2 {
+		t.Errorf("ListPasses() after the upgrade = %+v, %v, want the one recorded", got, err)
+	}
+	s.Close()
+
+	old, now := bucketDump(t, path+".v1"), bucketDump(t, path)
+	for name, want := range old {
+		if name == string(bucketRepos) || name == string(bucketBlobs) {
+			continue
+		}
+		if got := now[name]; !slices.Equal(got, want) {
+			t.Errorf("bucket %s after the upgrade:\n%s\nwant:\n%s", name, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	for _, name := range []string{"blobkeys", "passes", "multipart", "usage", "uploads", "uploadcounts"} {
+		if _, ok := old[name]; !ok {
+			t.Errorf("the old file has no bucket %s to copy", name)
+		}
+	}
+}
+
+// bucketDump describes the records and sequence of every top-level
+// bucket of the file at path.
+func bucketDump(t *testing.T, path string) map[string][]string {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	out := map[string][]string{}
+	db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			lines := []string{fmt.Sprintf("sequence %d", b.Sequence())}
+			b.ForEach(func(k, v []byte) error {
+				lines = append(lines, fmt.Sprintf("%q %q", k, v))
+				return nil
+			})
+			out[string(name)] = lines
+			return nil
+		})
+	})
+	return out
+}
+
+// hasFreelist reports whether the file at path has a free list written
+// in it, as its newest meta page says.
+func hasFreelist(t *testing.T, path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A meta page: a 16-byte page header, then magic, version, page size
+	// and flags (4 bytes each), the root bucket (16), the free list's
+	// page id and the page count (8 each), and the transaction id.
+	const meta = 16
+	pageSize := int(binary.LittleEndian.Uint32(data[meta+8:]))
+	freelist := func(off int) (uint64, uint64) {
+		return binary.LittleEndian.Uint64(data[off+meta+32:]), binary.LittleEndian.Uint64(data[off+meta+48:])
+	}
+	f0, tx0 := freelist(0)
+	f1, tx1 := freelist(pageSize)
+	if tx1 > tx0 {
+		f0 = f1
+	}
+	return f0 != ^uint64(0)
+}

@@ -236,7 +236,20 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, d digest.Dige
 		s.discardUpload(ctx, id)
 		return BlobInfo{}, fmt.Errorf("%w: content is %s, client named %s", ErrDigestMismatch, got, d)
 	}
-	return s.commitBlob(ctx, repo, id, d, rec.Offset)
+	cctx, cancel := detach(ctx)
+	defer cancel()
+	return s.commitBlob(cctx, repo, id, d, rec.Offset)
+}
+
+// commitTimeout bounds the commit of a verified upload, which may copy
+// gigabytes inside the blob store.
+const commitTimeout = 15 * time.Minute
+
+// detach returns a context for a commit: once one starts, it finishes or
+// is undone whether or not the client waits for it, since a commit cut
+// short leaves bytes in the blob store that no record names.
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 }
 
 // uploadDigest returns the digest of the upload's bytes under alg, from the
@@ -285,7 +298,15 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 			return BlobInfo{}, err
 		}
 		s.blobs.Delete(ctx, uploadKey(id))
+	} else if sl, ok := s.blobs.(Sealer); ok {
+		if err := s.sealUpload(ctx, sl, id, d, size); err != nil {
+			return BlobInfo{}, err
+		}
+		return s.recordBlob(repo, id, d, size, uploadKey(id))
 	} else if err := s.blobs.Move(ctx, uploadKey(id), blobKey(d)); err != nil {
+		// A copy may have landed before the failure: no record names
+		// it, and the upload keeps its bytes for a retry.
+		s.blobs.Delete(ctx, blobKey(d))
 		return BlobInfo{}, err
 	} else if got, err := s.blobs.Stat(ctx, blobKey(d)); err != nil || got != size {
 		// The bytes were hashed on their way in; the size check
@@ -296,7 +317,7 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 		}
 		return BlobInfo{}, err
 	}
-	return s.recordBlob(repo, id, d, size)
+	return s.recordBlob(repo, id, d, size, "")
 }
 
 // blobRecorded reports whether metadata holds blob d.
@@ -309,14 +330,14 @@ func (s *Store) blobRecorded(d digest.Digest) bool {
 	return ok
 }
 
-// recordBlob records blob d of size bytes, whose bytes are in place, links
-// it to repo and ends upload session id. The caller holds lockBlob(d).
-func (s *Store) recordBlob(repo, id string, d digest.Digest, size int64) (BlobInfo, error) {
+// recordBlob records blob d of size bytes, whose bytes are in place at key
+// ("" for its blob key), links it to repo and ends upload session id. The
+// caller holds lockBlob(d).
+func (s *Store) recordBlob(repo, id string, d digest.Digest, size int64, key string) (BlobInfo, error) {
 	now := time.Now()
 	err := s.commit.update(func(tx *bolt.Tx) error {
-		blobs := tx.Bucket(bucketBlobs)
-		if blobs.Get(digestKey(d)) == nil {
-			if err := blobs.Put(digestKey(d), encodeBlobRecord(blobRecord{Size: size, Created: now.UnixNano()})); err != nil {
+		if tx.Bucket(bucketBlobs).Get(digestKey(d)) == nil {
+			if err := putBlobRecord(tx, d, blobRecord{Size: size, Created: now.UnixNano(), Key: key}); err != nil {
 				return err
 			}
 		}

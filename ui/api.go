@@ -14,6 +14,7 @@ func (h *Handler) api(fn apiHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, err := h.identify(r)
 		if err == nil {
+			registry.NoteIdentity(w, c.id)
 			err = fn(w, r, c)
 		}
 		if err != nil {

@@ -3,6 +3,8 @@ package ui
 import (
 	"fmt"
 	"time"
+
+	"github.com/nora-registry/nora/storage"
 )
 
 // Config is the [ui] section.
@@ -20,7 +22,7 @@ func DefaultConfig() Config {
 
 // Validate reports the first invalid value, naming its key.
 func (c Config) Validate() error {
-	d, err := time.ParseDuration(c.SessionLifetime)
+	d, err := storage.ParseDuration(c.SessionLifetime)
 	switch {
 	case err != nil:
 		return fmt.Errorf("ui.session_lifetime: invalid duration %q (want e.g. \"12h\")", c.SessionLifetime)
@@ -31,6 +33,6 @@ func (c Config) Validate() error {
 }
 
 func (c Config) sessionLifetime() time.Duration {
-	d, _ := time.ParseDuration(c.SessionLifetime)
+	d, _ := storage.ParseDuration(c.SessionLifetime)
 	return d
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nora-registry/nora/registry"
 	"github.com/nora-registry/nora/retention"
+	"github.com/nora-registry/nora/storage"
 )
 
 // Maintenance is the server's GC and retention, as the admin page drives
@@ -26,28 +27,13 @@ type Maintenance interface {
 	// NextRun is when the schedule runs retention then GC next; zero
 	// without a schedule.
 	NextRun() time.Time
+	// Reclaimable is the last measure of what GC could free, nil if
+	// none yet; asking may start a new measure in the background.
+	Reclaimable() *Reclaimable
 }
 
 // Pass is one GC or retention pass and what it deleted.
-type Pass struct {
-	Kind    string    `json:"kind"` // "gc" or "retention"
-	By      string    `json:"by"`   // "schedule", "cli" or "dashboard"
-	Started time.Time `json:"started"`
-	Seconds float64   `json:"seconds"`
-	// Tags deleted by retention; manifests by either.
-	Tags      int `json:"tags,omitempty"`
-	Manifests int `json:"manifests"`
-	// What GC deleted: blob links, blobs, uploads, unknown files, and
-	// the bytes freed.
-	Links   int    `json:"links,omitempty"`
-	Blobs   int    `json:"blobs,omitempty"`
-	Uploads int    `json:"uploads,omitempty"`
-	Files   int    `json:"files,omitempty"`
-	Bytes   int64  `json:"bytes,omitempty"`
-	Skipped int    `json:"skipped,omitempty"`
-	Failed  int    `json:"failed,omitempty"`
-	Error   string `json:"error,omitempty"`
-}
+type Pass = storage.Pass
 
 // WithMaintenance shows the GC and retention page, driving m.
 func WithMaintenance(m Maintenance) Option { return func(h *Handler) { h.maint = m } }

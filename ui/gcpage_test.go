@@ -43,17 +43,26 @@ func (m *storeMaintenance) ApplyRetention() error {
 	if err != nil {
 		return err
 	}
-	res, err := retention.Apply(context.Background(), m.store, now, plan)
+	res, err := retention.Apply(context.Background(), m.store, now, plan, nil)
 	m.log = append([]Pass{{Kind: "retention", By: "dashboard", Started: now, Tags: res.Tags}}, m.log...)
 	return err
 }
 
 func (m *storeMaintenance) RetentionPlan(ctx context.Context) ([]retention.Decision, error) {
-	tags, err := retention.Collect(ctx, m.store)
+	tags, err := retention.Collect(ctx, m.store, nil)
 	return retention.Plan(time.Now(), tags, m.rules), err
 }
 
 func (m *storeMaintenance) HasRetention() bool { return true }
+
+// Reclaimable measures at once, with no grace period.
+func (m *storeMaintenance) Reclaimable() *Reclaimable {
+	p, err := gc.Plan(context.Background(), m.store, gc.Options{DeleteUntagged: true})
+	if err != nil {
+		return nil
+	}
+	return &Reclaimable{Bytes: p.Bytes, WaitingBytes: p.WaitingBytes, MeasuredAt: p.Now}
+}
 
 func (m *storeMaintenance) Passes() []Pass {
 	m.mu.Lock()
@@ -143,12 +152,14 @@ func TestOverviewMaintenance(t *testing.T) {
 		want   bool
 	}{{open.URL, nil, true}, {admin.URL, basic("carol", "carol-pw"), true}, {admin.URL, basic("alice", "alice-pw"), false}} {
 		_, body := send(t, "GET", c.base+"/api/v1/overview", nil, nil, c.header)
-		has := strings.Contains(body, `"maintenance":{"lastGC":{"kind":"gc"`) && strings.Contains(body, `"next":"2030-01-02T03:04:05Z"`)
+		has := strings.Contains(body, `"maintenance":{"lastGC":{"kind":"gc"`) && strings.Contains(body, `"next":"2030-01-02T03:04:05Z"`) &&
+			strings.Contains(body, `"reclaimable":{"bytes":0,"waitingBytes":0`)
 		if has != c.want {
 			t.Errorf("overview for %v names the maintenance runs: %v, want %v\n%s", c.header, has, c.want, body)
 		}
 	}
-	if _, body := send(t, "GET", open.URL+"/ui/", nil, nil, nil); !strings.Contains(body, "Last GC pass:") || !strings.Contains(body, "2030-01-02") {
+	if _, body := send(t, "GET", open.URL+"/ui/", nil, nil, nil); !strings.Contains(body, "Last GC pass:") || !strings.Contains(body, "2030-01-02") ||
+		!strings.Contains(body, `<dt>Reclaimable by GC</dt><dd id="reclaimable">0 B</dd>`) {
 		t.Errorf("overview page without the maintenance runs:\n%s", body)
 	}
 }

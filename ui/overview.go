@@ -46,6 +46,20 @@ type MaintenanceRuns struct {
 	LastGC        *Pass     `json:"lastGC,omitempty"`
 	LastRetention *Pass     `json:"lastRetention,omitempty"`
 	Next          time.Time `json:"next,omitzero"`
+	// Reclaimable is nil until first measured.
+	Reclaimable *Reclaimable `json:"reclaimable,omitempty"`
+}
+
+// Reclaimable is what a GC pass with the server's settings could free,
+// as last measured: a plan that deletes nothing.
+type Reclaimable struct {
+	// Bytes is what a pass at MeasuredAt would have freed.
+	Bytes int64 `json:"bytes"`
+	// WaitingBytes is what only the grace period keeps; if nothing
+	// changes, a pass from CollectableBy on frees it too.
+	WaitingBytes  int64     `json:"waitingBytes"`
+	CollectableBy time.Time `json:"collectableBy,omitzero"`
+	MeasuredAt    time.Time `json:"measuredAt"`
 }
 
 // maintenanceRuns fills o.Maintenance for c, if c may see it.
@@ -53,7 +67,7 @@ func (h *Handler) maintenanceRuns(o *Overview, c caller) {
 	if h.maint == nil || (h.auth != nil && !c.isAdmin()) {
 		return
 	}
-	m := &MaintenanceRuns{Next: h.maint.NextRun()}
+	m := &MaintenanceRuns{Next: h.maint.NextRun(), Reclaimable: h.maint.Reclaimable()}
 	for _, p := range h.maint.Passes() {
 		switch {
 		case p.Kind == "gc" && m.LastGC == nil:

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nora-registry/nora/auth"
@@ -45,8 +46,10 @@ type referrerTree struct {
 	Referrers  []Referrer
 }
 
-// pages holds one template set per page: the layout and that page.
-var pages = func() map[string]*template.Template {
+// pages returns one template set per page: the layout and that page.
+// They are parsed on the first page served, not at init, so commands that
+// never serve the dashboard don't pay for it.
+var pages = sync.OnceValue(func() map[string]*template.Template {
 	out := map[string]*template.Template{}
 	names, _ := fs.Glob(templateFS, "templates/*.html")
 	for _, n := range names {
@@ -57,7 +60,7 @@ var pages = func() map[string]*template.Template {
 			template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n))
 	}
 	return out
-}()
+})
 
 // short abbreviates a digest to its algorithm and 12 hex digits.
 func short(d string) string {
@@ -115,6 +118,7 @@ func (h *Handler) page(fn pageHandler) http.HandlerFunc {
 		v := &view{AuthOn: h.auth != nil, Host: r.Host, TLS: r.TLS != nil, Path: r.URL.RequestURI()}
 		name := "error"
 		if err == nil {
+			registry.NoteIdentity(w, c.id)
 			v.LoggedIn = c.loggedIn()
 			v.Who = whoami(c.id)
 			v.CSRF = h.csrfToken(c)
@@ -142,7 +146,7 @@ func (h *Handler) page(fn pageHandler) http.HandlerFunc {
 
 func (h *Handler) render(w http.ResponseWriter, status int, name string, v *view) {
 	var buf bytes.Buffer
-	if err := pages[name].Execute(&buf, v); err != nil {
+	if err := pages()[name].Execute(&buf, v); err != nil {
 		h.log.Error().Err(err).Str("page", name).Msg("dashboard template")
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return

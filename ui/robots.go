@@ -50,7 +50,7 @@ func (h *Handler) robotAdmin(c caller) error {
 func (h *Handler) createRobot(r *http.Request, rq RobotRequest) (string, error) {
 	var ttl time.Duration
 	if rq.TTL != "" {
-		d, err := time.ParseDuration(rq.TTL)
+		d, err := storage.ParseDuration(rq.TTL)
 		if err != nil || d < 0 {
 			return "", apiError(codeInvalid, "ttl: want a duration such as 720h, or nothing for no expiry")
 		}

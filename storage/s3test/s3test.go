@@ -1,11 +1,13 @@
-// Package s3test runs a real S3 server, versitygw over a temporary
-// directory, for tests of the S3 driver and of the registry on S3.
+// Package s3test runs a real S3 server over a temporary directory, for
+// tests of the S3 driver and of the registry on S3: versitygw, or MinIO,
+// the server most users run, whose multipart listing differs.
 //
-// versitygw is installed with
+// The servers are installed with
 //
 //	go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+//	go install github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 //
-// and found on PATH or in $(go env GOPATH)/bin. Without it a test is
+// and found on PATH or in $(go env GOPATH)/bin. Without one a test is
 // skipped with a message saying so, except under CI=true, where it fails.
 package s3test
 
@@ -26,8 +28,9 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
-// Server is a running versitygw with one empty bucket.
+// Server is a running S3 server with one empty bucket.
 type Server struct {
+	Kind      string // "versitygw" or "minio"
 	Endpoint  string // 127.0.0.1:port
 	AccessKey string
 	SecretKey string
@@ -40,35 +43,48 @@ type Server struct {
 	logs *bytes.Buffer
 }
 
-// Binary returns the path of versitygw, or "" if it is not installed.
-func Binary() string {
-	if p, err := exec.LookPath("versitygw"); err == nil {
+// Binary returns the path of the server kind ("versitygw" or "minio"),
+// or "" if it is not installed.
+func Binary(kind string) string {
+	if p, err := exec.LookPath(kind); err == nil {
 		return p
 	}
 	out, err := exec.Command("go", "env", "GOPATH").Output()
 	if err != nil {
 		return ""
 	}
-	p := filepath.Join(strings.TrimSpace(string(out)), "bin", "versitygw")
+	p := filepath.Join(strings.TrimSpace(string(out)), "bin", kind)
 	if _, err := os.Stat(p); err != nil {
 		return ""
 	}
 	return p
 }
 
+var installs = map[string]string{
+	"versitygw": "go install github.com/versity/versitygw/cmd/versitygw@v1.8.0",
+	"minio":     "go install github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c",
+}
+
 // Start runs versitygw on a free loopback port with an empty bucket, and
 // stops it when the test ends.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { return StartKind(t, "versitygw") }
+
+// StartMinIO is Start with MinIO.
+func StartMinIO(t testing.TB) *Server { return StartKind(t, "minio") }
+
+// StartKind is Start with the server kind, "versitygw" or "minio".
+func StartKind(t testing.TB, kind string) *Server {
 	t.Helper()
-	bin := Binary()
+	bin := Binary(kind)
 	if bin == "" {
-		const hint = "versitygw not installed: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+		hint := kind + " not installed: " + installs[kind]
 		if os.Getenv("CI") == "true" {
 			t.Fatal(hint)
 		}
 		t.Skip(hint)
 	}
 	s := &Server{
+		Kind:      kind,
 		AccessKey: "nora-test-access",
 		SecretKey: "nora-test-secret-key-0123456789",
 		Bucket:    "nora",
@@ -76,29 +92,39 @@ func Start(t testing.TB) *Server {
 		bin:       bin,
 		dir:       t.TempDir(),
 	}
+	s.Endpoint = freePort(t)
+	s.Start()
+	t.Cleanup(s.Stop)
+	if err := s.Client().MakeBucket(context.Background(), s.Bucket, minio.MakeBucketOptions{}); err != nil {
+		t.Fatalf("%s: make bucket %s: %v\n%s", kind, s.Bucket, err, s.logs)
+	}
+	return s
+}
+
+func freePort(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Endpoint = l.Addr().String()
-	l.Close()
-	s.Start()
-	t.Cleanup(s.Stop)
-	if err := s.Client().MakeBucket(context.Background(), s.Bucket, minio.MakeBucketOptions{}); err != nil {
-		t.Fatalf("versitygw: make bucket %s: %v\n%s", s.Bucket, err, s.logs)
-	}
-	return s
+	defer l.Close()
+	return l.Addr().String()
 }
 
 // Start starts the server again after Stop, on the same port and data.
 func (s *Server) Start() {
 	s.t.Helper()
 	s.logs = new(bytes.Buffer)
-	s.cmd = exec.Command(s.bin, "--port", s.Endpoint, "posix", s.dir)
-	s.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
+	if s.Kind == "minio" {
+		s.cmd = exec.Command(s.bin, "server", "--quiet", "--address", s.Endpoint, s.dir)
+		s.cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+s.AccessKey, "MINIO_ROOT_PASSWORD="+s.SecretKey,
+			"MINIO_BROWSER=off", "MINIO_UPDATE=off")
+	} else {
+		s.cmd = exec.Command(s.bin, "--port", s.Endpoint, "posix", s.dir)
+		s.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
+	}
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start versitygw: %v", err)
+		s.t.Fatalf("start %s: %v", s.Kind, err)
 	}
 	c := s.Client()
 	deadline := time.Now().Add(20 * time.Second)
@@ -111,7 +137,7 @@ func (s *Server) Start() {
 		}
 		if time.Now().After(deadline) {
 			s.Stop()
-			s.t.Fatalf("versitygw on %s not ready: %v\n%s", s.Endpoint, err, s.logs)
+			s.t.Fatalf("%s on %s not ready: %v\n%s", s.Kind, s.Endpoint, err, s.logs)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -167,3 +193,26 @@ func (s *Server) Pause() { s.cmd.Process.Signal(syscall.SIGSTOP) }
 
 // Resume undoes Pause.
 func (s *Server) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }
+
+// MultipartUploads returns the multipart uploads the bucket holds, as
+// "key upload-id" for versitygw and as the upload's directory for MinIO,
+// whose listing shows only exact keys and only uploads begun since it
+// started: its data directory is read instead.
+func (s *Server) MultipartUploads() []string {
+	s.t.Helper()
+	var ups []string
+	if s.Kind == "minio" {
+		dirs, _ := filepath.Glob(filepath.Join(s.dir, ".minio.sys", "multipart", "*", "*"))
+		for _, d := range dirs {
+			ups = append(ups, filepath.Base(filepath.Dir(d))+"/"+filepath.Base(d))
+		}
+		return ups
+	}
+	for up := range s.Client().ListIncompleteUploads(context.Background(), s.Bucket, "", true) {
+		if up.Err != nil {
+			s.t.Fatalf("list multipart uploads: %v", up.Err)
+		}
+		ups = append(ups, up.Key+" "+up.UploadID)
+	}
+	return ups
+}

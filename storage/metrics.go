@@ -1,0 +1,34 @@
+package storage
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// RegisterMetrics registers the store's series with reg: the metadata
+// file's size, read at each scrape, and, with blobs on S3, the driver's
+// requests, errors and retries by S3 operation.
+func (s *Store) RegisterMetrics(reg prometheus.Registerer) error {
+	path := filepath.Join(s.root, "meta.db")
+	cs := []prometheus.Collector{prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "nora_storage_metadata_bytes",
+		Help: "Size of the metadata file (meta.db) on disk.",
+	}, func() float64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return 0
+		}
+		return float64(fi.Size())
+	})}
+	if d, ok := s.blobs.(*S3); ok {
+		cs = append(cs, d.metrics.requests, d.metrics.errors, d.metrics.retries)
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

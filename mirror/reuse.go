@@ -24,6 +24,12 @@ func (m *Mirror) Reuse(ctx context.Context, rt Route, d digest.Digest) (bool, er
 	linked, _, err := m.flights.do("reuse "+rt.Local+"@"+string(d), func() (string, error) {
 		// Detached, as fetches are: others may wait on this check.
 		ctx := context.WithoutCancel(ctx)
+		// A caller that found d unlinked just before an earlier call
+		// linked it comes here after that call's flight ended: no second
+		// HEAD for it.
+		if _, err := m.store.StatBlob(ctx, rt.Local, d); err == nil {
+			return "linked", nil
+		}
 		if _, err := m.BlobSize(ctx, rt, d); err != nil {
 			return "", err
 		}

@@ -49,7 +49,7 @@ func BenchmarkMetaSize(b *testing.B) {
 					return nil
 				})
 				s.Close()
-				fi, err := os.Stat(filepath.Join(root, "meta.db"))
+				fi, err := os.Stat(filepath.Join(root, metaFile))
 				if err != nil {
 					b.Fatal(err)
 				}

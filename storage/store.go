@@ -12,8 +12,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Store is the registry's storage: metadata in one bbolt file and blob bytes
-// behind a Driver. It is safe for concurrent use.
+// Store is the registry's storage: metadata in one bbolt file
+// (metadata.db) and blob bytes behind a Driver. It is safe for concurrent use.
 type Store struct {
 	root   string // the data directory
 	db     *bolt.DB
@@ -45,23 +45,19 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(cfg.Root, "meta.db")
-	openDB := func() (*bolt.DB, error) {
+	path := filepath.Join(cfg.Root, metaFile)
+	db, err := openMetaFile(cfg.Root, cfg.Release, func(path string) (*bolt.DB, error) {
 		db, err := bolt.Open(path, 0o600, metaOptions())
 		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, errors.New("another process holds it")
+			err = errors.New("another process holds it")
 		}
-		return db, err
-	}
-	db, err := openDB()
-	if err == nil {
-		db, err = upgradeFile(db, path, openDB)
-	}
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+		return db, nil
+	})
 	if err != nil {
-		if db != nil {
-			db.Close()
-		}
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
 	commit := &committer{db: db, reserve: &metaReserve{path: path}}
 	if err := initMeta(db, commit); err != nil {
@@ -81,8 +77,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// metaOptions returns the options meta.db is opened with, and a
-// converted one is written with (upgrade.go).
+// metaOptions returns the options metadata.db is opened with, and is
+// written with by a conversion (upgrade.go).
 func metaOptions() *bolt.Options {
 	return &bolt.Options{
 		Timeout: time.Second,
@@ -120,12 +116,13 @@ func initMeta(db *bolt.DB, commit *committer) error {
 }
 
 // ErrNoStore means OpenExisting found no metadata file in the data
-// directory.
+// directory: neither metadata.db nor the meta.db of earlier releases.
 var ErrNoStore = errors.New("no registry store")
 
 // OpenExisting is Open for a store that must already exist, as every
 // command but the server needs: it creates nothing, and fails with
-// ErrNoStore, naming the data directory, when there is no meta.db in it.
+// ErrNoStore, naming the data directory, when it holds no metadata.db and
+// no meta.db (which Open converts, or which names metadata.db).
 func OpenExisting(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -134,8 +131,10 @@ func OpenExisting(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage.root: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "meta.db")); err != nil {
-		return nil, fmt.Errorf("%w in %s: %w", ErrNoStore, root, err)
+	if _, err := os.Stat(filepath.Join(root, metaFile)); err != nil {
+		if _, lerr := os.Stat(filepath.Join(root, legacyFile)); lerr != nil {
+			return nil, fmt.Errorf("%w in %s: %w", ErrNoStore, root, err)
+		}
 	}
 	return Open(ctx, cfg)
 }

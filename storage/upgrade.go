@@ -22,13 +22,14 @@ import (
 // tags as text, JSON in manifest and blob records.
 //
 // Open converts a version 1 meta.db before anything reads it: it writes
-// the converted records, in order, to a new file meta.db.new in
+// the converted records, in order, to a new file metadata.db.new in
 // transactions of at most upgradeBudget records, syncs it, links the old
-// file as meta.db.v1 and renames the new one over meta.db. Written in
-// order, the new file's pages are full, and it holds none of the old
-// file's free pages (a bbolt file never shrinks). A crash at any point
-// leaves meta.db whole in one version or the other; a meta.db.new left
-// behind is discarded and the conversion starts again.
+// file as meta.db.v1, renames the new one metadata.db, then replaces
+// meta.db with a text no bbolt opens (metafile.go). Written in order, the
+// new file's pages are full, and it holds none of the old file's free
+// pages (a bbolt file never shrinks). A crash at any point leaves one
+// whole metadata file in use; a metadata.db.new left behind is discarded
+// and the conversion starts again.
 const (
 	formatVersion = 2
 	upgradeBudget = 20000
@@ -95,32 +96,28 @@ func setVersion(tx *bolt.Tx) error {
 	return f.Put(keyVersion, binary.AppendUvarint(nil, formatVersion))
 }
 
-// upgradeFile converts db, open at path, if it is of version 1, and
-// returns the converted file opened by reopen in its place; else db.
-func upgradeFile(db *bolt.DB, path string, reopen func() (*bolt.DB, error)) (*bolt.DB, error) {
-	var old bool
-	db.View(func(tx *bolt.Tx) error {
-		old = tx.Bucket(bucketRepos) != nil && version(tx) < formatVersion
-		return nil
-	})
-	if !old {
-		return db, nil
+// upgradeFile converts db, the format 1 file at legacy, into a new file
+// at path, and keeps legacy as legacy.v1.
+func upgradeFile(db *bolt.DB, legacy, path string) error {
+	var v uint64
+	db.View(func(tx *bolt.Tx) error { v = version(tx); return nil })
+	if v >= formatVersion {
+		return fmt.Errorf("%s holds metadata format %d, which this registry keeps in %s: rename it", legacy, v, metaFile)
 	}
 	newPath := path + ".new"
 	if err := convertFile(db, newPath, upgradeBudget, nil); err != nil {
 		os.Remove(newPath)
-		return db, fmt.Errorf("convert to format %d: %w", formatVersion, err)
+		return fmt.Errorf("convert %s to format %d: %w", legacy, formatVersion, err)
 	}
-	if err := keepV1(path); err != nil {
+	if err := keepV1(legacy); err != nil {
 		os.Remove(newPath)
-		return db, fmt.Errorf("keep a copy before converting to format %d: %w", formatVersion, err)
+		return fmt.Errorf("keep a copy of %s before converting it: %w", legacy, err)
 	}
 	if err := os.Rename(newPath, path); err != nil {
-		return db, err
+		return err
 	}
 	syncDir(filepath.Dir(path))
-	db.Close()
-	return reopen()
+	return nil
 }
 
 // keepV1 makes meta.db.v1 the file at path, as a hard link, or a copy
@@ -163,7 +160,7 @@ func syncDir(dir string) {
 func convertFile(db *bolt.DB, newPath string, budget int, inBatch func(int)) error {
 	os.Remove(newPath)
 	// Synced once, at the end: until it is renamed, the file is nothing.
-	// Its free list is kept in the file as meta.db's is.
+	// Its free list is kept in the file as metadata.db's is.
 	opts := metaOptions()
 	opts.NoSync = true
 	ndb, err := bolt.Open(newPath, 0o600, opts)
@@ -256,8 +253,12 @@ func (w *convertWriter) finish() error {
 // convert writes every record of version 1 transaction tx.
 func (w *convertWriter) convert(tx *bolt.Tx) error {
 	var n uint64
-	err := tx.Bucket(bucketRepos).ForEach(func(name, _ []byte) error {
-		rb := tx.Bucket(bucketRepos).Bucket(name)
+	repos, blobs := tx.Bucket(bucketRepos), tx.Bucket(bucketBlobs)
+	if repos == nil || blobs == nil { // a file never initialised
+		return nil
+	}
+	err := repos.ForEach(func(name, _ []byte) error {
+		rb := repos.Bucket(name)
 		// A repository with nothing left in it was still listed.
 		if rb == nil || (emptyBucket(rb.Bucket([]byte("m"))) && emptyBucket(rb.Bucket([]byte("b")))) {
 			return nil
@@ -295,7 +296,7 @@ func (w *convertWriter) convert(tx *bolt.Tx) error {
 	if err := b.SetSequence(n); err != nil {
 		return err
 	}
-	err = tx.Bucket(bucketBlobs).ForEach(func(k, v []byte) error {
+	err = blobs.ForEach(func(k, v []byte) error {
 		var rec struct {
 			Size    int64  `json:"size"`
 			Created int64  `json:"created"`

@@ -113,8 +113,9 @@ func TestUpgradeKilled(t *testing.T) {
 	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("converting process = %v (%s), want it killed", err, out)
 	}
-	if fi, err := os.Stat(path + ".new"); err != nil || fi.Size() == 0 {
-		t.Fatalf("killed conversion left no meta.db.new (%v), want a partial one", err)
+	newPath := filepath.Join(root, metaFile+".new")
+	if fi, err := os.Stat(newPath); err != nil || fi.Size() == 0 {
+		t.Fatalf("killed conversion left no metadata.db.new (%v), want a partial one", err)
 	}
 	if got := snapshotV1(t, path); !slices.Equal(got, want) {
 		t.Fatalf("meta.db after a killed conversion holds:\n%s\nwant it untouched", strings.Join(got, "\n"))
@@ -127,8 +128,8 @@ func TestUpgradeKilled(t *testing.T) {
 	if got := snapshotV1(t, path+".v1"); !slices.Equal(got, want) {
 		t.Errorf("meta.db.v1 holds:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if _, err := os.Stat(path + ".new"); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("meta.db.new after the upgrade: %v, want none", err)
+	if _, err := os.Stat(newPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("metadata.db.new after the upgrade: %v, want none", err)
 	}
 }
 
@@ -140,7 +141,7 @@ func upgradeThenDie(root string) {
 	if err != nil {
 		panic(err)
 	}
-	convertFile(db, path+".new", 3, func(n int) {
+	convertFile(db, filepath.Join(root, metaFile+".new"), 3, func(n int) {
 		if n == 3 {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			time.Sleep(time.Minute)
@@ -315,7 +316,7 @@ func TestUpgradeCopiesBuckets(t *testing.T) {
 	}
 	// Opening a file without one writes it; the conversion must not
 	// leave that work, a read of every page, to the first open.
-	converted := filepath.Join(t.TempDir(), "meta.db")
+	converted := filepath.Join(t.TempDir(), metaFile)
 	if err := convertFile(db, converted, upgradeBudget, nil); err != nil {
 		t.Fatalf("convertFile = %v", err)
 	}
@@ -335,7 +336,7 @@ func TestUpgradeCopiesBuckets(t *testing.T) {
 	}
 	s.Close()
 
-	old, now := bucketDump(t, path+".v1"), bucketDump(t, path)
+	old, now := bucketDump(t, path+".v1"), bucketDump(t, filepath.Join(root, metaFile))
 	for name, want := range old {
 		if name == string(bucketRepos) || name == string(bucketBlobs) {
 			continue

@@ -86,7 +86,6 @@ func checkBlob(t *testing.T, s *e2eServer, repo string, d v1.Hash) {
 	}
 }
 
-// blobStored reports whether s's blob store holds blob d under its digest.
 // blobCommitted reports whether blob d is stored within a few seconds:
 // a client has a cold blob once its digest checks, and the cache commits
 // it just after.
@@ -102,6 +101,7 @@ func blobCommitted(t *testing.T, s *e2eServer, d v1.Hash) bool {
 	}
 }
 
+// blobStored reports whether s's blob store holds blob d under its digest.
 func blobStored(t *testing.T, s *e2eServer, d v1.Hash) bool {
 	t.Helper()
 	key := "blobs/" + d.Algorithm + "/" + d.Hex[:2] + "/" + d.Hex

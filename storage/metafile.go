@@ -100,25 +100,25 @@ func legacyKind(path string) (legacyState, error) {
 }
 
 // finishLegacy writes the text in legacyFile beside an existing metaFile,
-// where legacyFile of kind is missing, or the format 1 file a conversion
-// kept (a crash came before the text replaced it), which it then holds
-// with open while replacing it. Another format 1 file was put there
-// since, by hand: which file holds the newer metadata is for the
-// operator to say.
+// where legacyFile of kind is missing, or is the format 1 file a
+// conversion kept (a crash came before the text replaced it), held with
+// open meanwhile. Any other format 1 file was put there since, by hand:
+// which file holds the newer metadata is for the operator to say.
 func finishLegacy(root, release string, kind legacyState, open func(path string) (*bolt.DB, error)) error {
 	legacy := filepath.Join(root, legacyFile)
 	v1 := legacy + ".v1"
 	if kind == legacyDB {
+		// Compared first: opening may write to it (a free list).
+		if !sameFile(legacy, v1) {
+			return fmt.Errorf("%s is a metadata file of format 1 and %s exists too: move %s aside to convert %s again (an earlier release ran on it since), or move %s aside to keep %s",
+				legacy, metaFile, metaFile, legacyFile, legacyFile, metaFile)
+		}
 		// No earlier release may be using it.
 		db, err := open(legacy)
 		if err != nil {
 			return err
 		}
 		defer db.Close()
-	}
-	if kind == legacyDB && !sameFile(legacy, v1) {
-		return fmt.Errorf("%s is a metadata file of format 1, and %s exists too: to convert %s again (after a return to an earlier release), move %s aside; to keep %s, move %s aside",
-			legacy, metaFile, legacyFile, metaFile, metaFile, legacyFile)
 	}
 	_, err := os.Stat(v1)
 	return writeStub(root, release, err == nil)

@@ -117,7 +117,7 @@ func TestOpenMetaFileStates(t *testing.T) {
 			root := converted(t)
 			os.Rename(filepath.Join(root, legacyFile+".v1"), filepath.Join(root, legacyFile))
 			return root
-		}, "is a metadata file of format 1, and metadata.db exists too"},
+		}, "is a metadata file of format 1 and metadata.db exists too"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := tc.prepare(t)

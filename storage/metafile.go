@@ -32,6 +32,19 @@ const (
 // first converting a format 1 legacyFile into metaFile, and leaves the
 // text in legacyFile. release names the running release in that text.
 func openMetaFile(root, release string, open func(path string) (*bolt.DB, error)) (*bolt.DB, error) {
+	for {
+		db, err := openMetaOnce(root, release, open)
+		if !errors.Is(err, errConvertedMeanwhile) {
+			return db, err
+		}
+	}
+}
+
+// errConvertedMeanwhile means another process converted legacyFile while
+// this one waited for its lock: metaFile exists now.
+var errConvertedMeanwhile = errors.New("converted by another process")
+
+func openMetaOnce(root, release string, open func(path string) (*bolt.DB, error)) (*bolt.DB, error) {
 	path, legacy := filepath.Join(root, metaFile), filepath.Join(root, legacyFile)
 	_, err := os.Stat(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -166,6 +179,11 @@ func convertLegacy(root, release string, open func(path string) (*bolt.DB, error
 	// Held until the text replaced it: no earlier release starts on it
 	// meanwhile.
 	defer db.Close()
+	// A process that converted it first held the lock until it was done;
+	// this one holds the old file, kept as meta.db.v1.
+	if _, err := os.Stat(filepath.Join(root, metaFile)); err == nil {
+		return errConvertedMeanwhile
+	}
 	if err := upgradeFile(db, legacy, filepath.Join(root, metaFile)); err != nil {
 		return err
 	}

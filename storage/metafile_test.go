@@ -148,6 +148,25 @@ func TestOpenMetaFileStates(t *testing.T) {
 	}
 }
 
+// TestConvertedMeanwhile: a process that waited for the lock of a format
+// 1 meta.db while another converted it finds metadata.db once it holds
+// the lock, and converts nothing again.
+func TestConvertedMeanwhile(t *testing.T) {
+	root := fixtureRoot(t)
+	done := t.TempDir()
+	s := openAt(t, done) // stands for the other process's metadata.db
+	s.Close()
+	copyFile(t, filepath.Join(done, metaFile), filepath.Join(root, metaFile))
+	before := dirNames(t, root)
+	err := convertLegacy(root, "", func(path string) (*bolt.DB, error) { return bolt.Open(path, 0o600, nil) })
+	if !errors.Is(err, errConvertedMeanwhile) {
+		t.Errorf("convertLegacy with metadata.db there = %v, want errConvertedMeanwhile", err)
+	}
+	if after := dirNames(t, root); !slices.Equal(after, before) {
+		t.Errorf("files after = %q, want %q", after, before)
+	}
+}
+
 // TestOpenEmptyLegacy: a meta.db of 0 bytes (a crash as an earlier
 // release created it) holds nothing: the store is new.
 func TestOpenEmptyLegacy(t *testing.T) {

@@ -38,18 +38,18 @@ func TestBenchStartup(t *testing.T) {
 	} else if err := os.MkdirAll(full, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(full, "data", "meta.db")); err != nil {
+	if _, err := os.Stat(filepath.Join(full, "data", "metadata.db")); err != nil {
 		srv := b.startProc(full)
 		b.fillRepos(srv)
 		srv.stop()
 	}
-	st, err := os.Stat(filepath.Join(full, "data", "meta.db"))
+	st, err := os.Stat(filepath.Join(full, "data", "metadata.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	// The empty store is made by a first start, as a supervisor's
-	// restarts find it; creating meta.db is timed on its own.
+	// restarts find it; creating metadata.db is timed on its own.
 	emptyDir := b.dataDir("empty")
 	b.startProc(emptyDir).stop()
 
@@ -78,9 +78,9 @@ func TestBenchStartup(t *testing.T) {
 	}
 	b.rep.section(fmt.Sprintf("start-up: exec → first 200 on /v2/, polled every 1 ms (median of %d starts; the ceiling is a bare net/http server)", starts))
 	b.durRow("empty store", benchMedian(empty), benchMedian(bare), 20*time.Millisecond)
-	b.durRow(fmt.Sprintf("%d repositories, %d tags (meta.db %s)", benchStartRepos, benchStartRepos*benchStartTags, fmtMB(float64(st.Size()))),
+	b.durRow(fmt.Sprintf("%d repositories, %d tags (metadata.db %s)", benchStartRepos, benchStartRepos*benchStartTags, fmtMB(float64(st.Size()))),
 		benchMedian(filled), benchMedian(bare), 50*time.Millisecond)
-	b.durRow("new data directory (creates meta.db)", benchMedian(fresh), benchMedian(bare), 0)
+	b.durRow("new data directory (creates metadata.db)", benchMedian(fresh), benchMedian(bare), 0)
 	b.printReport()
 }
 

@@ -86,7 +86,6 @@ func checkBlob(t *testing.T, s *e2eServer, repo string, d v1.Hash) {
 	}
 }
 
-// blobStored reports whether s's blob store holds blob d under its digest.
 // blobCommitted reports whether blob d is stored within a few seconds:
 // a client has a cold blob once its digest checks, and the cache commits
 // it just after.
@@ -102,6 +101,7 @@ func blobCommitted(t *testing.T, s *e2eServer, d v1.Hash) bool {
 	}
 }
 
+// blobStored reports whether s's blob store holds blob d under its digest.
 func blobStored(t *testing.T, s *e2eServer, d v1.Hash) bool {
 	t.Helper()
 	key := "blobs/" + d.Algorithm + "/" + d.Hex[:2] + "/" + d.Hex
@@ -273,7 +273,7 @@ grace = "0s"`)
 			return cmp.Or(err, fs.SkipDir) // blobs/ holds what was committed
 		}
 		// The metadata, and keys the server keeps (the dashboard's).
-		if e.IsDir() || slices.Contains([]string{"meta.db", "token.key", "ui.key", "ui.logout"}, e.Name()) {
+		if e.IsDir() || slices.Contains([]string{"metadata.db", "meta.db", "token.key", "ui.key", "ui.logout"}, e.Name()) {
 			return nil
 		}
 		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {

@@ -53,15 +53,21 @@ func pinPort(t *testing.T, s *e2eServer) {
 // last error.
 func eventually(t *testing.T, what string, check func() error) {
 	t.Helper()
+	eventuallyWithin(t, what, 15*time.Second, check)
+}
+
+// eventuallyWithin is eventually for up to limit.
+func eventuallyWithin(t *testing.T, what string, limit time.Duration, check func() error) {
+	t.Helper()
 	start := time.Now()
 	defer func() { t.Logf("%s: %v", what, time.Since(start)) }()
 	var err error
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if err = check(); err == nil {
 			return
 		}
 	}
-	t.Fatalf("%s: still failing after 15s: %v", what, err)
+	t.Fatalf("%s: still failing after %v: %v", what, limit.Round(time.Second), err)
 }
 
 // sameImage checks that dst's ref is src's, byte for byte, with every
@@ -130,6 +136,7 @@ func TestE2EReplicateContinuous(t *testing.T) {
 	}
 
 	b.stop()
+	down := time.Now()
 	pushRandom(t, a, "team/app:v2", 16<<10, 2)
 	eventually(t, "status of a target that is down", func() error {
 		st := replicationStatus(t, a)["central"]
@@ -139,7 +146,16 @@ func TestE2EReplicateContinuous(t *testing.T) {
 		return nil
 	})
 	b.start()
-	eventually(t, "team/app:v2 on the target after it came back", func() error { return sameImage(t, a, b, "team/app:v2", "", alice) })
+	// Each retry delay is at most about twice the time the target has
+	// been down (backoff doubling from 0.5s), so the source's next try
+	// may come that long after the target is back: on a slow machine,
+	// more than 15s.
+	eventuallyWithin(t, "team/app:v2 on the target after it came back", 15*time.Second+2*time.Since(down), func() error {
+		if err := sameImage(t, a, b, "team/app:v2", "", alice); err != nil {
+			return fmt.Errorf("%v (the source's status: %+v)", err, replicationStatus(t, a)["central"])
+		}
+		return nil
+	})
 
 	// kill -9 with an event queued for a target that is down; the
 	// restarted source also has a new target, c, which first gets

@@ -103,6 +103,14 @@ func (d Duration) Std() time.Duration {
 	return v
 }
 
+// storageDefaults is the [storage] default, naming this release for the
+// text the store leaves in meta.db.
+func storageDefaults() storage.Config {
+	c := storage.DefaultConfig()
+	c.Release = "nora " + buildVersion()
+	return c
+}
+
 // DefaultFile returns the configuration used when no file is given, and the
 // values of keys a file leaves out.
 func DefaultFile() File {
@@ -118,7 +126,7 @@ func DefaultFile() File {
 			MaxConnections:          4096,
 			MaxConnectionsPerClient: 512,
 		},
-		Storage:   storage.DefaultConfig(),
+		Storage:   storageDefaults(),
 		Log:       LogConfig{Level: "info", Format: "auto"},
 		Metrics:   MetricsConfig{Enabled: true, Path: "/metrics"},
 		GC:        gc.DefaultConfig(),

@@ -26,7 +26,7 @@ type Sealer interface {
 // blobLocation returns the driver key holding blob d's bytes: its blob
 // key, unless its record names another.
 func blobLocation(tx *bolt.Tx, d digest.Digest) string {
-	if rec, ok := decodeBlobRecord(tx.Bucket(bucketBlobs).Get([]byte(d))); ok && rec.Key != "" {
+	if rec, ok := decodeBlobRecord(tx.Bucket(bucketBlobs).Get(digestKey(d))); ok && rec.Key != "" {
 		return rec.Key
 	}
 	return blobKey(d)
@@ -56,7 +56,7 @@ func putBlobRecord(tx *bolt.Tx, d digest.Digest, rec blobRecord) error {
 			return err
 		}
 	}
-	return putJSON(tx.Bucket(bucketBlobs), []byte(d), rec)
+	return tx.Bucket(bucketBlobs).Put(digestKey(d), encodeBlobRecord(rec))
 }
 
 // deleteBlobRecord removes blob d's record and returns the key its bytes
@@ -70,7 +70,7 @@ func deleteBlobRecord(tx *bolt.Tx, d digest.Digest) (string, error) {
 			}
 		}
 	}
-	return key, tx.Bucket(bucketBlobs).Delete([]byte(d))
+	return key, tx.Bucket(bucketBlobs).Delete(digestKey(d))
 }
 
 // locatedBlob reports whether key holds the bytes of a recorded blob

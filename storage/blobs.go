@@ -50,12 +50,12 @@ func (s *Store) StatBlob(ctx context.Context, repo string, d digest.Digest) (Blo
 }
 
 func linkedBlob(tx *bolt.Tx, repo string, d digest.Digest) (BlobInfo, error) {
-	rb := repoBucket(tx, repo)
-	if rb == nil || rb.Bucket(subLinks).Get([]byte(d)) == nil {
+	id := tx.Bucket(bucketRepos).Get([]byte(repo))
+	if id == nil || tx.Bucket(bucketLinks).Get(digestAt(id, d)) == nil {
 		return BlobInfo{}, fmt.Errorf("%w: %s", ErrBlobNotFound, d)
 	}
-	var rec blobRecord
-	if !getJSON(tx.Bucket(bucketBlobs), []byte(d), &rec) {
+	rec, ok := decodeBlobRecord(tx.Bucket(bucketBlobs).Get(digestKey(d)))
+	if !ok {
 		return BlobInfo{}, fmt.Errorf("%w: %s", ErrBlobNotFound, d)
 	}
 	return BlobInfo{Digest: d, Size: rec.Size}, nil
@@ -95,14 +95,15 @@ func (s *Store) DeleteBlob(ctx context.Context, repo string, d digest.Digest) er
 		return err
 	}
 	return s.commit.update(func(tx *bolt.Tx) error {
-		rb := repoBucket(tx, repo)
-		if rb == nil || rb.Bucket(subLinks).Get([]byte(d)) == nil {
+		id := repoID(tx, repo)
+		links := tx.Bucket(bucketLinks)
+		if id == nil || links.Get(digestAt(id, d)) == nil {
 			return fmt.Errorf("%w: %s", ErrBlobNotFound, d)
 		}
-		if err := rb.Bucket(subLinks).Delete([]byte(d)); err != nil {
+		if err := links.Delete(digestAt(id, d)); err != nil {
 			return err
 		}
-		return dropRepoIfEmpty(tx, repo)
+		return dropRepoIfEmpty(tx, repo, id)
 	})
 }
 
@@ -170,7 +171,7 @@ func (s *Store) MountAnyBlob(ctx context.Context, to string, d digest.Digest, al
 func (s *Store) repoNames(d digest.Digest) ([]string, error) {
 	var names []string
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketBlobs).Get([]byte(d)) == nil {
+		if tx.Bucket(bucketBlobs).Get(digestKey(d)) == nil {
 			return fmt.Errorf("%w: %s", ErrBlobNotFound, d)
 		}
 		c := tx.Bucket(bucketRepos).Cursor()
@@ -188,7 +189,7 @@ func (s *Store) firstLinking(repos []string, d digest.Digest) (string, error) {
 	var from string
 	err := s.db.View(func(tx *bolt.Tx) error {
 		for _, repo := range repos {
-			if rb := repoBucket(tx, repo); rb != nil && rb.Bucket(subLinks).Get([]byte(d)) != nil {
+			if id := tx.Bucket(bucketRepos).Get([]byte(repo)); id != nil && tx.Bucket(bucketLinks).Get(digestAt(id, d)) != nil {
 				from = repo
 				return nil
 			}
@@ -199,11 +200,11 @@ func (s *Store) firstLinking(repos []string, d digest.Digest) (string, error) {
 }
 
 func link(tx *bolt.Tx, repo string, d digest.Digest, now time.Time) error {
-	rb, err := createRepoBucket(tx, repo)
+	id, err := createRepo(tx, repo)
 	if err != nil {
 		return err
 	}
-	return putTime(rb.Bucket(subLinks), []byte(d), now)
+	return putTime(tx.Bucket(bucketLinks), digestAt(id, d), now)
 }
 
 // BlobSizes returns the sizes of the blobs among ds that are stored;
@@ -213,7 +214,7 @@ func (s *Store) BlobSizes(ctx context.Context, ds []digest.Digest) map[digest.Di
 	s.db.View(func(tx *bolt.Tx) error {
 		blobs := tx.Bucket(bucketBlobs)
 		for _, d := range ds {
-			if rec, ok := decodeBlobRecord(blobs.Get([]byte(d))); ok {
+			if rec, ok := decodeBlobRecord(blobs.Get(digestKey(d))); ok {
 				out[d] = rec.Size
 			}
 		}

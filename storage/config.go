@@ -30,6 +30,9 @@ type Config struct {
 	// UploadIdleExpiry ends an upload session that received no bytes
 	// for this long, e.g. "1h"; "0" keeps it until gc.upload_max_age.
 	UploadIdleExpiry string `toml:"upload_idle_expiry"`
+	// Release names the running release ("nora v1.4.0") in the text
+	// the store leaves in meta.db; set by the binary, not the file.
+	Release string `toml:"-"`
 }
 
 // DefaultConfig returns the embedded default: filesystem blobs in ./data,

@@ -16,6 +16,12 @@
 //     times and the pull-through cache's tag check times live in bbolt, changed in one transaction per API call;
 //     concurrent calls share transactions (see committer) so they share
 //     disk syncs.
+//   - The metadata layout has a version (upgrade.go). Open converts a
+//     format 1 meta.db into metadata.db, in bounded transactions, and
+//     renames it into place: a crash during the conversion leaves the old
+//     file, which the next Open converts. meta.db then holds a text that
+//     bbolt refuses, so no release that knows only format 1 opens the
+//     store (metafile.go).
 //   - A manifest is stored only if every blob and child manifest it
 //     references is in its repository when the transaction commits.
 //   - Upload sessions persist their offset and hash state, so chunked

@@ -3,12 +3,10 @@ package storage
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -218,79 +216,62 @@ func (s *Store) scanRepos(ctx context.Context, names []string, fn func(*GCRepo) 
 }
 
 func (s *Store) scanRepo(tx *bolt.Tx, name string) (*GCRepo, error) {
-	rb := repoBucket(tx, name)
-	if rb == nil {
+	id := tx.Bucket(bucketRepos).Get([]byte(name))
+	if id == nil {
 		return nil, nil
 	}
 	r := &GCRepo{Name: name}
-	err := rb.Bucket(subTags).ForEach(func(k, v []byte) error {
+	c := tx.Bucket(bucketTags).Cursor()
+	for k, v := c.Seek(id); k != nil && bytes.HasPrefix(k, id); k, v = c.Next() {
 		if d, pushed, ok := decodeTag(v); ok {
-			r.Tags = append(r.Tags, GCTag{Name: string(k), Digest: d, Pushed: pushed})
+			r.Tags = append(r.Tags, GCTag{Name: string(k[len(id):]), Digest: d, Pushed: pushed})
 		}
 		s.releaseMappedIn(tx)
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	pulls := rb.Bucket(subPulls)
-	err = rb.Bucket(subManifests).ForEach(func(k, v []byte) error {
-		d := digest.Digest(k)
+	pulls := tx.Bucket(bucketPulls)
+	c = tx.Bucket(bucketManifests).Cursor()
+	for k, v := c.Seek(id); k != nil && bytes.HasPrefix(k, id); k, v = c.Next() {
+		d, ok := decodeDigest(k[len(id):])
+		if !ok {
+			return nil, fmt.Errorf("manifest key %x: corrupt", k)
+		}
 		m, err := decodeGCManifest(d, v)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		m.Used = s.used(pulls, name, d)
+		m.Used = s.used(pulls, k, name, d)
 		r.Manifests = append(r.Manifests, m)
 		s.releaseMappedIn(tx)
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	err = rb.Bucket(subLinks).ForEach(func(k, v []byte) error {
-		d := digest.Digest(k)
+	c = tx.Bucket(bucketLinks).Cursor()
+	for k, v := c.Seek(id); k != nil && bytes.HasPrefix(k, id); k, v = c.Next() {
+		d, ok := decodeDigest(k[len(id):])
+		if !ok {
+			return nil, fmt.Errorf("link key %x: corrupt", k)
+		}
 		r.Links = append(r.Links, GCLink{Digest: d, Linked: decodeTime(v), Checked: s.checks.last(name, d)})
 		s.releaseMappedIn(tx)
-		return nil
-	})
-	return r, err
+	}
+	return r, nil
 }
 
 // decodeGCManifest decodes only what GC reads of a manifest record: not
-// its annotations, artifact type or bytes.
+// its bytes.
 func decodeGCManifest(d digest.Digest, rec []byte) (GCManifest, error) {
-	r, err := splitManifest(d, rec)
+	m, err := decodeManifest(d, rec, true, false)
 	if err != nil {
 		return GCManifest{}, err
 	}
-	var meta struct {
-		Subject   digest.Digest   `json:"subject"`
-		Blobs     []digest.Digest `json:"blobs"`
-		Manifests []digest.Digest `json:"manifests"`
-		Pushed    time.Time       `json:"pushed"`
-	}
-	if err := json.Unmarshal(r.meta, &meta); err != nil {
-		return GCManifest{}, fmt.Errorf("manifest %s: %w", d, err)
-	}
 	return GCManifest{
-		Digest: d, Size: int64(len(r.content)), Pushed: meta.Pushed,
-		Subject: meta.Subject, Blobs: meta.Blobs, Manifests: meta.Manifests,
+		Digest: d, Size: m.Size, Pushed: m.Pushed,
+		Subject: m.Subject, Blobs: m.Blobs, Manifests: m.Manifests,
 	}, nil
 }
 
-// decodeTime decodes a value written by putTime, zero if malformed.
-func decodeTime(v []byte) time.Time {
-	if len(v) != 8 {
-		return time.Time{}
-	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(v)))
-}
-
-// used is the latest pull or check of manifest d: recorded, pending or in
-// memory.
-func (s *Store) used(pulls *bolt.Bucket, repo string, d digest.Digest) time.Time {
-	t, _ := getTime(pulls, []byte(d))
+// used is the latest pull or check of manifest d of repo, whose key is k:
+// recorded, pending or in memory.
+func (s *Store) used(pulls *bolt.Bucket, k []byte, repo string, d digest.Digest) time.Time {
+	t, _ := getTime(pulls, k)
 	s.pulls.mu.Lock()
 	if p, ok := s.pulls.pending[pullKey{repo, d}]; ok && p.After(t) {
 		t = p
@@ -327,8 +308,9 @@ func (s *Store) ScanBlobs(ctx context.Context, fn func(GCBlob) error) error {
 				}
 			}
 			for ; k != nil && len(batch) < 1024; k, v = c.Next() {
-				if rec, ok := decodeBlobRecord(v); ok {
-					batch = append(batch, GCBlob{Digest: digest.Digest(k), Size: rec.Size, Created: time.Unix(0, rec.Created)})
+				rec, ok := decodeBlobRecord(v)
+				if d, okKey := decodeDigest(k); ok && okKey {
+					batch = append(batch, GCBlob{Digest: d, Size: rec.Size, Created: time.Unix(0, rec.Created)})
 				}
 				after = append(after[:0], k...)
 				s.releaseMappedIn(tx)
@@ -345,35 +327,6 @@ func (s *Store) ScanBlobs(ctx context.Context, fn func(GCBlob) error) error {
 			return nil
 		}
 	}
-}
-
-// decodeBlobRecord decodes a blob record, reading the layout json.Marshal
-// writes without reflection and falling back to encoding/json otherwise.
-func decodeBlobRecord(v []byte) (blobRecord, bool) {
-	var rec blobRecord
-	if rest, ok := bytes.CutPrefix(v, []byte(`{"size":`)); ok {
-		size, rest, ok1 := cutInt(rest)
-		if rest, ok2 := bytes.CutPrefix(rest, []byte(`,"created":`)); ok1 && ok2 {
-			created, rest, ok := cutInt(rest)
-			if ok && string(rest) == "}" {
-				return blobRecord{Size: size, Created: created}, true
-			}
-		}
-	}
-	return rec, json.Unmarshal(v, &rec) == nil
-}
-
-// cutInt parses the decimal integer at the start of b.
-func cutInt(b []byte) (int64, []byte, bool) {
-	i := 0
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		i++
-	}
-	n, err := strconv.ParseInt(string(b[:i]), 10, 64)
-	return n, b[i:], err == nil
 }
 
 // ScanUploads calls fn with every open upload session.

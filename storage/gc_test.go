@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -279,7 +278,7 @@ func TestCollectBlobsKeepsReuploadedFile(t *testing.T) {
 	s.DeleteBlob(t.Context(), "app", layer)
 	// The record goes; the same bytes are pushed again before the file
 	// is deleted: the file is the new blob's now.
-	err := s.commit.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketBlobs).Delete([]byte(layer)) })
+	err := s.commit.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketBlobs).Delete(digestKey(layer)) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,23 +288,6 @@ func TestCollectBlobsKeepsReuploadedFile(t *testing.T) {
 	}
 	if got := readBlob(t, s, "app", layer); string(got) != "layer" {
 		t.Errorf("blob after a re-upload raced GC = %q, want %q", got, "layer")
-	}
-}
-
-func TestDecodeBlobRecord(t *testing.T) {
-	for _, v := range []string{`{"size":12,"created":-3}`, `{"created":-3,"size":12}`, `{"size": 12, "created": -3}`} {
-		if rec, ok := decodeBlobRecord([]byte(v)); !ok || rec != (blobRecord{Size: 12, Created: -3}) {
-			t.Errorf("decodeBlobRecord(%s) = %+v, %t, want size 12, created -3", v, rec, ok)
-		}
-	}
-	for _, v := range []string{``, `{"size":`, `{"size":1,"created":2`, `{"size":1x,"created":2}`} {
-		if rec, ok := decodeBlobRecord([]byte(v)); ok {
-			t.Errorf("decodeBlobRecord(%s) = %+v, true, want false", v, rec)
-		}
-	}
-	data, _ := json.Marshal(blobRecord{Size: 1 << 40, Created: time.Now().UnixNano()})
-	if rec, ok := decodeBlobRecord(data); !ok || rec.Size != 1<<40 {
-		t.Errorf("decodeBlobRecord(%s) = %+v, %t", data, rec, ok)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -37,19 +36,19 @@ func (s *Store) CollectRepo(ctx context.Context, p GCRepoPlan) (manifests, links
 	defer s.releaseMapped()
 	err = s.commit.update(func(tx *bolt.Tx) error {
 		manifests, links = nil, nil
-		rb := repoBucket(tx, p.Repo)
-		if rb == nil {
+		id := repoID(tx, p.Repo)
+		if id == nil {
 			return nil
 		}
 		planned := make(map[digest.Digest]bool, len(p.Manifests))
 		for _, d := range p.Manifests {
 			planned[d] = true
 		}
-		doomed, err := s.recheckManifests(rb, p, planned)
+		doomed, err := s.recheckManifests(tx, id, p, planned)
 		if err != nil {
 			return err
 		}
-		referenced, err := s.survivorBlobs(rb, p, planned, doomed)
+		referenced, err := s.survivorBlobs(tx, id, p, planned, doomed)
 		if err != nil {
 			return err
 		}
@@ -58,43 +57,44 @@ func (s *Store) CollectRepo(ctx context.Context, p GCRepoPlan) (manifests, links
 			if !ok {
 				continue
 			}
-			if err := removeManifest(rb, d, m.Subject); err != nil {
+			if err := removeManifest(tx, id, d, m.Subject); err != nil {
 				return err
 			}
 			manifests = append(manifests, d)
 			s.releaseMappedIn(tx)
 		}
-		lb := rb.Bucket(subLinks)
+		lb := tx.Bucket(bucketLinks)
 		for _, d := range p.Links {
-			t, ok := getTime(lb, []byte(d))
+			t, ok := getTime(lb, digestAt(id, d))
 			if !ok || !t.Before(p.Cutoff) || referenced[d] || !s.checks.last(p.Repo, d).Before(p.Cutoff) {
 				continue
 			}
-			if err := lb.Delete([]byte(d)); err != nil {
+			if err := lb.Delete(digestAt(id, d)); err != nil {
 				return err
 			}
 			links = append(links, d)
 			s.releaseMappedIn(tx)
 		}
-		return dropRepoIfEmpty(tx, p.Repo)
+		return dropRepoIfEmpty(tx, p.Repo, id)
 	})
 	return manifests, links, err
 }
 
 // recheckManifests returns the planned manifests that may still go: then
 // untagged, old and unused, and not kept alive by a manifest that stays.
-func (s *Store) recheckManifests(rb *bolt.Bucket, p GCRepoPlan, planned map[digest.Digest]bool) (map[digest.Digest]Manifest, error) {
-	mb := rb.Bucket(subManifests)
+func (s *Store) recheckManifests(tx *bolt.Tx, id []byte, p GCRepoPlan, planned map[digest.Digest]bool) (map[digest.Digest]Manifest, error) {
+	mb := tx.Bucket(bucketManifests)
 	tagged := map[digest.Digest]bool{}
-	rb.Bucket(subTags).ForEach(func(_, v []byte) error {
+	c := tx.Bucket(bucketTags).Cursor()
+	for k, v := c.Seek(id); k != nil && bytes.HasPrefix(k, id); k, v = c.Next() {
 		if d, _, ok := decodeTag(v); ok {
 			tagged[d] = true
 		}
-		return nil
-	})
+	}
 	doomed := map[digest.Digest]Manifest{}
 	for _, d := range p.Manifests {
-		rec := mb.Get([]byte(d))
+		k := digestAt(id, d)
+		rec := mb.Get(k)
 		if rec == nil || tagged[d] {
 			continue
 		}
@@ -102,17 +102,20 @@ func (s *Store) recheckManifests(rb *bolt.Bucket, p GCRepoPlan, planned map[dige
 		if err != nil {
 			return nil, err
 		}
-		if m.Pushed.Before(p.Cutoff) && s.used(rb.Bucket(subPulls), p.Repo, d).Before(p.Cutoff) {
+		if m.Pushed.Before(p.Cutoff) && s.used(tx.Bucket(bucketPulls), k, p.Repo, d).Before(p.Cutoff) {
 			doomed[d] = m
 		}
-		s.releaseMappedIn(rb.Tx())
+		s.releaseMappedIn(tx)
 	}
 	// Survivors the plan did not account for can keep doomed manifests
 	// alive; so can doomed ones that are kept, in turn.
 	var queue []Manifest
-	c := mb.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		d := digest.Digest(k)
+	c = mb.Cursor()
+	for k, v := c.Seek(id); k != nil && bytes.HasPrefix(k, id); k, v = c.Next() {
+		d, ok := decodeDigest(k[len(id):])
+		if !ok {
+			return nil, fmt.Errorf("manifest key %x: corrupt", k)
+		}
 		_, isDoomed := doomed[d]
 		if (p.Known != nil && p.Known[d] && !planned[d]) || isDoomed {
 			continue
@@ -122,7 +125,7 @@ func (s *Store) recheckManifests(rb *bolt.Bucket, p GCRepoPlan, planned map[dige
 			return nil, err
 		}
 		queue = append(queue, m)
-		s.releaseMappedIn(rb.Tx())
+		s.releaseMappedIn(tx)
 	}
 	for {
 		for len(queue) > 0 {
@@ -143,7 +146,7 @@ func (s *Store) recheckManifests(rb *bolt.Bucket, p GCRepoPlan, planned map[dige
 		}
 		// A referrer goes only with its subject, or without one.
 		for d, r := range doomed {
-			if _, subjectDoomed := doomed[r.Subject]; r.Subject != "" && !subjectDoomed && mb.Get([]byte(r.Subject)) != nil {
+			if _, subjectDoomed := doomed[r.Subject]; r.Subject != "" && !subjectDoomed && mb.Get(digestAt(id, r.Subject)) != nil {
 				delete(doomed, d)
 				queue = append(queue, r)
 			}
@@ -156,14 +159,17 @@ func (s *Store) recheckManifests(rb *bolt.Bucket, p GCRepoPlan, planned map[dige
 
 // survivorBlobs returns the blobs referenced by manifests that stay and
 // that the plan did not account for.
-func (s *Store) survivorBlobs(rb *bolt.Bucket, p GCRepoPlan, planned map[digest.Digest]bool, doomed map[digest.Digest]Manifest) (map[digest.Digest]bool, error) {
+func (s *Store) survivorBlobs(tx *bolt.Tx, id []byte, p GCRepoPlan, planned map[digest.Digest]bool, doomed map[digest.Digest]Manifest) (map[digest.Digest]bool, error) {
 	out := map[digest.Digest]bool{}
 	if len(p.Links) == 0 {
 		return out, nil
 	}
-	c := rb.Bucket(subManifests).Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		d := digest.Digest(k)
+	c := tx.Bucket(bucketManifests).Cursor()
+	for k, v := c.Seek(id); k != nil && bytes.HasPrefix(k, id); k, v = c.Next() {
+		d, ok := decodeDigest(k[len(id):])
+		if !ok {
+			return nil, fmt.Errorf("manifest key %x: corrupt", k)
+		}
 		if _, ok := doomed[d]; ok || (p.Known != nil && p.Known[d] && !planned[d]) {
 			continue
 		}
@@ -174,26 +180,26 @@ func (s *Store) survivorBlobs(rb *bolt.Bucket, p GCRepoPlan, planned map[digest.
 		for _, b := range m.Blobs {
 			out[b] = true
 		}
-		s.releaseMappedIn(rb.Tx())
+		s.releaseMappedIn(tx)
 	}
 	return out, nil
 }
 
 // removeManifest deletes manifest d, its tags, its referrer entry and its
 // pull time.
-func removeManifest(rb *bolt.Bucket, d, subject digest.Digest) error {
+func removeManifest(tx *bolt.Tx, id []byte, d, subject digest.Digest) error {
 	if subject != "" {
-		if err := rb.Bucket(subReferrers).Delete(referrerKey(subject, d)); err != nil {
+		if err := tx.Bucket(bucketReferrers).Delete(referrerKey(id, subject, d)); err != nil {
 			return err
 		}
 	}
-	if err := deleteTagsOf(rb, d); err != nil {
+	if err := deleteTagsOf(tx, id, d); err != nil {
 		return err
 	}
-	if err := rb.Bucket(subManifests).Delete([]byte(d)); err != nil {
+	if err := tx.Bucket(bucketManifests).Delete(digestAt(id, d)); err != nil {
 		return err
 	}
-	return rb.Bucket(subPulls).Delete([]byte(d))
+	return tx.Bucket(bucketPulls).Delete(digestAt(id, d))
 }
 
 // CollectBlobs deletes the records, then the files, of the blobs among ds
@@ -210,23 +216,24 @@ func (s *Store) CollectBlobs(ctx context.Context, ds []digest.Digest, cutoff tim
 		blobs := tx.Bucket(bucketBlobs)
 		var cand []BlobInfo
 		for _, d := range ds {
-			if rec, ok := decodeBlobRecord(blobs.Get([]byte(d))); ok && rec.Created < cutoff.UnixNano() {
+			if rec, ok := decodeBlobRecord(blobs.Get(digestKey(d))); ok && rec.Created < cutoff.UnixNano() {
 				cand = append(cand, BlobInfo{Digest: d, Size: rec.Size})
 			}
 		}
 		if len(cand) == 0 {
 			return nil
 		}
-		slices.SortFunc(cand, func(a, b BlobInfo) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
+		// Sorted as the keys are, for markLinked.
 		keys := make([][]byte, len(cand))
 		for i, b := range cand {
-			keys[i] = []byte(b.Digest)
+			keys[i] = digestKey(b.Digest)
 		}
+		sortTogether(keys, cand)
 		linked := make([]bool, len(cand))
-		repos := tx.Bucket(bucketRepos)
-		c := repos.Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			markLinked(repos.Bucket(k).Bucket(subLinks), keys, linked)
+		links := tx.Bucket(bucketLinks)
+		c := tx.Bucket(bucketRepos).Cursor()
+		for _, id := c.First(); id != nil; _, id = c.Next() {
+			markLinked(links, id, keys, linked)
 			s.releaseMappedIn(tx)
 		}
 		for i, b := range cand {
@@ -251,15 +258,28 @@ func (s *Store) CollectBlobs(ctx context.Context, ds []digest.Digest, cutoff tim
 	return deleted, err
 }
 
-// markLinked sets linked[i] when links holds keys[i]; keys are sorted. A
-// batch of a sorted scan spans a narrow range of keys, so one cursor
-// stepping through it reads less than a lookup per key; it seeks past
-// long gaps.
-func markLinked(links *bolt.Bucket, keys [][]byte, linked []bool) {
+// sortTogether sorts keys, moving blobs[i] with keys[i].
+func sortTogether(keys [][]byte, blobs []BlobInfo) {
+	idx := make([]int, len(keys))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
+	k2, b2 := slices.Clone(keys), slices.Clone(blobs)
+	for i, j := range idx {
+		keys[i], blobs[i] = k2[j], b2[j]
+	}
+}
+
+// markLinked sets linked[i] when repository id links keys[i]; keys are
+// sorted. A batch of a sorted scan spans a narrow range of keys, so one
+// cursor stepping through it reads less than a lookup per key; it seeks
+// past long gaps.
+func markLinked(links *bolt.Bucket, id []byte, keys [][]byte, linked []bool) {
 	c := links.Cursor()
-	k, _ := c.Seek(keys[0])
-	for i, steps := 0, 0; i < len(keys) && k != nil; {
-		switch bytes.Compare(k, keys[i]) {
+	k, _ := c.Seek(key(id, keys[0]))
+	for i, steps := 0, 0; i < len(keys) && k != nil && bytes.HasPrefix(k, id); {
+		switch bytes.Compare(k[len(id):], keys[i]) {
 		case 0:
 			linked[i] = true
 			i, steps = i+1, 0
@@ -270,7 +290,7 @@ func markLinked(links *bolt.Bucket, keys [][]byte, linked []bool) {
 			if steps++; steps < 8 {
 				k, _ = c.Next()
 			} else {
-				k, _ = c.Seek(keys[i])
+				k, _ = c.Seek(key(id, keys[i]))
 				steps = 0
 			}
 		}
@@ -322,7 +342,7 @@ func (s *Store) deleteStripeFiles(ctx context.Context, i int, ds []digest.Digest
 	s.db.View(func(tx *bolt.Tx) error {
 		blobs := tx.Bucket(bucketBlobs)
 		ds = slices.DeleteFunc(ds, func(d digest.Digest) bool {
-			return blobs.Get([]byte(d)) != nil && blobLocation(tx, d) == keys[d]
+			return blobs.Get(digestKey(d)) != nil && blobLocation(tx, d) == keys[d]
 		})
 		return nil
 	})

@@ -108,7 +108,7 @@ type keyLister interface {
 // unregistered while it is being written.
 func (s *Store) knownFile(tx *bolt.Tx, key string) bool {
 	if d, ok := blobKeyDigest(key); ok {
-		return tx.Bucket(bucketBlobs).Get([]byte(d)) != nil
+		return tx.Bucket(bucketBlobs).Get(digestKey(d)) != nil
 	}
 	if id, ok := strings.CutPrefix(key, "uploads/"); ok && validUploadID(id) {
 		return tx.Bucket(bucketUploads).Get([]byte(id)) != nil || s.writing.has(id) || locatedBlob(tx, key)

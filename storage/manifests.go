@@ -3,9 +3,6 @@ package storage
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -36,47 +33,6 @@ type Manifest struct {
 	Size int64 `json:"size"`
 }
 
-// A manifest record is the media type, the JSON metadata, each preceded by
-// its uvarint length, then the manifest bytes: a GET reads the media type
-// and slices the bytes without decoding JSON.
-func encodeManifest(m Manifest) ([]byte, error) {
-	meta, err := json.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, 0, len(m.MediaType)+len(meta)+len(m.Content)+8)
-	out = binary.AppendUvarint(out, uint64(len(m.MediaType)))
-	out = append(out, m.MediaType...)
-	out = binary.AppendUvarint(out, uint64(len(meta)))
-	out = append(out, meta...)
-	return append(out, m.Content...), nil
-}
-
-// manifestRecord is a record split into its parts, still in bbolt's memory.
-type manifestRecord struct {
-	mediaType, meta, content []byte
-}
-
-func splitManifest(d digest.Digest, rec []byte) (manifestRecord, error) {
-	var r manifestRecord
-	var ok bool
-	if r.mediaType, rec, ok = cutField(rec); !ok {
-		return r, fmt.Errorf("manifest %s: corrupt record", d)
-	}
-	if r.meta, r.content, ok = cutField(rec); !ok {
-		return r, fmt.Errorf("manifest %s: corrupt record", d)
-	}
-	return r, nil
-}
-
-func cutField(b []byte) (field, rest []byte, ok bool) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 || uint64(len(b)-k) < n {
-		return nil, nil, false
-	}
-	return b[k : k+int(n)], b[k+int(n):], true
-}
-
 // decodeManifest copies a record out of bbolt's memory: the full metadata
 // when full is set, else only what a GET or HEAD answers with (digest,
 // media type, size and, with content, the bytes).
@@ -87,11 +43,11 @@ func decodeManifest(d digest.Digest, rec []byte, full, content bool) (Manifest, 
 	}
 	var m Manifest
 	if full {
-		if err := json.Unmarshal(r.meta, &m); err != nil {
-			return m, fmt.Errorf("manifest %s: %w", d, err)
+		if err := decodeManifestMeta(d, r.meta, &m); err != nil {
+			return m, err
 		}
 	}
-	m.Digest, m.MediaType, m.Size = d, string(r.mediaType), int64(len(r.content))
+	m.Digest, m.MediaType, m.Size = d, r.mediaType, int64(len(r.content))
 	if content {
 		m.Content = bytes.Clone(r.content)
 	}
@@ -140,12 +96,10 @@ func (s *Store) putManifest(repo string, m Manifest, tags []string, refs refChec
 	now := time.Now()
 	m.Pushed = now
 	m.Size = int64(len(m.Content))
-	rec, err := encodeManifest(m)
-	if err != nil {
-		return err
-	}
+	rec := encodeManifest(m)
+	mkey := digestKey(m.Digest)
 	return s.update(func(tx *bolt.Tx) error {
-		rb, err := createRepoBucket(tx, repo)
+		id, err := createRepo(tx, repo)
 		if err != nil {
 			return err
 		}
@@ -154,52 +108,49 @@ func (s *Store) putManifest(repo string, m Manifest, tags []string, refs refChec
 				return err
 			}
 		}
-		links, manifests := rb.Bucket(subLinks), rb.Bucket(subManifests)
+		links, manifests := tx.Bucket(bucketLinks), tx.Bucket(bucketManifests)
 		for _, b := range m.Blobs {
-			if refs != refsNone && links.Get([]byte(b)) == nil {
+			if refs != refsNone && links.Get(digestAt(id, b)) == nil {
 				return fmt.Errorf("%w: blob %s", ErrManifestBlobUnknown, b)
 			}
 		}
 		for _, c := range m.Manifests {
-			if refs == refsAll && manifests.Get([]byte(c)) == nil {
+			if refs == refsAll && manifests.Get(digestAt(id, c)) == nil {
 				return fmt.Errorf("%w: manifest %s", ErrManifestBlobUnknown, c)
 			}
 		}
 		// A digest names its bytes, so a manifest already stored needs no
 		// rewrite: pushing more tags of it dirties only the tag pages.
-		if manifests.Get([]byte(m.Digest)) != nil {
-			return putTags(rb.Bucket(subTags), tags, m.Digest, now)
+		if manifests.Get(key(id, mkey)) != nil {
+			return putTags(tx, id, tags, mkey, now)
 		}
-		if err := manifests.Put([]byte(m.Digest), rec); err != nil {
+		if err := put(manifests, key(id, mkey), rec); err != nil {
 			return err
 		}
 		if m.Subject != "" {
-			desc := ocispec.Descriptor{
-				MediaType:    m.MediaType,
-				Digest:       m.Digest,
-				Size:         int64(len(m.Content)),
-				ArtifactType: m.ArtifactType,
-				Annotations:  m.Annotations,
-			}
-			if err := putJSON(rb.Bucket(subReferrers), referrerKey(m.Subject, m.Digest), desc); err != nil {
+			if err := put(tx.Bucket(bucketReferrers), referrerKey(id, m.Subject, m.Digest), encodeReferrer(m)); err != nil {
 				return err
 			}
 		}
-		return putTags(rb.Bucket(subTags), tags, m.Digest, now)
+		return putTags(tx, id, tags, mkey, now)
 	})
 }
 
-func putTags(b *bolt.Bucket, tags []string, d digest.Digest, now time.Time) error {
+// putTags points tags of repository id at the manifest whose digest
+// encodes as mkey.
+func putTags(tx *bolt.Tx, id []byte, tags []string, mkey []byte, now time.Time) error {
+	v := append(appendTime(make([]byte, 0, 8+len(mkey)), now), mkey...)
+	b := tx.Bucket(bucketTags)
 	for _, tag := range tags {
-		if err := b.Put([]byte(tag), encodeTag(d, now)); err != nil {
+		if err := put(b, key(id, []byte(tag)), v); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func referrerKey(subject, referrer digest.Digest) []byte {
-	return []byte(string(subject) + " " + string(referrer))
+func referrerKey(id []byte, subject, referrer digest.Digest) []byte {
+	return appendDigest(appendDigest(bytes.Clone(id), subject), referrer)
 }
 
 // GetManifest returns the manifest of repo named by reference, a tag or a
@@ -222,18 +173,23 @@ func (s *Store) manifest(repo, reference string, withContent bool) (Manifest, er
 	}
 	var m Manifest
 	err := s.db.View(func(tx *bolt.Tx) error {
-		rb := repoBucket(tx, repo)
-		if rb == nil {
+		repos := tx.Bucket(bucketRepos)
+		id := repos.Get([]byte(repo))
+		if id == nil {
 			return fmt.Errorf("%w: %s", ErrManifestNotFound, reference)
 		}
+		var k []byte
 		d := digest.Digest(reference)
-		if !isDigest(reference) {
-			var ok bool
-			if d, _, ok = decodeTag(rb.Bucket(subTags).Get([]byte(reference))); !ok {
+		if isDigest(reference) {
+			k = digestAt(id, d)
+		} else {
+			raw, _, ok := decodeTagRaw(tx.Bucket(bucketTags).Get(key(id, []byte(reference))))
+			if !ok {
 				return fmt.Errorf("%w: tag %s", ErrManifestNotFound, reference)
 			}
+			k, d = key(id, raw), digestString(raw)
 		}
-		rec := rb.Bucket(subManifests).Get([]byte(d))
+		rec := tx.Bucket(bucketManifests).Get(k)
 		if rec == nil {
 			return fmt.Errorf("%w: %s", ErrManifestNotFound, reference)
 		}
@@ -251,11 +207,11 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 		return err
 	}
 	return s.update(func(tx *bolt.Tx) error {
-		rb := repoBucket(tx, repo)
-		if rb == nil {
+		id := repoID(tx, repo)
+		if id == nil {
 			return fmt.Errorf("%w: %s", ErrManifestNotFound, d)
 		}
-		rec := rb.Bucket(subManifests).Get([]byte(d))
+		rec := tx.Bucket(bucketManifests).Get(digestAt(id, d))
 		if rec == nil {
 			return fmt.Errorf("%w: %s", ErrManifestNotFound, d)
 		}
@@ -266,38 +222,25 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 		if err != nil {
 			return err
 		}
-		if m.Subject != "" {
-			if err := rb.Bucket(subReferrers).Delete(referrerKey(m.Subject, d)); err != nil {
-				return err
-			}
-		}
-		if err := deleteTagsOf(rb, d); err != nil {
+		if err := removeManifest(tx, id, d, m.Subject); err != nil {
 			return err
 		}
-		if err := rb.Bucket(subManifests).Delete([]byte(d)); err != nil {
-			return err
-		}
-		if err := rb.Bucket(subPulls).Delete([]byte(d)); err != nil {
-			return err
-		}
-		return dropRepoIfEmpty(tx, repo)
+		return dropRepoIfEmpty(tx, repo, id)
 	})
 }
 
-// deleteTagsOf removes the tags of repository bucket rb that name d.
-func deleteTagsOf(rb *bolt.Bucket, d digest.Digest) error {
+// deleteTagsOf removes the tags of repository id that name d.
+func deleteTagsOf(tx *bolt.Tx, id []byte, d digest.Digest) error {
+	want := digestKey(d)
 	var doomed [][]byte
-	err := rb.Bucket(subTags).ForEach(func(k, v []byte) error {
-		if td, _, ok := decodeTag(v); ok && td == d {
+	c := tx.Bucket(bucketTags).Cursor()
+	for k, v := c.Seek(id); k != nil && bytes.HasPrefix(k, id); k, v = c.Next() {
+		if raw, _, ok := decodeTagRaw(v); ok && bytes.Equal(raw, want) {
 			doomed = append(doomed, bytes.Clone(k))
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	for _, k := range doomed {
-		if err := deleteTag(rb, k); err != nil {
+		if err := deleteTag(tx, k); err != nil {
 			return err
 		}
 	}
@@ -307,15 +250,19 @@ func deleteTagsOf(rb *bolt.Bucket, d digest.Digest) error {
 // DeleteTag removes tag from repo, leaving the manifest it named.
 func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
 	return s.update(func(tx *bolt.Tx) error {
-		rb := repoBucket(tx, repo)
-		if rb == nil || rb.Bucket(subTags).Get([]byte(tag)) == nil {
+		id := repoID(tx, repo)
+		var v []byte
+		if id != nil {
+			v = tx.Bucket(bucketTags).Get(key(id, []byte(tag)))
+		}
+		if v == nil {
 			return fmt.Errorf("%w: tag %s", ErrManifestNotFound, tag)
 		}
-		d, _, _ := decodeTag(rb.Bucket(subTags).Get([]byte(tag)))
+		d, _, _ := decodeTag(v)
 		if err := s.addEvent(tx, Event{Kind: EventDeleteTag, Repo: repo, Digest: d, Tags: []string{tag}}); err != nil {
 			return err
 		}
-		return deleteTag(rb, []byte(tag))
+		return deleteTag(tx, key(id, []byte(tag)))
 	})
 }
 
@@ -324,11 +271,11 @@ func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
 // ErrRepositoryNotFound for a repository that holds nothing.
 func (s *Store) Tags(ctx context.Context, repo, last string, n int) (tags []string, more bool, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
-		rb := repoBucket(tx, repo)
-		if rb == nil {
+		id := tx.Bucket(bucketRepos).Get([]byte(repo))
+		if id == nil {
 			return fmt.Errorf("%w: %s", ErrRepositoryNotFound, repo)
 		}
-		tags, more = page(rb.Bucket(subTags).Cursor(), last, n)
+		tags, more = page(tx.Bucket(bucketTags).Cursor(), id, last, n)
 		return nil
 	})
 	return tags, more, err
@@ -338,31 +285,28 @@ func (s *Store) Tags(ctx context.Context, repo, last string, n int) (tags []stri
 // order, starting after last.
 func (s *Store) Repositories(ctx context.Context, last string, n int) (repos []string, more bool, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
-		repos, more = page(tx.Bucket(bucketRepos).Cursor(), last, n)
+		repos, more = page(tx.Bucket(bucketRepos).Cursor(), nil, last, n)
 		return nil
 	})
 	return repos, more, err
 }
 
-func page(c *bolt.Cursor, last string, n int) ([]string, bool) {
+// page lists up to n keys that start with prefix, without it, after
+// last.
+func page(c *bolt.Cursor, prefix []byte, last string, n int) ([]string, bool) {
 	out := []string{}
 	if n == 0 {
 		return out, false
 	}
-	var k []byte
-	if last == "" {
-		k, _ = c.First()
-	} else {
-		k, _ = c.Seek([]byte(last))
-		if k != nil && string(k) == last {
-			k, _ = c.Next()
-		}
+	k, _ := c.Seek(key(prefix, []byte(last)))
+	if last != "" && k != nil && string(k[min(len(prefix), len(k)):]) == last {
+		k, _ = c.Next()
 	}
-	for ; k != nil; k, _ = c.Next() {
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		if n >= 0 && len(out) == n {
 			return out, true
 		}
-		out = append(out, string(k))
+		out = append(out, string(k[len(prefix):]))
 	}
 	return out, false
 }
@@ -375,18 +319,20 @@ func (s *Store) Referrers(ctx context.Context, repo string, d digest.Digest) ([]
 	}
 	out := []ocispec.Descriptor{}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		rb := repoBucket(tx, repo)
-		if rb == nil {
+		id := tx.Bucket(bucketRepos).Get([]byte(repo))
+		if id == nil {
 			return nil
 		}
-		prefix := []byte(string(d) + " ")
-		c := rb.Bucket(subReferrers).Cursor()
+		prefix := digestAt(id, d)
+		c := tx.Bucket(bucketReferrers).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			var desc ocispec.Descriptor
-			if err := json.Unmarshal(v, &desc); err != nil {
-				return errors.Join(fmt.Errorf("referrer %s", k), err)
+			var m Manifest
+			ref, ok := decodeDigest(k[len(prefix):])
+			if !ok || !decodeReferrer(v, &m) {
+				return fmt.Errorf("referrer %x of %s: corrupt record", k[len(prefix):], d)
 			}
-			out = append(out, desc)
+			out = append(out, ocispec.Descriptor{MediaType: m.MediaType, Digest: ref, Size: m.Size,
+				ArtifactType: m.ArtifactType, Annotations: m.Annotations})
 		}
 		return nil
 	})

@@ -11,10 +11,10 @@ import (
 // file's size, read at each scrape, and, with blobs on S3, the driver's
 // requests, errors and retries by S3 operation.
 func (s *Store) RegisterMetrics(reg prometheus.Registerer) error {
-	path := filepath.Join(s.root, "meta.db")
+	path := filepath.Join(s.root, metaFile)
 	cs := []prometheus.Collector{prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "nora_storage_metadata_bytes",
-		Help: "Size of the metadata file (meta.db) on disk.",
+		Help: "Size of the metadata file (metadata.db) on disk.",
 	}, func() float64 {
 		fi, err := os.Stat(path)
 		if err != nil {

@@ -52,8 +52,8 @@ func (s *Store) LastPulled(ctx context.Context, repo string, d digest.Digest) (t
 		return t, true
 	}
 	s.db.View(func(tx *bolt.Tx) error {
-		if rb := repoBucket(tx, repo); rb != nil {
-			t, ok = getTime(rb.Bucket(subPulls), []byte(d))
+		if id := tx.Bucket(bucketRepos).Get([]byte(repo)); id != nil {
+			t, ok = getTime(tx.Bucket(bucketPulls), digestAt(id, d))
 		}
 		return nil
 	})
@@ -85,11 +85,11 @@ func (p *pullRecorder) flush() {
 	}
 	p.store.commit.update(func(tx *bolt.Tx) error {
 		for k, t := range batch {
-			rb := repoBucket(tx, k.repo)
-			if rb == nil || rb.Bucket(subManifests).Get([]byte(k.digest)) == nil {
+			id := tx.Bucket(bucketRepos).Get([]byte(k.repo))
+			if id == nil || tx.Bucket(bucketManifests).Get(digestAt(id, k.digest)) == nil {
 				continue // deleted since
 			}
-			if err := putTime(rb.Bucket(subPulls), []byte(k.digest), t); err != nil {
+			if err := putTime(tx.Bucket(bucketPulls), digestAt(id, k.digest), t); err != nil {
 				return err
 			}
 		}

@@ -50,12 +50,12 @@ func TestMetadataReserveOnFullDisk(t *testing.T) {
 	for i := 0; ; i++ {
 		var data int64
 		s.db.View(func(tx *bolt.Tx) error { data = tx.Size(); return nil })
-		fi, err := os.Stat(filepath.Join(root, "meta.db"))
+		fi, err := os.Stat(filepath.Join(root, metaFile))
 		if err == nil && fi.Size() >= data+reserveSize(data) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("meta.db holds %d bytes past its %d of data, want the reserve of %d refilled", fi.Size()-data, data, reserveSize(data))
+			t.Fatalf("metadata.db holds %d bytes past its %d of data, want the reserve of %d refilled", fi.Size()-data, data, reserveSize(data))
 		}
 		time.Sleep(100 * time.Millisecond)
 		putManifest(t, s, "app", testManifest(fmt.Sprint("refill ", i)))
@@ -65,7 +65,7 @@ func TestMetadataReserveOnFullDisk(t *testing.T) {
 // TestAllocateRangeFillsHoles: bbolt grows its file with truncate, which
 // leaves a hole; the reserve must be allocated even below the file's end.
 func TestAllocateRangeFillsHoles(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "meta.db")
+	path := filepath.Join(t.TempDir(), metaFile)
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}

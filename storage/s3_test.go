@@ -308,7 +308,11 @@ func wantOnlyBlobs(t *testing.T, st *Store, srv *s3test.Server) {
 	var want []string
 	st.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketBlobs).ForEach(func(k, _ []byte) error {
-			want = append(want, blobLocation(tx, digest.Digest(k)))
+			d, ok := decodeDigest(k)
+			if !ok {
+				t.Fatalf("blob record key %x: not a digest", k)
+			}
+			want = append(want, blobLocation(tx, d))
 			return nil
 		})
 	})

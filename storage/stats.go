@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding/json"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -26,8 +25,7 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		}
 		st.Uploads = tx.Bucket(bucketUploads).Stats().KeyN
 		return tx.Bucket(bucketBlobs).ForEach(func(k, v []byte) error {
-			var rec blobRecord
-			if json.Unmarshal(v, &rec) == nil {
+			if rec, ok := decodeBlobRecord(v); ok {
 				st.Blobs++
 				st.BlobBytes += rec.Size
 			}

@@ -12,8 +12,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Store is the registry's storage: metadata in one bbolt file and blob bytes
-// behind a Driver. It is safe for concurrent use.
+// Store is the registry's storage: metadata in one bbolt file
+// (metadata.db) and blob bytes behind a Driver. It is safe for concurrent use.
 type Store struct {
 	root   string // the data directory
 	db     *bolt.DB
@@ -45,23 +45,19 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(cfg.Root, "meta.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout: time.Second,
-		// The free list is written with every commit, in the same syncs,
-		// rather than rebuilt at open, which reads every page of the
-		// file: start-up reads a bounded amount of it whatever its size.
-		// It takes 8 bytes per free page: a page or two in a full file,
-		// 400 KB (4 ms more per commit here) with 50,000 free pages after
-		// a large deletion. A file written without it is read whole once,
-		// at its first open, and has one from then on.
-		FreelistType: bolt.FreelistMapType,
+	path := filepath.Join(cfg.Root, metaFile)
+	db, err := openMetaFile(cfg.Root, cfg.Release, func(path string) (*bolt.DB, error) {
+		db, err := bolt.Open(path, 0o600, metaOptions())
+		if errors.Is(err, bolt.ErrTimeout) {
+			err = errors.New("another process holds it")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+		return db, nil
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("open %s: another process holds it", path)
-		}
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
 	commit := &committer{db: db, reserve: &metaReserve{path: path}}
 	if err := initMeta(db, commit); err != nil {
@@ -81,34 +77,52 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// initMeta creates the buckets a store needs, in a write transaction only
-// if one is missing: a commit costs two syncs, which every start of an
-// existing store would otherwise pay before its first request.
+// metaOptions returns the options metadata.db is opened with, and is
+// written with by a conversion (upgrade.go).
+func metaOptions() *bolt.Options {
+	return &bolt.Options{
+		Timeout: time.Second,
+		// The free list is written with every commit, in the same syncs,
+		// rather than rebuilt at open, which reads every page of the
+		// file: start-up reads a bounded amount of it whatever its size.
+		// It takes 8 bytes per free page: a page or two in a full file,
+		// 400 KB (4 ms more per commit here) with 50,000 free pages after
+		// a large deletion. A file written without it is read whole once,
+		// at its first open, and has one from then on.
+		FreelistType: bolt.FreelistMapType,
+	}
+}
+
+// initMeta checks the file's format and creates the buckets a store
+// needs, in a write transaction only if one is missing: a commit costs
+// two syncs, which every start of an existing store would otherwise pay
+// before its first request.
 func initMeta(db *bolt.DB, commit *committer) error {
 	complete := false
-	db.View(func(tx *bolt.Tx) error {
-		complete = tx.Bucket(bucketBlobs) != nil && tx.Bucket(bucketUploads) != nil &&
-			tx.Bucket(bucketRepos) != nil && tx.Bucket(bucketUploadCounts) != nil
-		return nil
-	})
-	if complete {
-		return nil
-	}
-	return commit.tx(func(tx *bolt.Tx) error {
-		if err := createBuckets(tx); err != nil {
+	err := db.View(func(tx *bolt.Tx) error {
+		if err := checkVersion(tx); err != nil {
 			return err
 		}
-		return initUploadCounts(tx)
+		complete = tx.Bucket(bucketFormat) != nil && tx.Bucket(bucketUploadCounts) != nil
+		for _, name := range metaBuckets {
+			complete = complete && tx.Bucket(name) != nil
+		}
+		return nil
 	})
+	if err != nil || complete {
+		return err
+	}
+	return openFormat(commit, initUploadCounts)
 }
 
 // ErrNoStore means OpenExisting found no metadata file in the data
-// directory.
+// directory: neither metadata.db nor the meta.db of earlier releases.
 var ErrNoStore = errors.New("no registry store")
 
 // OpenExisting is Open for a store that must already exist, as every
 // command but the server needs: it creates nothing, and fails with
-// ErrNoStore, naming the data directory, when there is no meta.db in it.
+// ErrNoStore, naming the data directory, when it holds no metadata.db and
+// no meta.db (which Open converts, or which names metadata.db).
 func OpenExisting(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -117,8 +131,10 @@ func OpenExisting(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage.root: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "meta.db")); err != nil {
-		return nil, fmt.Errorf("%w in %s: %w", ErrNoStore, root, err)
+	if _, err := os.Stat(filepath.Join(root, metaFile)); err != nil {
+		if _, lerr := os.Stat(filepath.Join(root, legacyFile)); lerr != nil {
+			return nil, fmt.Errorf("%w in %s: %w", ErrNoStore, root, err)
+		}
 	}
 	return Open(ctx, cfg)
 }

@@ -145,8 +145,8 @@ func TestPutBlobReaderFails(t *testing.T) {
 	_, err := s.PutBlob(t.Context(), "repo", d, -1, io.MultiReader(strings.NewReader("never"), failingReader{boom}))
 	wantErr(t, "PutBlob(failing reader)", err, boom)
 	wantErr(t, "StatBlob", func() error { _, err := s.StatBlob(t.Context(), "repo", d); return err }(), ErrBlobNotFound)
-	if keys := driverKeys(t, s, ""); len(keys) != 1 { // meta.db only
-		t.Errorf("driver keys after failed PutBlob = %v, want only meta.db", keys)
+	if keys := driverKeys(t, s, ""); len(keys) != 2 {
+		t.Errorf("driver keys after failed PutBlob = %v, want only metadata.db and meta.db", keys)
 	}
 }
 
@@ -440,8 +440,8 @@ func TestOpenTwiceFails(t *testing.T) {
 		second.Close()
 		t.Fatalf("second Open of one root = nil, want the metadata file reported as held")
 	}
-	if !strings.Contains(err.Error(), "meta.db") || !strings.Contains(err.Error(), "another process") {
-		t.Errorf("second Open = %q, want it to name meta.db and say another process holds it", err)
+	if !strings.Contains(err.Error(), metaFile) || !strings.Contains(err.Error(), "another process") {
+		t.Errorf("second Open = %q, want it to name metadata.db and say another process holds it", err)
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("second Open took %v to fail, want a short timeout", d)
@@ -536,7 +536,7 @@ func TestStoreConcurrent(t *testing.T) {
 	}
 }
 
-// TestOpenWithoutFreelist opens a meta.db written without a free list, as
+// TestOpenWithoutFreelist opens a metadata file written without a free list, as
 // stores were before the free list was kept in the file: its content is
 // there, it takes writes, and it opens again.
 func TestOpenWithoutFreelist(t *testing.T) {
@@ -545,7 +545,7 @@ func TestOpenWithoutFreelist(t *testing.T) {
 	d := pushBlob(t, s, "repo", []byte("before"))
 	s.Close()
 
-	db, err := bolt.Open(filepath.Join(root, "meta.db"), 0o600, &bolt.Options{NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(filepath.Join(root, metaFile), 0o600, &bolt.Options{NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		t.Fatalf("bolt.Open = %v", err)
 	}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"time"
 
@@ -9,29 +10,25 @@ import (
 )
 
 // The pull-through cache keeps, per cached tag, when the upstream last
-// confirmed it: in the repository's sub-bucket c, tag → check time and
-// the digest the tag named then (encodeTag's layout). A check counts only
-// while the tag still names that digest, and it is deleted with its tag
-// or repository, so the bucket holds at most one entry per existing tag.
-var subChecks = []byte("c")
+// confirmed it: in bucket tagchecks, under the tag's key, the check time
+// and the digest the tag named then (encodeTag's layout). A check counts
+// only while the tag still names that digest, and it is deleted with its
+// tag, so the bucket holds at most one entry per existing tag.
 
 // RecordTagCheck notes that tag of repo, naming d, matched its upstream at
 // t. It does nothing if the tag no longer names d. Concurrent calls share
 // a transaction, so a burst of checks costs few disk syncs.
 func (s *Store) RecordTagCheck(ctx context.Context, repo, tag string, d digest.Digest, t time.Time) error {
 	return s.commit.update(func(tx *bolt.Tx) error {
-		rb := repoBucket(tx, repo)
-		if rb == nil {
+		id := repoID(tx, repo)
+		if id == nil {
 			return nil
 		}
-		if cur, _, ok := decodeTag(rb.Bucket(subTags).Get([]byte(tag))); !ok || cur != d {
+		k := key(id, []byte(tag))
+		if cur, _, ok := decodeTag(tx.Bucket(bucketTags).Get(k)); !ok || cur != d {
 			return nil
 		}
-		cb, err := rb.CreateBucketIfNotExists(subChecks)
-		if err != nil {
-			return err
-		}
-		return cb.Put([]byte(tag), encodeTag(d, t))
+		return tx.Bucket(bucketChecks).Put(k, encodeTag(d, t))
 	})
 }
 
@@ -39,13 +36,14 @@ func (s *Store) RecordTagCheck(ctx context.Context, repo, tag string, d digest.D
 // upstream, if it was while naming the manifest it names now.
 func (s *Store) TagChecked(ctx context.Context, repo, tag string) (t time.Time, ok bool) {
 	s.db.View(func(tx *bolt.Tx) error {
-		rb := repoBucket(tx, repo)
-		if rb == nil || rb.Bucket(subChecks) == nil {
+		id := tx.Bucket(bucketRepos).Get([]byte(repo))
+		if id == nil {
 			return nil
 		}
-		cur, _, found := decodeTag(rb.Bucket(subTags).Get([]byte(tag)))
-		d, at, checked := decodeTag(rb.Bucket(subChecks).Get([]byte(tag)))
-		if found && checked && d == cur {
+		k := key(id, []byte(tag))
+		cur, _, found := decodeTagRaw(tx.Bucket(bucketTags).Get(k))
+		d, at, checked := decodeTagRaw(tx.Bucket(bucketChecks).Get(k))
+		if found && checked && bytes.Equal(d, cur) {
 			t, ok = at, true
 		}
 		return nil
@@ -67,11 +65,12 @@ func (s *Store) deleteTagWhen(repo, tag string, event bool, match func(digest.Di
 	var deleted bool
 	err := s.update(func(tx *bolt.Tx) error {
 		deleted = false
-		rb := repoBucket(tx, repo)
-		if rb == nil {
+		id := repoID(tx, repo)
+		if id == nil {
 			return nil
 		}
-		cur, at, ok := decodeTag(rb.Bucket(subTags).Get([]byte(tag)))
+		k := key(id, []byte(tag))
+		cur, at, ok := decodeTag(tx.Bucket(bucketTags).Get(k))
 		if !ok || !match(cur, at) {
 			return nil
 		}
@@ -81,17 +80,16 @@ func (s *Store) deleteTagWhen(repo, tag string, event bool, match func(digest.Di
 				return err
 			}
 		}
-		return deleteTag(rb, []byte(tag))
+		return deleteTag(tx, k)
 	})
 	return deleted, err
 }
 
-// deleteTag removes tag, and its check time, from repository bucket rb.
-func deleteTag(rb *bolt.Bucket, tag []byte) error {
-	if cb := rb.Bucket(subChecks); cb != nil {
-		if err := cb.Delete(tag); err != nil {
-			return err
-		}
+// deleteTag removes the tag of key k (repository id and tag), and its
+// check time.
+func deleteTag(tx *bolt.Tx, k []byte) error {
+	if err := tx.Bucket(bucketChecks).Delete(k); err != nil {
+		return err
 	}
-	return rb.Bucket(subTags).Delete(tag)
+	return tx.Bucket(bucketTags).Delete(k)
 }

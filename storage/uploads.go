@@ -324,7 +324,7 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 func (s *Store) blobRecorded(d digest.Digest) bool {
 	var ok bool
 	s.db.View(func(tx *bolt.Tx) error {
-		ok = tx.Bucket(bucketBlobs).Get([]byte(d)) != nil
+		ok = tx.Bucket(bucketBlobs).Get(digestKey(d)) != nil
 		return nil
 	})
 	return ok
@@ -336,7 +336,7 @@ func (s *Store) blobRecorded(d digest.Digest) bool {
 func (s *Store) recordBlob(repo, id string, d digest.Digest, size int64, key string) (BlobInfo, error) {
 	now := time.Now()
 	err := s.commit.update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketBlobs).Get([]byte(d)) == nil {
+		if tx.Bucket(bucketBlobs).Get(digestKey(d)) == nil {
 			if err := putBlobRecord(tx, d, blobRecord{Size: size, Created: now.UnixNano(), Key: key}); err != nil {
 				return err
 			}

@@ -84,7 +84,7 @@ type benchRun struct {
 	mainDir string // the data directory of the main registry process
 	bin     string
 	hc      *benchHTTP
-	ceil    *benchCeiling
+	ceil    *benchCeilingProc
 	rep     benchReport
 	start   time.Time // when the run began, for the report's total
 }

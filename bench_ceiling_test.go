@@ -29,10 +29,11 @@ import (
 // loopback that answers the same URLs as the registry while doing only
 // the work no registry can avoid. Blob pushes hash the body, write it to
 // a file on the same filesystem, fsync it and record digest and file in
-// one log file made durable by group commit, so an acknowledged blob can
-// be found after a power loss; pulls are http.ServeContent of that file;
-// manifest PUTs append to the same log; manifest GETs and tag lists are
-// served from memory. No validation, no metadata store, no atomic rename.
+// one log file made durable, with the file's name in its directory, by
+// group commit, so an acknowledged blob can be found after a power loss;
+// pulls are http.ServeContent of that file; manifest PUTs append to the
+// same log; manifest GETs and tag lists are served from memory. No
+// validation, no metadata store, no atomic rename.
 //
 // It runs in a process of its own (this test binary, started again as
 // TestBenchCeilingProcess), as the registry does: in the load client's
@@ -52,6 +53,7 @@ type benchCeiling struct {
 	log           *os.File
 	logMu, syncMu sync.Mutex
 	written       int64 // records appended to log, under logMu
+	newFiles      bool  // records since the last sync name new files, under logMu
 	synced        int64 // records known durable, under syncMu
 }
 
@@ -287,7 +289,7 @@ func (c *benchCeiling) finish(w http.ResponseWriter, up *benchCeilUpload, want s
 	if got := "sha256:" + hex.EncodeToString(up.h.Sum(nil)); got != want {
 		return fmt.Errorf("digest %s, want %s", got, want)
 	}
-	if err := c.appendLog("blob "+want, []byte(up.f.Name())); err != nil {
+	if err := c.appendLog("blob "+want, []byte(up.f.Name()), true); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -316,7 +318,7 @@ func (c *benchCeiling) putManifest(w http.ResponseWriter, r *http.Request) error
 	}
 	sum := sha256.Sum256(body)
 	m := benchCeilManifest{body: body, contentType: r.Header.Get("Content-Type"), digest: "sha256:" + hex.EncodeToString(sum[:])}
-	if err := c.appendLog(r.URL.Path, body); err != nil {
+	if err := c.appendLog(r.URL.Path, body, false); err != nil {
 		return err
 	}
 	byDigest := path.Dir(r.URL.Path) + "/" + m.digest
@@ -330,13 +332,16 @@ func (c *benchCeiling) putManifest(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
-// appendLog writes a record and returns once it is durable. Concurrent
-// callers share fsyncs: whoever syncs makes every record written so far
-// durable (group commit).
-func (c *benchCeiling) appendLog(key string, body []byte) error {
+// appendLog writes a record and returns once it is durable, with the name
+// of the file it names when newFile: that file was created in c.dir, and
+// a new name survives a power loss only once its directory is synced.
+// Concurrent callers share fsyncs: whoever syncs makes every record
+// written so far durable (group commit).
+func (c *benchCeiling) appendLog(key string, body []byte, newFile bool) error {
 	c.logMu.Lock()
 	_, err := fmt.Fprintf(c.log, "%s %d\n%s\n", key, len(body), body)
 	c.written++
+	c.newFiles = c.newFiles || newFile
 	mine := c.written
 	c.logMu.Unlock()
 	if err != nil {
@@ -348,8 +353,20 @@ func (c *benchCeiling) appendLog(key string, body []byte) error {
 		return nil
 	}
 	c.logMu.Lock()
-	upto := c.written
+	upto, syncDir := c.written, c.newFiles
+	c.newFiles = false
 	c.logMu.Unlock()
+	if syncDir {
+		dir, err := os.Open(c.dir)
+		if err != nil {
+			return err
+		}
+		err = dir.Sync()
+		dir.Close()
+		if err != nil {
+			return err
+		}
+	}
 	if err := c.log.Sync(); err != nil {
 		return err
 	}

@@ -119,8 +119,9 @@ func (b *benchRun) manifestGetPhase(srv *benchProc) {
 		b.getLoad(base+path, clients, time.Second) // opens the connections
 	}
 	var n [2]int
-	var took [2]time.Duration
+	var took, cpu [2]time.Duration
 	var lat [2][]time.Duration
+	cpuOf := [2]func() time.Duration{srv.cpu, b.ceil.cpu}
 	for r := range rounds {
 		for k := range 2 {
 			who := (r + k) % 2 // 0 registry, 1 ceiling
@@ -128,12 +129,13 @@ func (b *benchRun) manifestGetPhase(srv *benchProc) {
 			if who == 1 {
 				base = b.ceil.base
 			}
-			t0 := time.Now()
+			t0, c0 := time.Now(), cpuOf[who]()
 			_, l, err := b.getLoad(base+path, clients, round)
 			if err != nil {
 				b.t.Fatalf("manifest GET: %v", err)
 			}
 			took[who] += time.Since(t0)
+			cpu[who] += cpuOf[who]() - c0
 			n[who] += len(l)
 			lat[who] = append(lat[who], l...)
 		}
@@ -142,6 +144,10 @@ func (b *benchRun) manifestGetPhase(srv *benchProc) {
 	slices.Sort(lat[0])
 	slices.Sort(lat[1])
 	b.rep.add("manifest GET", rate(0), rate(1), fmtRate, "≥ 12000/s", rate(0) >= 12000)
+	// Server CPU per request moves less with the machine's load than the
+	// rate, which the load client on the same cores shares.
+	perReq := func(who int) float64 { return float64(cpu[who]) / float64(n[who]) }
+	b.rep.add("  server CPU per request", perReq(0), perReq(1), fmtMicros, "", false)
 	b.durRow("  p50 latency", benchPercentile(lat[0], 50), benchPercentile(lat[1], 50), 0)
 	b.durRow("  p99 latency", benchPercentile(lat[0], 99), benchPercentile(lat[1], 99), 15*time.Millisecond)
 }

@@ -77,9 +77,14 @@ const (
 
 // benchCeilingProc is the ceiling process, seen from the bench.
 type benchCeilingProc struct {
+	t    *testing.T
+	pid  int
 	base string
 	hc   *http.Client
 }
+
+// cpu returns the CPU time the ceiling process has used so far.
+func (p *benchCeilingProc) cpu() time.Duration { return benchCPU(p.t, p.pid) }
 
 // newBenchCeiling starts the ceiling in a process of its own, keeping its
 // files in dir, and returns once it answers.
@@ -95,7 +100,7 @@ func newBenchCeiling(t *testing.T, dir string) *benchCeilingProc {
 		t.Fatalf("start the ceiling process: %v", err)
 	}
 	t.Cleanup(func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() })
-	p := &benchCeilingProc{base: "http://" + addr, hc: &http.Client{Timeout: 10 * time.Second}}
+	p := &benchCeilingProc{t: t, pid: cmd.Process.Pid, base: "http://" + addr, hc: &http.Client{Timeout: 10 * time.Second}}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		resp, err := p.hc.Get(p.base + "/")
 		if err == nil {

@@ -195,6 +195,9 @@ func fmtMBps(v float64) string { return fmt.Sprintf("%.0f MB/s", v/1e6) }
 func fmtMB(v float64) string   { return fmt.Sprintf("%.1f MB", v/(1<<20)) }
 func fmtRate(v float64) string { return fmt.Sprintf("%.0f/s", v) }
 
+// fmtMicros formats nanoseconds as microseconds.
+func fmtMicros(v float64) string { return fmt.Sprintf("%.1fµs", v/1e3) }
+
 func fmtDur(v float64) string {
 	d := time.Duration(v)
 	switch {

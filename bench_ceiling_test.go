@@ -90,7 +90,9 @@ func (p *benchCeilingProc) cpu() time.Duration { return benchCPU(p.t, p.pid) }
 // files in dir, and returns once it answers.
 func newBenchCeiling(t *testing.T, dir string) *benchCeilingProc {
 	addr := benchFreeAddr(t)
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestBenchCeilingProcess$")
+	// -test.short: TestMain builds the registry for the end-to-end tests
+	// otherwise, which the ceiling has no use for.
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestBenchCeilingProcess$", "-test.short")
 	cmd.Env = append(os.Environ(), benchCeilingAddrEnv+"="+addr, benchCeilingDirEnv+"="+dir)
 	stdin, err := cmd.StdinPipe() // the child exits when the parent goes
 	if err != nil {

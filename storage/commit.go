@@ -27,6 +27,9 @@ type committer struct {
 
 	// gen is the metadata generation: odd while a write transaction runs,
 	// moved on to the next even value once it ends (see hotmanifests.go).
+	// The parity holds because tx runs one transaction at a time: from
+	// the loop, and from Open before any call. A write that bypassed tx
+	// (robot tokens, which no manifest read sees) would not move it.
 	gen atomic.Uint64
 	hot hotManifests
 

@@ -189,6 +189,29 @@ func (p *benchProc) status(field string) int64 {
 
 func (p *benchProc) rss() int64 { return p.status("VmRSS") }
 
+// cpu returns the CPU time the process has used so far.
+func (p *benchProc) cpu() time.Duration { return benchCPU(p.t, p.cmd.Process.Pid) }
+
+// benchCPU returns the user and system CPU time process pid has used, in
+// clock ticks of 10 ms (USER_HZ is 100 on Linux), from /proc/PID/stat.
+func benchCPU(t *testing.T, pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command name, field 2, may hold spaces: count from its ")".
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(f) < 13 {
+		t.Fatalf("/proc/%d/stat: %q", pid, data)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("/proc/%d/stat: %q", pid, data)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
 // watchRSS resets the process's high-water mark and samples VmRSS every
 // 50 ms until the returned function is called; that function returns the
 // largest sample and VmHWM since the reset.

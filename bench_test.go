@@ -84,7 +84,7 @@ type benchRun struct {
 	mainDir string // the data directory of the main registry process
 	bin     string
 	hc      *benchHTTP
-	ceil    *benchCeiling
+	ceil    *benchCeilingProc
 	rep     benchReport
 	start   time.Time // when the run began, for the report's total
 }
@@ -194,6 +194,9 @@ func (b *benchRun) durRow(name string, d, ceil time.Duration, limit time.Duratio
 func fmtMBps(v float64) string { return fmt.Sprintf("%.0f MB/s", v/1e6) }
 func fmtMB(v float64) string   { return fmt.Sprintf("%.1f MB", v/(1<<20)) }
 func fmtRate(v float64) string { return fmt.Sprintf("%.0f/s", v) }
+
+// fmtMicros formats nanoseconds as microseconds.
+func fmtMicros(v float64) string { return fmt.Sprintf("%.1fµs", v/1e3) }
 
 func fmtDur(v float64) string {
 	d := time.Duration(v)

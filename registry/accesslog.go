@@ -39,6 +39,17 @@ func NoteIdentity(w http.ResponseWriter, id *auth.Identity) {
 	}
 }
 
+// requestLog returns the logger for what a handler logs about the request
+// w answers: the registry's logger with the request id. A writer observe
+// did not make, as in tests of a bare handler, gets zerolog's context
+// logger of r.
+func requestLog(w http.ResponseWriter, r *http.Request) *zerolog.Logger {
+	if rw, ok := w.(*responseWriter); ok {
+		return rw.logger()
+	}
+	return zerolog.Ctx(r.Context())
+}
+
 // userAgent returns r's User-Agent, cut to maxUserAgentLen bytes.
 func userAgent(r *http.Request) string {
 	ua := r.UserAgent()

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/rs/zerolog"
-
 	"github.com/nora-registry/nora/auth"
 	"github.com/nora-registry/nora/mirror"
 	"github.com/nora-registry/nora/storage"
@@ -143,7 +141,7 @@ type errorEntry struct {
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := asError(err)
 	if e.Code.Status >= 500 {
-		zerolog.Ctx(r.Context()).Error().Err(err).Msg("request failed")
+		requestLog(w, r).Error().Err(err).Msg("request failed")
 	}
 	msg := e.Message
 	if msg == "" {

@@ -30,7 +30,7 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request) error {
 	case r.Method == http.MethodHead:
 		m, err = h.store.StatManifest(r.Context(), name, ref)
 	default:
-		m, err = h.store.GetManifest(r.Context(), name, ref)
+		m, err = h.store.GetManifestShared(r.Context(), name, ref)
 	}
 	if err != nil {
 		return err

@@ -29,7 +29,7 @@ func observed(t *testing.T, buf *bytes.Buffer, reg prometheus.Registerer) http.H
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v2/{name}/manifests/{reference}", func(w http.ResponseWriter, r *http.Request) {
-		zerolog.Ctx(r.Context()).Info().Msg("inner")
+		requestLog(w, r).Info().Msg("inner")
 		io.WriteString(w, "manifest")
 	})
 	mux.HandleFunc("PUT /v2/{name}/manifests/{reference}", func(w http.ResponseWriter, r *http.Request) {

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-
-	"github.com/rs/zerolog"
 )
 
 // listTags lists a repository's tags in lexical order, paginated by n and
@@ -52,7 +50,7 @@ func (h *handler) catalog(w http.ResponseWriter, r *http.Request) error {
 	if h.authz == nil {
 		repos, more, err = h.store.Repositories(r.Context(), last, n)
 	} else {
-		repos, more, err = h.pullableRepositories(r, last, n)
+		repos, more, err = h.pullableRepositories(w, r, last, n)
 	}
 	if err != nil {
 		return err
@@ -67,7 +65,7 @@ func (h *handler) catalog(w http.ResponseWriter, r *http.Request) error {
 
 // pullableRepositories pages through the repositories the caller may pull,
 // so the catalog never names one the caller cannot read.
-func (h *handler) pullableRepositories(r *http.Request, last string, n int) ([]string, bool, error) {
+func (h *handler) pullableRepositories(w http.ResponseWriter, r *http.Request, last string, n int) ([]string, bool, error) {
 	out := []string{}
 	if n == 0 {
 		return out, false, nil
@@ -75,7 +73,7 @@ func (h *handler) pullableRepositories(r *http.Request, last string, n int) ([]s
 	hidden := 0
 	defer func() {
 		if hidden > 0 {
-			zerolog.Ctx(r.Context()).Debug().Int("hidden", hidden).Msg("catalog filtered repositories the caller cannot pull")
+			requestLog(w, r).Debug().Int("hidden", hidden).Msg("catalog filtered repositories the caller cannot pull")
 		}
 	}()
 	for {

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
-	"github.com/rs/zerolog"
 
 	"github.com/nora-registry/nora/auth"
 	"github.com/nora-registry/nora/storage"
@@ -67,7 +66,7 @@ func (h *handler) mount(w http.ResponseWriter, r *http.Request, name, from strin
 			return ok
 		})
 		if denied > 0 {
-			zerolog.Ctx(r.Context()).Debug().Str("repository", name).Str("digest", string(d)).Int("denied", denied).
+			requestLog(w, r).Debug().Str("repository", name).Str("digest", string(d)).Int("denied", denied).
 				Msg("mount skipped repositories the caller cannot pull")
 		}
 	case !validName(from):

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,6 +24,14 @@ type committer struct {
 	pending []*commitCall
 	running bool
 	arrived chan struct{} // a call was queued while the loop runs
+
+	// gen is the metadata generation: odd while a write transaction runs,
+	// moved on to the next even value once it ends (see hotmanifests.go).
+	// The parity holds because tx runs one transaction at a time: from
+	// the loop, and from Open before any call. A write that bypassed tx
+	// (robot tokens, which no manifest read sees) would not move it.
+	gen atomic.Uint64
+	hot hotManifests
 
 	// Used by the loop alone.
 	writers int           // writers seen together: the last batch and those queued behind it
@@ -157,6 +166,8 @@ func (c *committer) run(batch []*commitCall) {
 // tx runs fn in a write transaction after topping up the metadata reserve,
 // and marks a failure for lack of space as ErrStorageFull.
 func (c *committer) tx(fn func(*bolt.Tx) error) error {
+	c.gen.Add(1)
+	defer c.gen.Add(1)
 	return full(c.db.Update(func(tx *bolt.Tx) error {
 		if c.reserve != nil {
 			c.reserve.ensure(tx)

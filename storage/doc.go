@@ -24,6 +24,10 @@
 //     store (metafile.go).
 //   - A manifest is stored only if every blob and child manifest it
 //     references is in its repository when the transaction commits.
+//   - GetManifestShared answers from a cache of recent reads
+//     (hotmanifests.go) that every write transaction retires before its
+//     caller returns: no read that starts after a write returned sees
+//     what the write replaced.
 //   - Upload sessions persist their offset and hash state, so chunked
 //     uploads survive a restart. A session belongs to the Uploader that
 //     opened it; open sessions are counted per client and in total, and

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -50,15 +49,13 @@ type benchProc struct {
 	base    string        // http://127.0.0.1:port
 	firstOK time.Duration // from exec to the first 200 on /v2/
 	done    chan struct{}
-
-	mu   sync.Mutex
-	logs []string // the first lines at warn and above
+	log     string // the file its standard error goes to
 }
 
 // startProc starts the binary on dataDir and returns once GET /v2/ has
-// answered 200. Logs are at warn, so access logs cost nothing; the port is
-// picked here rather than read from the "listening" line, which is logged
-// at info.
+// answered 200. It logs at the default level, info, as a user's server
+// does: an access line per request, to a file (NORA_BENCH_LOG_LEVEL sets
+// another level, e.g. warn to leave the access lines out).
 func (b *benchRun) startProc(dataDir string) *benchProc {
 	return b.startProcWith(dataDir, fmt.Sprintf("[storage]\ndriver = \"filesystem\"\nroot = %q\n", filepath.Join(dataDir, "data")))
 }
@@ -74,13 +71,22 @@ listen = %q
 
 [log]
 format = "json"
-level = "warn"
+level = %q
 
-`, addr) + storage
+`, addr, benchLogLevel()) + storage
 	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return b.launch(addr, exec.Command(b.bin, "serve", "--config", cfg))
+}
+
+// benchLogLevel is the servers' log level: NORA_BENCH_LOG_LEVEL, or info,
+// the default.
+func benchLogLevel() string {
+	if l := os.Getenv("NORA_BENCH_LOG_LEVEL"); l != "" {
+		return l
+	}
+	return "info"
 }
 
 // launch starts cmd, a server that will listen on addr, and returns once
@@ -90,15 +96,20 @@ func (b *benchRun) launch(addr string, cmd *exec.Cmd) *benchProc {
 	t := b.t
 	t.Helper()
 	p := &benchProc{t: t, cmd: cmd, base: "http://" + addr, done: make(chan struct{})}
-	stderr, err := p.cmd.StderrPipe()
+	f, err := os.CreateTemp(b.dir, "server-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer f.Close()
+	p.log, p.cmd.Stderr = f.Name(), f
 	t0 := time.Now()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s = %v", p.cmd, err)
 	}
-	go p.collect(stderr)
+	go func() {
+		p.cmd.Wait()
+		close(p.done)
+	}()
 	t.Cleanup(p.kill)
 
 	probe := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
@@ -124,24 +135,24 @@ func (b *benchRun) launch(addr string, cmd *exec.Cmd) *benchProc {
 	}
 }
 
-func (p *benchProc) collect(r interface{ Read([]byte) (int, error) }) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		p.mu.Lock()
-		if len(p.logs) < 100 {
-			p.logs = append(p.logs, sc.Text())
-		}
-		p.mu.Unlock()
-	}
-	p.cmd.Wait()
-	close(p.done)
-}
-
+// warnings returns the first lines the process logged at warn and above,
+// and any that is not a JSON log line (a panic).
 func (p *benchProc) warnings() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.logs...)
+	f, err := os.Open(p.log)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	defer f.Close()
+	var w []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() && len(w) < 100 {
+		l := sc.Text()
+		if !strings.HasPrefix(l, "{") || strings.Contains(l, `"level":"warn"`) || strings.Contains(l, `"level":"error"`) {
+			w = append(w, l)
+		}
+	}
+	return w
 }
 
 // stop notes what the process logged at warn and above, then sends

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -126,15 +127,47 @@ func finishLegacy(root, release string, kind legacyState, open func(path string)
 			return fmt.Errorf("%s is a metadata file of format 1 and %s exists too: move %s aside to convert %s again (an earlier release ran on it since), or move %s aside to keep %s",
 				legacy, metaFile, metaFile, legacyFile, legacyFile, metaFile)
 		}
+		from, err := convertedFrom(filepath.Join(root, metaFile), open)
+		if err != nil {
+			return err
+		}
 		// No earlier release may be using it.
 		db, err := open(legacy)
 		if err != nil {
 			return err
 		}
 		defer db.Close()
+		// A hard link is the same file whatever was written to it since:
+		// a write moved its transaction id on.
+		var now uint64
+		db.View(func(tx *bolt.Tx) error { now = uint64(tx.ID()); return nil })
+		if now != from {
+			return fmt.Errorf("%s was written after its conversion into %s (by an earlier release): move %s aside to convert %s again, or move %s aside to keep %s",
+				legacy, metaFile, metaFile, legacyFile, legacyFile, metaFile)
+		}
 	}
 	_, err := os.Stat(v1)
 	return writeStub(root, release, err == nil)
+}
+
+// convertedFrom returns the transaction id of the format 1 file the file
+// at path was converted from.
+func convertedFrom(path string, open func(path string) (*bolt.DB, error)) (uint64, error) {
+	db, err := open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var from uint64
+	err = db.View(func(tx *bolt.Tx) error {
+		f := tx.Bucket(bucketFormat)
+		if f == nil || f.Get(keyFromTx) == nil {
+			return fmt.Errorf("%s records no conversion from %s, which is of format 1: move one of them aside", metaFile, legacyFile)
+		}
+		from, _ = binary.Uvarint(f.Get(keyFromTx))
+		return nil
+	})
+	return from, err
 }
 
 // sameFile reports whether the files at a and b are one, or hold the same
@@ -184,10 +217,20 @@ func convertLegacy(root, release string, open func(path string) (*bolt.DB, error
 	if _, err := os.Stat(filepath.Join(root, metaFile)); err == nil {
 		return errConvertedMeanwhile
 	}
+	info, err := os.Stat(legacy)
+	if err != nil {
+		return err
+	}
 	if err := upgradeFile(db, legacy, filepath.Join(root, metaFile)); err != nil {
 		return err
 	}
-	return writeStub(root, release, true)
+	if err := writeStub(root, release, true); err != nil {
+		return err
+	}
+	// Converted by a command run as another user (root), the new files
+	// stay the store owner's, whose server must open them.
+	ownLike(info, filepath.Join(root, metaFile), legacy, legacy+".v1")
+	return nil
 }
 
 // writeStub replaces legacyFile with the text, atomically: a crash leaves

@@ -38,6 +38,10 @@ const (
 var (
 	bucketFormat = []byte("format")
 	keyVersion   = []byte("version")
+	// keyFromTx is, in a converted file, the transaction id of the format
+	// 1 file it was converted from: a later write to that file, by an
+	// earlier release, moves it on.
+	keyFromTx = []byte("from-tx")
 	// The sub-buckets of a version 1 repository, and where their records
 	// go.
 	v1Subs = []struct {
@@ -71,8 +75,17 @@ func openFormat(c *committer, init func(*bolt.Tx) error) error {
 }
 
 // checkVersion fails if tx's file is of a format newer than this
-// registry's.
+// registry's, or holds metadata with no format record: one of format 1
+// put in metaFile's place (an old backup restored under the new name),
+// which read as format 2 would show no repository, and whose blobs GC
+// would then delete as orphans.
 func checkVersion(tx *bolt.Tx) error {
+	if tx.Bucket(bucketFormat) == nil {
+		if name, _ := tx.Cursor().First(); name != nil {
+			return fmt.Errorf("%s holds metadata of format 1: move it to %s (after moving that aside), where the registry converts it at start", metaFile, legacyFile)
+		}
+		return nil
+	}
 	if v := version(tx); v > formatVersion {
 		return fmt.Errorf("metadata format %d is newer than this registry's (%d): upgrade the registry", v, formatVersion)
 	}
@@ -192,6 +205,7 @@ type convertWriter struct {
 	batch   int
 	budget  int
 	inBatch func(int)
+	fromTx  uint64 // the format 1 file's transaction id
 }
 
 // bucket returns bucket name of the current transaction, beginning one if
@@ -247,11 +261,15 @@ func (w *convertWriter) finish() error {
 	if err := setVersion(w.tx); err != nil {
 		return err
 	}
+	if err := w.tx.Bucket(bucketFormat).Put(keyFromTx, binary.AppendUvarint(nil, w.fromTx)); err != nil {
+		return err
+	}
 	return w.commit()
 }
 
 // convert writes every record of version 1 transaction tx.
 func (w *convertWriter) convert(tx *bolt.Tx) error {
+	w.fromTx = uint64(tx.ID())
 	var n uint64
 	repos, blobs := tx.Bucket(bucketRepos), tx.Bucket(bucketBlobs)
 	if repos == nil || blobs == nil { // a file never initialised

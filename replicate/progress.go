@@ -16,13 +16,20 @@ import (
 
 // CanDraw reports whether w is a terminal a progress line can be drawn
 // on: one whose width is known.
-func CanDraw(w io.Writer) bool {
+func CanDraw(w io.Writer) bool { return termWidth(w) > 0 }
+
+// termWidth returns the width of terminal w, or 0 if w is no terminal or
+// its width is unknown.
+func termWidth(w io.Writer) int {
 	f, ok := w.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return false
+		return 0
 	}
 	width, _, err := term.GetSize(int(f.Fd()))
-	return err == nil && width > 0
+	if err != nil {
+		return 0
+	}
+	return width
 }
 
 // Bars shows a copy on a terminal: a line per image as it ends, under
@@ -89,9 +96,14 @@ func plural(n int64) string {
 	return "s"
 }
 
-// draw redraws the progress line; b.mu is held.
+// draw redraws the progress line, cut to the terminal's width so that it
+// never wraps; b.mu is held.
 func (b *Bars) draw() {
-	fmt.Fprintf(b.w, "\r%s\x1b[K", b.line())
+	l := b.line()
+	if width := termWidth(b.w); width > 1 && len(l) >= width {
+		l = l[:width-1]
+	}
+	fmt.Fprintf(b.w, "\r%s\x1b[K", l)
 	b.drawn = true
 }
 
@@ -134,9 +146,10 @@ func (t *barTransfer) Add(n int) {
 }
 
 // End counts a blob mounted or already there in the total as done
-// without bytes of its own.
-func (t *barTransfer) End(error) {
-	if rest := t.size - t.sent.Load(); rest > 0 {
+// without bytes of its own; what a failed blob sent stays counted (a
+// retry may send it again, past the total), its rest does not.
+func (t *barTransfer) End(err error) {
+	if rest := t.size - t.sent.Load(); rest > 0 && err == nil {
 		t.b.done.Add(rest)
 	}
 	t.b.inFlight.Add(-1)

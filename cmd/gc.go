@@ -255,8 +255,10 @@ func openOffline(ctx context.Context, f File, configPath string, say io.Writer) 
 		return nil, fmt.Errorf("%w; no --config given, so the built-in storage.root %q applies: pass --config (or set NORA_CONFIG) with the server's configuration file", err, f.Storage.Root)
 	case errors.Is(err, storage.ErrNoStore):
 		return nil, fmt.Errorf("%w; check storage.root in %s (`registry serve` creates the store)", err, configPath)
-	case err != nil:
+	case errors.Is(err, storage.ErrStoreBusy):
 		return nil, fmt.Errorf("%w; if a registry server uses %s, stop it or wait for its scheduler ([gc] interval)", err, f.Storage.Root)
+	case err != nil:
+		return nil, err
 	}
 	fmt.Fprintf(say, "store %s (offline)\n", absPath(f.Storage.Root))
 	return store, nil

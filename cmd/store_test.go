@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -135,5 +136,33 @@ func serveConfig(t *testing.T, config string) (listening map[string]any, stop fu
 			t.Fatal("serve did not stop")
 			return nil
 		}
+	}
+}
+
+// TestOpenOfflineAdvice: a store held by another process gets the advice
+// to stop the server or wait; any other failure is reported as it is,
+// without that advice.
+func TestOpenOfflineAdvice(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "data")
+	createStore(t, root)
+	f := DefaultFile()
+	f.Storage.Root = root
+
+	held, err := storage.Open(t.Context(), f.Storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = openOffline(t.Context(), f, "nora.toml", io.Discard)
+	held.Close()
+	if err == nil || !strings.Contains(err.Error(), "another process holds it; if a registry server uses") {
+		t.Errorf("openOffline(a held store) = %v, want the advice to stop the server or wait", err)
+	}
+
+	if err := os.Remove(filepath.Join(root, "metadata.db")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = openOffline(t.Context(), f, "nora.toml", io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "restore it from a backup") || strings.Contains(err.Error(), "registry server") {
+		t.Errorf("openOffline(metadata.db missing) = %v, want the restore advice alone", err)
 	}
 }

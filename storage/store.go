@@ -49,7 +49,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	db, err := openMetaFile(cfg.Root, cfg.Release, func(path string) (*bolt.DB, error) {
 		db, err := bolt.Open(path, 0o600, metaOptions())
 		if errors.Is(err, bolt.ErrTimeout) {
-			err = errors.New("another process holds it")
+			err = ErrStoreBusy
 		}
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", path, err)
@@ -114,6 +114,10 @@ func initMeta(db *bolt.DB, commit *committer) error {
 	}
 	return openFormat(commit, initUploadCounts)
 }
+
+// ErrStoreBusy means another process holds the metadata file open: a
+// server, or a command run beside it.
+var ErrStoreBusy = errors.New("another process holds it")
 
 // ErrNoStore means OpenExisting found no metadata file in the data
 // directory: neither metadata.db nor the meta.db of earlier releases.

@@ -121,15 +121,17 @@ func legacyKind(path string) (legacyState, error) {
 func finishLegacy(root, release string, kind legacyState, open func(path string) (*bolt.DB, error)) error {
 	legacy := filepath.Join(root, legacyFile)
 	v1 := legacy + ".v1"
+	// metaFile is checked first: the text must not name a file this
+	// release would refuse.
+	from, err := convertedFrom(filepath.Join(root, metaFile), open)
+	if err != nil {
+		return err
+	}
 	if kind == legacyDB {
 		// Compared first: opening may write to it (a free list).
-		if !sameFile(legacy, v1) {
+		if !sameFile(legacy, v1) || from == 0 {
 			return fmt.Errorf("%s is a metadata file of format 1 and %s exists too: move %s aside to convert %s again (an earlier release ran on it since), or move %s aside to keep %s",
 				legacy, metaFile, metaFile, legacyFile, legacyFile, metaFile)
-		}
-		from, err := convertedFrom(filepath.Join(root, metaFile), open)
-		if err != nil {
-			return err
 		}
 		// No earlier release may be using it.
 		db, err := open(legacy)
@@ -146,12 +148,13 @@ func finishLegacy(root, release string, kind legacyState, open func(path string)
 				legacy, metaFile, metaFile, legacyFile, legacyFile, metaFile)
 		}
 	}
-	_, err := os.Stat(v1)
+	_, err = os.Stat(v1)
 	return writeStub(root, release, err == nil)
 }
 
-// convertedFrom returns the transaction id of the format 1 file the file
-// at path was converted from.
+// convertedFrom checks the format of the file at path, and returns the
+// transaction id of the format 1 file it was converted from, or 0 if it
+// was not converted.
 func convertedFrom(path string, open func(path string) (*bolt.DB, error)) (uint64, error) {
 	db, err := open(path)
 	if err != nil {
@@ -160,11 +163,12 @@ func convertedFrom(path string, open func(path string) (*bolt.DB, error)) (uint6
 	defer db.Close()
 	var from uint64
 	err = db.View(func(tx *bolt.Tx) error {
-		f := tx.Bucket(bucketFormat)
-		if f == nil || f.Get(keyFromTx) == nil {
-			return fmt.Errorf("%s records no conversion from %s, which is of format 1: move one of them aside", metaFile, legacyFile)
+		if err := checkVersion(tx); err != nil {
+			return err
 		}
-		from, _ = binary.Uvarint(f.Get(keyFromTx))
+		if f := tx.Bucket(bucketFormat); f != nil {
+			from, _ = binary.Uvarint(f.Get(keyFromTx))
+		}
 		return nil
 	})
 	return from, err

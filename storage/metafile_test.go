@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -113,6 +114,30 @@ func TestOpenMetaFileStates(t *testing.T) {
 			os.Remove(filepath.Join(root, metaFile))
 			return root
 		}, "metadata.db, which is missing"},
+		{"crash before the text, then an earlier release wrote meta.db", func(t *testing.T) string {
+			root := converted(t)
+			legacy := filepath.Join(root, legacyFile)
+			hardLink(t, legacy+".v1", legacy)
+			db, err := bolt.Open(legacy, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			d := digest.FromString("pushed by an earlier release")
+			if err := db.Update(func(tx *bolt.Tx) error {
+				return tx.Bucket([]byte("blobs")).Put([]byte(d), []byte(`{"size":28,"created":1}`))
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return root
+		}, "was written after its conversion"},
+		{"a format 1 backup restored as metadata.db", func(t *testing.T) string {
+			root := fixtureRoot(t)
+			if err := os.Rename(filepath.Join(root, legacyFile), filepath.Join(root, metaFile)); err != nil {
+				t.Fatal(err)
+			}
+			return root
+		}, "metadata.db holds metadata of format 1: move it to meta.db"},
 		{"meta.db.v1 put back, metadata.db kept", func(t *testing.T) string {
 			root := converted(t)
 			os.Rename(filepath.Join(root, legacyFile+".v1"), filepath.Join(root, legacyFile))

@@ -273,7 +273,7 @@ grace = "0s"`)
 			return cmp.Or(err, fs.SkipDir) // blobs/ holds what was committed
 		}
 		// The metadata, and keys the server keeps (the dashboard's).
-		if e.IsDir() || slices.Contains([]string{"metadata.db", "meta.db", "token.key", "ui.key", "ui.logout"}, e.Name()) {
+		if e.IsDir() || slices.Contains([]string{"metadata.db", "metadata.wal", "meta.db", "token.key", "ui.key", "ui.logout"}, e.Name()) {
 			return nil
 		}
 		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {

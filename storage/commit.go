@@ -10,7 +10,7 @@ import (
 )
 
 // committer groups concurrent metadata writes into shared transactions, so
-// N writers waiting on the disk pay for one commit (two syncs) instead of N.
+// N writers waiting on the disk pay for one commit instead of N.
 // A lone writer is never delayed: a batch starts as soon as the previous
 // one commits, and holds whatever arrived meanwhile. Once writers have been
 // seen together, a batch waits a little for the ones the previous commit
@@ -19,6 +19,8 @@ import (
 // half of them.
 type committer struct {
 	db      *bolt.DB
+	wal     *journal   // nil: bbolt syncs each commit itself
+	walMu   sync.Mutex // held from a transaction's start until its commit is durable
 	reserve *metaReserve
 	mu      sync.Mutex
 	pending []*commitCall
@@ -168,10 +170,35 @@ func (c *committer) run(batch []*commitCall) {
 func (c *committer) tx(fn func(*bolt.Tx) error) error {
 	c.gen.Add(1)
 	defer c.gen.Add(1)
-	return full(c.db.Update(func(tx *bolt.Tx) error {
+	c.walMu.Lock()
+	defer c.walMu.Unlock()
+	if c.wal != nil {
+		if err := c.wal.begin(); err != nil {
+			return full(err)
+		}
+	}
+	err := c.db.Update(func(tx *bolt.Tx) error {
 		if c.reserve != nil {
 			c.reserve.ensure(tx)
 		}
 		return fn(tx)
-	}))
+	})
+	if err == nil && c.wal != nil {
+		err = c.wal.commit()
+	}
+	return full(err)
+}
+
+// closeJournal makes every commit durable in the metadata file and empties
+// the journal; commits from then on, if any, sync themselves.
+func (c *committer) closeJournal() error {
+	c.walMu.Lock()
+	defer c.walMu.Unlock()
+	if c.wal == nil {
+		return nil
+	}
+	err := c.wal.close()
+	c.wal = nil
+	c.db.NoSync = false
+	return err
 }

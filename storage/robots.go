@@ -40,7 +40,7 @@ func (s *Store) CreateRobot(ctx context.Context, r Robot) error {
 	if r.Name == "" || len(r.Hash) == 0 {
 		return fmt.Errorf("create robot %q: name and hash are required", r.Name)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.commit.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketRobots)
 		if err != nil {
 			return err
@@ -55,7 +55,7 @@ func (s *Store) CreateRobot(ctx context.Context, r Robot) error {
 // DeleteRobot removes the robot token name. It returns ErrRobotNotFound if
 // there is none.
 func (s *Store) DeleteRobot(ctx context.Context, name string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.commit.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRobots)
 		if b == nil || b.Get([]byte(name)) == nil {
 			return fmt.Errorf("robot %q: %w", name, ErrRobotNotFound)

@@ -47,6 +47,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	path := filepath.Join(cfg.Root, metaFile)
 	db, err := openMetaFile(cfg.Root, cfg.Release, func(path string) (*bolt.DB, error) {
+		if filepath.Base(path) == metaFile {
+			if err := recoverJournal(path); err != nil {
+				return nil, fmt.Errorf("open %s: %w", path, err)
+			}
+		}
 		db, err := bolt.Open(path, 0o600, metaOptions())
 		if errors.Is(err, bolt.ErrTimeout) {
 			err = ErrStoreBusy
@@ -59,8 +64,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	commit := &committer{db: db, reserve: &metaReserve{path: path}}
+	wal, err := openJournal(db, path)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	commit := &committer{db: db, wal: wal, reserve: &metaReserve{path: path}}
 	if err := initMeta(db, commit); err != nil {
+		commit.closeJournal()
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -151,10 +162,11 @@ func OpenDriver(ctx context.Context, cfg Config) (Driver, error) {
 	return NewFilesystem(cfg.Root)
 }
 
-// Close flushes recorded pull times and closes the metadata file.
+// Close flushes recorded pull times, makes every commit durable in the
+// metadata file, and closes it.
 func (s *Store) Close() error {
 	s.pulls.close()
-	return s.db.Close()
+	return errors.Join(s.commit.closeJournal(), s.db.Close())
 }
 
 // readyTimeout bounds Ready: a readiness probe must answer in a few

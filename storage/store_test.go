@@ -145,8 +145,8 @@ func TestPutBlobReaderFails(t *testing.T) {
 	_, err := s.PutBlob(t.Context(), "repo", d, -1, io.MultiReader(strings.NewReader("never"), failingReader{boom}))
 	wantErr(t, "PutBlob(failing reader)", err, boom)
 	wantErr(t, "StatBlob", func() error { _, err := s.StatBlob(t.Context(), "repo", d); return err }(), ErrBlobNotFound)
-	if keys := driverKeys(t, s, ""); len(keys) != 2 {
-		t.Errorf("driver keys after failed PutBlob = %v, want only metadata.db and meta.db", keys)
+	if keys := driverKeys(t, s, ""); len(keys) != 3 {
+		t.Errorf("driver keys after failed PutBlob = %v, want only metadata.db, metadata.wal and meta.db", keys)
 	}
 }
 

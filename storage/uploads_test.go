@@ -407,8 +407,8 @@ func TestUploadInvalidIDs(t *testing.T) {
 	if len(rec.keys) != 0 {
 		t.Errorf("driver keys used for invalid upload ids = %q, want none", rec.keys)
 	}
-	if keys := driverKeys(t, s, ""); len(keys) != 2 {
-		t.Errorf("files under the root = %v, want only metadata.db and meta.db", keys)
+	if keys := driverKeys(t, s, ""); len(keys) != 3 {
+		t.Errorf("files under the root = %v, want only metadata.db, metadata.wal and meta.db", keys)
 	}
 	if _, err := s.GetUpload(ctx, "app", started.ID); err != nil {
 		t.Errorf("GetUpload(real session) after invalid ids = %v", err)

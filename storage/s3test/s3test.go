@@ -189,7 +189,22 @@ path_style = true
 
 // Pause freezes the server (SIGSTOP): connections stay open and nothing
 // answers, as with a server too slow to reply.
-func (s *Server) Pause() { s.cmd.Process.Signal(syscall.SIGSTOP) }
+func (s *Server) Pause() {
+	s.cmd.Process.Signal(syscall.SIGSTOP)
+	// The signal takes effect asynchronously: a request sent before the
+	// server stops would still be answered.
+	stat := fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid)
+	for range 1000 {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			return // no /proc: the best this system allows
+		}
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && bytes.HasPrefix(b[i+1:], []byte(" T")) {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
 
 // Resume undoes Pause.
 func (s *Server) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }

@@ -1,0 +1,257 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	bolt "go.etcd.io/bbolt"
+)
+
+func TestJournalHooks(t *testing.T) {
+	s := newStore(t)
+	if s.commit.wal == nil || !s.db.NoSync {
+		t.Fatal("the store opened without its journal: hookWrites no longer sees this bbolt's writes")
+	}
+}
+
+// walEvent is a write to one of the metadata files, or a sync (data nil).
+type walEvent struct {
+	file string
+	off  int64
+	data []byte
+}
+
+// tagOp is an answered tag change: the tag names digest d, or none.
+type tagOp struct {
+	event     int // events traced before it was answered
+	repo, tag string
+	d         digest.Digest
+}
+
+// TestJournalPowerLoss cuts the power, on paper, at many points of a run
+// of tag pushes and deletions: each file keeps what it held at its last
+// sync, plus any of the writes since, whole, torn at a sector, or lost.
+// Every such state must open as a consistent file that holds every
+// answered change.
+func TestJournalPowerLoss(t *testing.T) {
+	root := t.TempDir()
+	s := openAt(t, root)
+	base := map[string][]byte{}
+	for _, f := range []string{metaFile, walFile} {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		base[f] = b
+	}
+	var events []walEvent
+	s.commit.walMu.Lock()
+	s.commit.wal.limit = 48 << 10 // checkpoints every few commits
+	s.commit.wal.trace = func(file string, off int64, b []byte) {
+		events = append(events, walEvent{file, off, bytes.Clone(b)})
+	}
+	s.commit.walMu.Unlock()
+
+	var ops []tagOp
+	for i := range 240 {
+		repo, tag := fmt.Sprintf("r%d", i%7), fmt.Sprintf("t%d", i%60)
+		m := testManifest(fmt.Sprintf("m%d", i))
+		putManifest(t, s, repo, m, tag)
+		ops = append(ops, tagOp{len(events), repo, tag, m.Digest})
+		if i%4 == 3 {
+			old := fmt.Sprintf("t%d", (i-2)%60)
+			if err := s.DeleteTag(t.Context(), repo, old); err != nil && !errors.Is(err, ErrManifestNotFound) {
+				t.Fatalf("DeleteTag = %v", err)
+			}
+			ops = append(ops, tagOp{len(events), repo, old, ""})
+		}
+	}
+	s.commit.walMu.Lock()
+	s.commit.wal.trace = nil
+	s.commit.walMu.Unlock()
+	checkpoints := 0
+	for _, e := range events {
+		if e.file == metaFile && e.data == nil {
+			checkpoints++
+		}
+	}
+	if checkpoints < 3 {
+		t.Fatalf("%d checkpoints in the run, want several", checkpoints)
+	}
+	stub, err := os.ReadFile(filepath.Join(root, legacyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(root, metaFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(15, 2))
+	for trial := range 60 {
+		cut := rng.IntN(len(events) + 1)
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, legacyFile), stub, 0o600)
+		for f, b := range base {
+			b = powerLoss(b, events[:cut], f, rng)
+			if f == metaFile && int64(len(b)) < fi.Size() {
+				b = append(b, make([]byte, fi.Size()-int64(len(b)))...) // growth is synced
+			}
+			if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Run(fmt.Sprintf("cut%d-at%d", trial, cut), func(t *testing.T) {
+			checkAnswered(t, openAt(t, dir), ops, cut)
+		})
+	}
+}
+
+// powerLoss returns file f's bytes after a power cut once events ran:
+// its bytes at its last sync, then each later write kept whole, lost,
+// or torn (some of its 512-byte sectors kept).
+func powerLoss(b []byte, events []walEvent, f string, rng *rand.Rand) []byte {
+	b = bytes.Clone(b)
+	synced := 0
+	for i, e := range events {
+		if e.file == f && e.data == nil {
+			synced = i
+		}
+	}
+	for i, e := range events {
+		if e.file != f || e.data == nil {
+			continue
+		}
+		if end := int(e.off) + len(e.data); end > len(b) {
+			b = append(b, make([]byte, end-len(b))...)
+		}
+		if i < synced {
+			copy(b[e.off:], e.data)
+			continue
+		}
+		switch rng.IntN(3) {
+		case 0:
+			copy(b[e.off:], e.data)
+		case 1:
+			for s := 0; s < len(e.data); s += 512 {
+				if rng.IntN(2) == 0 {
+					copy(b[int(e.off)+s:], e.data[s:min(s+512, len(e.data))])
+				}
+			}
+		}
+	}
+	return b
+}
+
+// checkAnswered checks that s is consistent and that every tag whose
+// changes were all answered by the cut holds its last one.
+func checkAnswered(t *testing.T, s *Store, ops []tagOp, cut int) {
+	defer s.Close()
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("recovered file fails bbolt's check: %v", err)
+	}
+	want := map[[2]string]digest.Digest{}
+	for _, op := range ops {
+		k := [2]string{op.repo, op.tag}
+		if op.event > cut {
+			want[k] = "?"
+			continue
+		}
+		if want[k] != "?" {
+			want[k] = op.d
+		}
+	}
+	for k, d := range want {
+		if d == "?" {
+			continue
+		}
+		m, err := s.GetManifest(t.Context(), k[0], k[1])
+		switch {
+		case d == "" && !errors.Is(err, ErrManifestNotFound):
+			t.Errorf("%s:%s after recovery = %v, %v; want it deleted", k[0], k[1], m.Digest, err)
+		case d != "" && (err != nil || m.Digest != d):
+			t.Errorf("%s:%s after recovery = %v, %v; want %s", k[0], k[1], m.Digest, err, d)
+		}
+	}
+}
+
+// TestJournalStale opens a metadata file beside a journal that is not
+// its own: the journal is set aside and the file opens as it is.
+func TestJournalStale(t *testing.T) {
+	root := t.TempDir()
+	s := openAt(t, root)
+	first := testManifest("first")
+	putManifest(t, s, "app", first, "first")
+	s.Close()
+	backup := copyFiles(t, root, t.TempDir())
+	s = openAt(t, root)
+	putManifest(t, s, "app", testManifest("between"), "between")
+	s.Close()
+	s = openAt(t, root)
+	second := testManifest("second")
+	putManifest(t, s, "app", second, "second")
+	crashed := copyFiles(t, root, t.TempDir()) // as a kill leaves them: the journal holds the commit
+	s.Close()
+
+	t.Run("metadata.db restored from a backup", func(t *testing.T) {
+		dir := copyFiles(t, crashed, t.TempDir())
+		copyFile(t, filepath.Join(backup, metaFile), filepath.Join(dir, metaFile))
+		s := openAt(t, dir)
+		defer s.Close()
+		wantTags(t, s, "app", "first")
+		if _, err := os.Stat(filepath.Join(dir, walFile+".stale")); err != nil {
+			t.Errorf("stale journal not set aside: %v", err)
+		}
+	})
+	t.Run("metadata.db written since without the journal", func(t *testing.T) {
+		dir := copyFiles(t, crashed, t.TempDir())
+		db, err := bolt.Open(filepath.Join(dir, metaFile), 0o600, metaOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"x", "y"} {
+			if err := db.Update(func(tx *bolt.Tx) error {
+				b, err := tx.CreateBucketIfNotExists(bucketRobots)
+				if err != nil {
+					return err
+				}
+				return b.Put([]byte(name), []byte(`{"name":"`+name+`"}`))
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		db.Close()
+		s := openAt(t, dir)
+		defer s.Close()
+		wantTags(t, s, "app", "between", "first", "second")
+		if robots, err := s.Robots(t.Context()); err != nil || len(robots) != 2 {
+			t.Errorf("Robots = %v, %v; want the two written without the journal", robots, err)
+		}
+	})
+}
+
+func wantTags(t *testing.T, s *Store, repo string, want ...string) {
+	t.Helper()
+	tags, _, err := s.Tags(t.Context(), repo, "", 100)
+	if err != nil || fmt.Sprint(tags) != fmt.Sprint(want) {
+		t.Errorf("Tags(%s) = %v, %v; want %v", repo, tags, err, want)
+	}
+}
+
+func copyFiles(t *testing.T, from, to string) string {
+	t.Helper()
+	for _, f := range []string{metaFile, walFile, legacyFile} {
+		copyFile(t, filepath.Join(from, f), filepath.Join(to, f))
+	}
+	return to
+}

@@ -1,0 +1,190 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// openJournal starts the journal of db, the metadata file at path, which
+// recoverJournal brought up to date before bbolt opened it, and turns off
+// bbolt's syncs, which the journal replaces. It returns nil, and bbolt
+// syncs as before, if bbolt's writes cannot be seen (walhook.go).
+func openJournal(db *bolt.DB, path string) (*journal, error) {
+	j := &journal{db: db, pageSize: db.Info().PageSize, limit: walCheckpoint}
+	var txid uint64
+	db.View(func(tx *bolt.Tx) error {
+		txid = uint64(tx.ID())
+		return nil
+	})
+	dbf, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	j.meta = make([]byte, walMetaLen)
+	_, err = dbf.ReadAt(j.meta, int64(txid%2)*int64(j.pageSize))
+	dbf.Close()
+	if err != nil {
+		return nil, err
+	}
+	if got, ok := metaTxid(j.meta); !ok || got != txid {
+		return nil, fmt.Errorf("%s: meta page %d does not hold transaction %d", path, txid%2, txid)
+	}
+	if !hookWrites(db, j.capture) {
+		return nil, nil
+	}
+	jpath := filepath.Join(filepath.Dir(path), walFile)
+	_, err = os.Stat(jpath)
+	created := errors.Is(err, fs.ErrNotExist)
+	if j.f, err = os.OpenFile(jpath, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return nil, err
+	}
+	if created {
+		if fi, err := os.Stat(path); err == nil {
+			ownLike(fi, jpath)
+		}
+	}
+	if err := j.writeHeader(); err != nil {
+		j.f.Close()
+		return nil, fmt.Errorf("%s: %w", jpath, err)
+	}
+	if created {
+		syncDir(filepath.Dir(path))
+	}
+	db.NoSync = true
+	return j, nil
+}
+
+// writeHeader starts a new epoch whose checkpoint is j.meta, which must
+// be durable in the metadata file.
+func (j *journal) writeHeader() error {
+	h := walHeader{seq: j.seq + 1, epoch: randomEpoch(), pageSize: j.pageSize, meta: j.meta}
+	if err := j.write(encodeWALHeader(h), int64(h.seq%2)*walSlot); err != nil {
+		return err
+	}
+	if err := j.sync(); err != nil {
+		return err
+	}
+	j.seq, j.epoch, j.end, j.dirty = h.seq, h.epoch, walStart, false
+	return nil
+}
+
+func (j *journal) write(b []byte, off int64) error {
+	_, err := j.f.WriteAt(b, off)
+	if j.trace != nil {
+		j.trace(walFile, off, b)
+	}
+	return err
+}
+
+func (j *journal) sync() error {
+	err := fdatasync(j.f)
+	if err == nil && j.trace != nil {
+		j.trace(walFile, -1, nil)
+	}
+	return err
+}
+
+// capture keeps a copy of a write bbolt made to the metadata file.
+func (j *journal) capture(b []byte, off int64) {
+	if j.trace != nil {
+		j.trace(metaFile, off, b)
+	}
+	if isMetaWrite(off, len(b), j.pageSize) {
+		b = b[:walMetaLen]
+		j.meta = append(j.meta[:0], b...)
+	}
+	if j.over {
+		return
+	}
+	if len(j.rec)+walEntry+len(b) > walMaxRecord {
+		j.over = true
+		return
+	}
+	j.rec = binary.LittleEndian.AppendUint64(j.rec, uint64(off))
+	j.rec = binary.LittleEndian.AppendUint32(j.rec, uint32(len(b)))
+	j.rec = append(j.rec, b...)
+}
+
+// begin readies j for a write transaction. It fails if a commit is not in
+// the journal and a checkpoint still cannot make it durable: a further
+// commit could reuse the pages it freed, which the logged state needs.
+func (j *journal) begin() error {
+	if j.unlogged {
+		if err := j.checkpoint(); err != nil {
+			return err
+		}
+	}
+	if cap(j.rec) < walRecHeader || cap(j.rec) > 1<<20 {
+		j.rec = make([]byte, walRecHeader, 64<<10)
+	}
+	j.rec, j.over = j.rec[:walRecHeader], false
+	return nil
+}
+
+// commit makes the transaction that just committed durable: its record
+// appended and synced, or, for one too large or a journal that fails, a
+// checkpoint.
+func (j *journal) commit() error {
+	if len(j.rec) == walRecHeader && !j.over {
+		return nil
+	}
+	var err error
+	if !j.over {
+		h := j.rec[:walRecHeader]
+		binary.LittleEndian.PutUint64(h, j.epoch)
+		binary.LittleEndian.PutUint32(h[8:], uint32(len(j.rec)-walRecHeader))
+		binary.LittleEndian.PutUint32(h[12:], crc32.Update(crc32.Checksum(h[:12], walCRC), walCRC, j.rec[walRecHeader:]))
+		if err = j.write(j.rec, j.end); err == nil {
+			err = j.sync()
+		}
+		if err == nil {
+			j.end += int64(len(j.rec))
+			j.dirty = true
+			if j.end >= j.limit {
+				j.checkpoint() // the commit is durable; a failure is retried at the next
+			}
+			return nil
+		}
+	}
+	j.unlogged = true
+	if cerr := j.checkpoint(); cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	return nil
+}
+
+// checkpoint makes every commit so far durable in the metadata file and
+// starts an empty epoch.
+func (j *journal) checkpoint() error {
+	if err := j.db.Sync(); err != nil {
+		return err
+	}
+	if j.trace != nil {
+		j.trace(metaFile, -1, nil)
+	}
+	if err := j.writeHeader(); err != nil {
+		return err
+	}
+	j.unlogged = false
+	return nil
+}
+
+// close makes every commit durable in the metadata file and leaves the
+// journal empty. bbolt must make no further commit.
+func (j *journal) close() error {
+	err := j.db.Sync()
+	if err == nil {
+		err = j.f.Truncate(0)
+	}
+	if err == nil {
+		err = j.sync()
+	}
+	return errors.Join(err, j.f.Close())
+}

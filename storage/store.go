@@ -46,9 +46,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	path := filepath.Join(cfg.Root, metaFile)
+	var walf *walLock // the journal, locked from its recovery on
 	db, err := openMetaFile(cfg.Root, cfg.Release, func(path string) (*bolt.DB, error) {
 		if filepath.Base(path) == metaFile {
-			if err := recoverJournal(path); err != nil {
+			if walf == nil {
+				f, err := lockJournal(path, metaOptions().Timeout)
+				if err != nil {
+					return nil, fmt.Errorf("open %s: %w", path, err)
+				}
+				walf = f
+			}
+			if err := recoverJournal(walf.File, path); err != nil {
 				return nil, fmt.Errorf("open %s: %w", path, err)
 			}
 		}
@@ -62,9 +70,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return db, nil
 	})
 	if err != nil {
+		if walf != nil {
+			walf.abandon()
+		}
 		return nil, err
 	}
-	wal, err := openJournal(db, path)
+	wal, err := openJournal(db, walf.File, path)
+	if wal == nil {
+		walf.abandon()
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -72,6 +86,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	commit := &committer{db: db, wal: wal, reserve: &metaReserve{path: path}}
 	if err := initMeta(db, commit); err != nil {
 		commit.closeJournal()
+		walf.abandon()
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}

@@ -255,3 +255,26 @@ func copyFiles(t *testing.T, from, to string) string {
 	}
 	return to
 }
+
+// TestJournalHeldByItsStore opens a store a second time while the first
+// has commits in its journal: the second fails as busy without touching
+// the journal, which a recovery would have written into the live file.
+func TestJournalHeldByItsStore(t *testing.T) {
+	root := t.TempDir()
+	s := openAt(t, root)
+	defer s.Close()
+	putManifest(t, s, "app", testManifest("one"), "one")
+	before, err := os.ReadFile(filepath.Join(root, walFile))
+	if err != nil || len(before) <= walStart {
+		t.Fatalf("journal = %d bytes, %v; want a record in it", len(before), err)
+	}
+	if _, err := Open(t.Context(), Config{Driver: "filesystem", Root: root}); !errors.Is(err, ErrStoreBusy) {
+		t.Fatalf("second Open = %v, want ErrStoreBusy", err)
+	}
+	after, _ := os.ReadFile(filepath.Join(root, walFile))
+	if !bytes.Equal(before, after) {
+		t.Errorf("a refused second Open changed the journal")
+	}
+	putManifest(t, s, "app", testManifest("two"), "two")
+	wantTags(t, s, "app", "one", "two")
+}

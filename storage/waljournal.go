@@ -5,19 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io/fs"
 	"os"
-	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// openJournal starts the journal of db, the metadata file at path, which
-// recoverJournal brought up to date before bbolt opened it, and turns off
-// bbolt's syncs, which the journal replaces. It returns nil, and bbolt
-// syncs as before, if bbolt's writes cannot be seen (walhook.go).
-func openJournal(db *bolt.DB, path string) (*journal, error) {
-	j := &journal{db: db, pageSize: db.Info().PageSize, limit: walCheckpoint}
+// openJournal starts journal f, locked by lockJournal, of db, the
+// metadata file at path, which recoverJournal brought up to date before
+// bbolt opened it, and turns off bbolt's syncs, which the journal
+// replaces. It returns nil, and bbolt syncs as before, if bbolt's writes
+// cannot be seen (walhook.go).
+func openJournal(db *bolt.DB, f *os.File, path string) (*journal, error) {
+	j := &journal{f: f, db: db, pageSize: db.Info().PageSize, limit: walCheckpoint}
 	var txid uint64
 	db.View(func(tx *bolt.Tx) error {
 		txid = uint64(tx.ID())
@@ -39,23 +38,8 @@ func openJournal(db *bolt.DB, path string) (*journal, error) {
 	if !hookWrites(db, j.capture) {
 		return nil, nil
 	}
-	jpath := filepath.Join(filepath.Dir(path), walFile)
-	_, err = os.Stat(jpath)
-	created := errors.Is(err, fs.ErrNotExist)
-	if j.f, err = os.OpenFile(jpath, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
-		return nil, err
-	}
-	if created {
-		if fi, err := os.Stat(path); err == nil {
-			ownLike(fi, jpath)
-		}
-	}
 	if err := j.writeHeader(); err != nil {
-		j.f.Close()
-		return nil, fmt.Errorf("%s: %w", jpath, err)
-	}
-	if created {
-		syncDir(filepath.Dir(path))
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
 	}
 	db.NoSync = true
 	return j, nil
@@ -176,10 +160,14 @@ func (j *journal) checkpoint() error {
 	return nil
 }
 
-// close makes every commit durable in the metadata file and leaves the
-// journal empty. bbolt must make no further commit.
+// close makes every commit durable in the metadata file, leaves the
+// journal empty and lets go of its lock. bbolt must make no further
+// commit.
 func (j *journal) close() error {
-	err := j.db.Sync()
+	var err error
+	if j.dirty || j.unlogged {
+		err = j.db.Sync()
+	}
 	if err == nil {
 		err = j.f.Truncate(0)
 	}

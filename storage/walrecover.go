@@ -7,19 +7,68 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 )
 
-// recoverJournal brings the metadata file at path up to date with the
-// commits its journal logged, before bbolt opens it, then empties the
-// journal. A journal that does not belong to the file (errWALStale) is
-// moved aside to metadata.wal.stale and the file is left as it is.
-func recoverJournal(path string) error {
+// lockJournal opens (creating if needed) the journal of the metadata file
+// at path and locks it, waiting up to timeout for another process to let
+// go (ErrStoreBusy). The lock is held until the file is closed: a process
+// recovers the journal, or writes it, only while it holds it, since a
+// journal recovered under a running server would be written into its file.
+func lockJournal(path string, timeout time.Duration) (*walLock, error) {
 	jpath := filepath.Join(filepath.Dir(path), walFile)
-	b, err := os.ReadFile(jpath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	_, err := os.Stat(jpath)
+	created := errors.Is(err, fs.ErrNotExist)
+	f, err := os.OpenFile(jpath, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		return nil, err
+	}
+	for deadline := time.Now().Add(timeout); !tryLock(f); {
+		if time.Now().After(deadline) {
+			f.Close()
+			if created {
+				os.Remove(jpath)
+			}
+			return nil, ErrStoreBusy
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if created {
+		if fi, err := os.Stat(path); err == nil {
+			ownLike(fi, jpath)
+		}
+		syncDir(filepath.Dir(path))
+	}
+	return &walLock{f, created}, nil
+}
+
+// walLock is a locked journal file.
+type walLock struct {
+	*os.File
+	created bool // by lockJournal
+}
+
+// abandon closes the journal of a store that failed to open, and removes
+// it if lockJournal created it and it is still empty: a refused store is
+// left as it was found.
+func (l *walLock) abandon() {
+	l.Close()
+	if fi, err := os.Stat(l.Name()); l.created && err == nil && fi.Size() == 0 {
+		os.Remove(l.Name())
+	}
+}
+
+// recoverJournal brings the metadata file at path up to date with the
+// commits its journal j logged, before bbolt opens it, then empties j. A
+// journal that does not belong to the file (errWALStale) is copied aside
+// to metadata.wal.stale, and the file is left as it is.
+func recoverJournal(j *os.File, path string) error {
+	fi, err := j.Stat()
+	if err != nil {
+		return err
+	}
+	b := make([]byte, fi.Size())
+	if _, err := j.ReadAt(b, 0); err != nil {
 		return err
 	}
 	h, ok := readWALHeader(b)
@@ -27,21 +76,20 @@ func recoverJournal(path string) error {
 		return nil // empty, or emptied by recovery or a clean close
 	}
 	db, err := os.OpenFile(path, os.O_RDWR, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return os.Rename(jpath, jpath+".stale")
+	if err == nil {
+		err = replayJournal(db, b, h)
+		db.Close()
+	}
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errWALStale) {
+		err = os.WriteFile(j.Name()+".stale", b, 0o600)
 	}
 	if err != nil {
+		return fmt.Errorf("%s: %w", j.Name(), err)
+	}
+	if err := j.Truncate(0); err != nil {
 		return err
 	}
-	defer db.Close()
-	err = replayJournal(db, b, h)
-	if errors.Is(err, errWALStale) {
-		return os.Rename(jpath, jpath+".stale")
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", jpath, err)
-	}
-	return emptyJournal(jpath)
+	return fdatasync(j)
 }
 
 // replayJournal writes the records of journal b, whose header is h, to
@@ -104,17 +152,4 @@ func journalMatches(db *os.File, pageSize int, checkpoint, logged uint64) error 
 		return errWALStale
 	}
 	return nil
-}
-
-// emptyJournal empties the journal at path.
-func emptyJournal(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Truncate(0); err != nil {
-		return err
-	}
-	return fdatasync(f)
 }

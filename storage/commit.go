@@ -30,8 +30,8 @@ type committer struct {
 	// gen is the metadata generation: odd while a write transaction runs,
 	// moved on to the next even value once it ends (see hotmanifests.go).
 	// The parity holds because tx runs one transaction at a time: from
-	// the loop, and from Open before any call. A write that bypassed tx
-	// (robot tokens, which no manifest read sees) would not move it.
+	// the loop, and from Open before any call. Every write goes through
+	// tx: one that bypassed it would neither move gen nor be journaled.
 	gen atomic.Uint64
 	hot hotManifests
 

@@ -183,7 +183,11 @@ func (c *committer) tx(fn func(*bolt.Tx) error) error {
 		}
 		return fn(tx)
 	})
-	if err == nil && c.wal != nil {
+	switch {
+	case c.wal == nil:
+	case err != nil:
+		c.wal.abort() // a failed commit writes no meta page: its state is unchanged
+	default:
 		err = c.wal.commit()
 	}
 	return full(err)

@@ -69,6 +69,7 @@ type journal struct {
 	meta     []byte // the meta page of the last commit
 	rec      []byte // the commit being captured: record header, then entries
 	over     bool   // the commit outgrew walMaxRecord
+	active   bool   // between begin and commit
 	unlogged bool   // a commit is not in the journal: the next one checkpoints
 	dirty    bool   // commits logged since the last checkpoint
 	// trace, in tests, sees every write to both files and every sync

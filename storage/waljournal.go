@@ -80,6 +80,12 @@ func (j *journal) capture(b []byte, off int64) {
 	if j.trace != nil {
 		j.trace(metaFile, off, b)
 	}
+	if !j.active {
+		// A transaction that did not go through begin: the next one
+		// checkpoints first, or its record would follow a state the
+		// journal cannot rebuild.
+		j.unlogged = true
+	}
 	if isMetaWrite(off, len(b), j.pageSize) {
 		b = b[:walMetaLen]
 		j.meta = append(j.meta[:0], b...)
@@ -108,14 +114,18 @@ func (j *journal) begin() error {
 	if cap(j.rec) < walRecHeader || cap(j.rec) > 1<<20 {
 		j.rec = make([]byte, walRecHeader, 64<<10)
 	}
-	j.rec, j.over = j.rec[:walRecHeader], false
+	j.rec, j.over, j.active = j.rec[:walRecHeader], false, true
 	return nil
 }
+
+// abort ends a transaction that failed.
+func (j *journal) abort() { j.active = false }
 
 // commit makes the transaction that just committed durable: its record
 // appended and synced, or, for one too large or a journal that fails, a
 // checkpoint.
 func (j *journal) commit() error {
+	j.active = false
 	if len(j.rec) == walRecHeader && !j.over {
 		return nil
 	}

@@ -140,6 +140,9 @@ func walRecords(b []byte, epoch uint64, pageSize int, fn func(off int64, data []
 		for len(body) >= walEntry {
 			off := int64(binary.LittleEndian.Uint64(body))
 			size := int(binary.LittleEndian.Uint32(body[8:]))
+			if off < 0 || size > len(body)-walEntry {
+				return last // a record this registry did not write
+			}
 			data := body[walEntry : walEntry+size]
 			if isMetaWrite(off, len(data), pageSize) {
 				last = data

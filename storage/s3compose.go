@@ -160,12 +160,13 @@ func (s *Store) composeRound(ctx context.Context, d *S3, onErr func(error)) erro
 			if b == nil {
 				return nil
 			}
-			return b.ForEach(func(k, v []byte) error {
-				if len(todo) < composeBatch && !failed[string(k)] {
+			c := b.Cursor()
+			for k, v := c.First(); k != nil && len(todo) < composeBatch; k, v = c.Next() {
+				if !failed[string(k)] {
 					todo = append(todo, pieced{string(k), digest.Digest(v)})
 				}
-				return nil
-			})
+			}
+			return nil
 		})
 		if err != nil || len(todo) == 0 {
 			return err

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -46,8 +47,9 @@ type S3 struct {
 	// journal records multipart uploads until they end, when the driver
 	// serves a Store (see AbortMultipartUploads); live are those this
 	// process is sending.
-	journal multipartJournal
-	live    liveUploads
+	journal   multipartJournal
+	live      liveUploads
+	beginning sync.RWMutex // see beginUpload
 
 	// composing says when blobs in pieces are next composed into one
 	// object each, for redirects (s3compose.go).

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 )
@@ -123,6 +125,9 @@ func (s *Store) ComposeBlobs(ctx context.Context, onErr func(error)) {
 	if !ok || d.redirect == 0 {
 		return
 	}
+	if err := s.markSegmented(ctx, d); err != nil {
+		onErr(err)
+	}
 	q := d.composing
 	q.at(time.Now())
 	timer := time.NewTimer(0)
@@ -147,6 +152,46 @@ func (s *Store) ComposeBlobs(ctx context.Context, onErr func(error)) {
 		case <-tick:
 		}
 	}
+}
+
+// markSegmented records in pieces the blobs whose keys have segments
+// but no such record: those pushed in chunks by a release that recorded
+// none, or with redirects off by one that copied them only with
+// redirects on. It lists the upload keys once, at start.
+func (s *Store) markSegmented(ctx context.Context, d *S3) error {
+	var keys []string
+	base := d.object("uploads/")
+	for obj := range d.client.ListObjects(ctx, d.bucket, minio.ListObjectsOptions{Prefix: base, Recursive: true}) {
+		if obj.Err != nil {
+			return s3Error("list", "uploads/", obj.Err)
+		}
+		key, _, seg := strings.Cut(strings.TrimPrefix(obj.Key, d.prefix), segMarker)
+		if seg && (len(keys) == 0 || keys[len(keys)-1] != key) {
+			keys = append(keys, key)
+		}
+	}
+	for len(keys) > 0 {
+		batch := keys[:min(len(keys), composeBatch)]
+		keys = keys[len(batch):]
+		err := s.commit.update(func(tx *bolt.Tx) error {
+			located := tx.Bucket(bucketBlobKeys)
+			for _, key := range batch {
+				if located == nil || inPieces(tx, key) {
+					continue
+				}
+				if dg := located.Get([]byte(key)); dg != nil {
+					if err := markPieced(tx, key, digest.Digest(dg)); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // composeRound composes the blobs recorded in pieces, one at a time. It

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -189,6 +190,25 @@ func TestS3ComposeLeftovers(t *testing.T) {
 	}
 	if u, _ := st.BlobURL(ctx, d); u == "" {
 		t.Errorf("BlobURL after composition = \"\", want a presigned URL")
+	}
+	wantOnlyBlobs(t, st, srv)
+
+	// A blob left in segments by a release that did not record so.
+	old := randomBytes(84, 11<<20)
+	od := digest.FromBytes(old)
+	oid, _ := pushChunks(t, st, "team/app", old, 6<<20)
+	st.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPieced).Delete([]byte(uploadKey(oid))) })
+	if err := st.markSegmented(ctx, drv); err != nil {
+		t.Fatal(err)
+	}
+	if keys := piecedKeys(st); !slices.Equal(keys, []string{uploadKey(oid)}) {
+		t.Errorf("blobs recorded in pieces after the scan = %q, want %q", keys, uploadKey(oid))
+	}
+	if err := st.composeRound(ctx, drv, func(err error) { t.Errorf("composeRound: %v", err) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := readBlob(t, st, "team/app", od); !bytes.Equal(got, old) {
+		t.Errorf("blob after composition = %d bytes, want %d", len(got), len(old))
 	}
 	wantOnlyBlobs(t, st, srv)
 

@@ -89,13 +89,12 @@ func serve(ctx context.Context, path string, f File, logOut io.Writer) error {
 	// after the store's, writes what is queued before the store closes.
 	audit := storage.NewAuditWriter(store, func(err error) { log.Warn().Err(err).Msg("audit record") })
 	defer audit.Close()
-	usageCtx, stopUsage := context.WithCancel(ctx)
-	usageDone := make(chan struct{})
-	go func() {
-		defer close(usageDone)
-		store.TrackUsage(usageCtx, func(err error) { log.Warn().Err(err).Msg("recording storage usage") })
-	}()
-	defer func() { stopUsage(); <-usageDone }()
+	defer runBehind(ctx, func(ctx context.Context) {
+		store.TrackUsage(ctx, func(err error) { log.Warn().Err(err).Msg("recording storage usage") })
+	})()
+	defer runBehind(ctx, func(ctx context.Context) {
+		store.ComposeBlobs(ctx, func(err error) { log.Warn().Err(err).Msg("composing a chunked blob for redirects") })
+	})()
 	opts := []registry.Option{registry.WithLogger(log), registry.WithAudit(audit)}
 	var reg *prometheus.Registry
 	if f.Metrics.Enabled {
@@ -307,4 +306,16 @@ type warnWriter struct{ log zerolog.Logger }
 func (w warnWriter) Write(p []byte) (int, error) {
 	w.log.Warn().Str("component", "http").Msg(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// runBehind runs fn in a goroutine of its own; the function it returns
+// cancels fn's context and waits for fn to return.
+func runBehind(ctx context.Context, fn func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(ctx)
+	}()
+	return func() { cancel(); <-done }
 }

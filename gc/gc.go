@@ -439,6 +439,9 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 	if _, err := store.AbortMultipartUploads(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	// A blob whose composition an abort above cut short, or that failed,
+	// is composed again.
+	store.WakeComposer()
 	deletedFiles, err := store.DeleteOrphanFiles(ctx, files, p.Cutoff)
 	if err != nil {
 		errs = append(errs, err)

@@ -17,10 +17,12 @@ var bucketBlobKeys = []byte("blobkeys")
 // where a Move copies every byte: Store leaves a verified upload where
 // its bytes are and records that key as the blob's location.
 type Sealer interface {
-	// Seal readies key to be read as a blob, by Reader and by
-	// RedirectURL, for as long as nothing writes it, and returns its
-	// size. It returns ErrNotFound if key does not exist.
-	Seal(ctx context.Context, key string) (int64, error)
+	// Seal readies key to be read as a blob by Reader, for as long as
+	// nothing writes it, and returns its size and whether it is one
+	// object, which RedirectURL serves; a key still in pieces is served
+	// by the registry until it is composed (s3compose.go). It returns
+	// ErrNotFound if key does not exist.
+	Seal(ctx context.Context, key string) (size int64, whole bool, err error)
 }
 
 // blobLocation returns the driver key holding blob d's bytes: its blob
@@ -64,9 +66,11 @@ func putBlobRecord(tx *bolt.Tx, d digest.Digest, rec blobRecord) error {
 func deleteBlobRecord(tx *bolt.Tx, d digest.Digest) (string, error) {
 	key := blobLocation(tx, d)
 	if key != blobKey(d) {
-		if b := tx.Bucket(bucketBlobKeys); b != nil {
-			if err := b.Delete([]byte(key)); err != nil {
-				return "", err
+		for _, name := range [][]byte{bucketBlobKeys, bucketPieced} {
+			if b := tx.Bucket(name); b != nil {
+				if err := b.Delete([]byte(key)); err != nil {
+					return "", err
+				}
 			}
 		}
 	}
@@ -80,15 +84,16 @@ func locatedBlob(tx *bolt.Tx, key string) bool {
 	return b != nil && b.Get([]byte(key)) != nil
 }
 
-// sealUpload makes the verified bytes of upload id one object where they
-// are, for a Sealer, and checks their size.
-func (s *Store) sealUpload(ctx context.Context, sl Sealer, id string, d digest.Digest, size int64) error {
-	got, err := sl.Seal(ctx, uploadKey(id))
+// sealUpload readies the verified bytes of upload id to be read where
+// they are, for a Sealer, checks their size, and reports whether they
+// are one object.
+func (s *Store) sealUpload(ctx context.Context, sl Sealer, id string, d digest.Digest, size int64) (bool, error) {
+	got, whole, err := sl.Seal(ctx, uploadKey(id))
 	if err != nil {
-		return err
+		return false, err
 	}
 	if got != size {
-		return fmt.Errorf("blob %s: stored %d bytes, received %d", d, got, size)
+		return false, fmt.Errorf("blob %s: stored %d bytes, received %d", d, got, size)
 	}
-	return nil
+	return whole, nil
 }

@@ -75,8 +75,9 @@ func (s *Store) OpenBlob(ctx context.Context, d digest.Digest, offset int64) (io
 }
 
 // BlobURL returns a URL the client can fetch blob d from directly, or ""
-// when the driver serves no such URLs. Callers check the repository's
-// link with StatBlob first.
+// when the driver serves no such URLs, or not yet for d: a blob whose
+// bytes are still in pieces (s3compose.go) is served by the registry.
+// Callers check the repository's link with StatBlob first.
 func (s *Store) BlobURL(ctx context.Context, d digest.Digest) (string, error) {
 	r, ok := s.blobs.(Redirector)
 	if !ok {
@@ -85,7 +86,17 @@ func (s *Store) BlobURL(ctx context.Context, d digest.Digest) (string, error) {
 	if err := checkDigest(d); err != nil {
 		return "", err
 	}
-	return r.RedirectURL(ctx, s.location(d))
+	var key string
+	var pieces bool
+	s.db.View(func(tx *bolt.Tx) error {
+		key = blobLocation(tx, d)
+		pieces = key != blobKey(d) && inPieces(tx, key)
+		return nil
+	})
+	if pieces {
+		return "", nil
+	}
+	return r.RedirectURL(ctx, key)
 }
 
 // DeleteBlob unlinks blob d from repo: the repository can no longer read

@@ -35,6 +35,9 @@
 //   - No upload in progress is ever collected: an upload file being
 //     written without a session record (a blob pushed in one request) is
 //     known to the orphan scan while this process writes it.
+//   - On S3 a verified upload stays where its bytes are (Sealer); one
+//     still in several segments is recorded so (bucket "pieced") and is
+//     never redirected to, until ComposeBlobs has made it one object.
 //   - Blob bytes are streamed through one fixed-size buffer per upload;
 //     memory does not grow with blob size.
 //   - On a full disk, metadata writes still find space, so GC can commit

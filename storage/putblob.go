@@ -163,7 +163,7 @@ func (s *Store) putBlobAtomic(ctx context.Context, aw AtomicWriter, repo, id str
 			return BlobInfo{}, err
 		}
 	}
-	return s.recordBlob(repo, id, d, n, "")
+	return s.recordBlob(repo, id, d, n, "", false)
 }
 
 // spool is the local copy of a blob PutBlobTap writes to S3, made as it

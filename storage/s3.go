@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -46,8 +47,13 @@ type S3 struct {
 	// journal records multipart uploads until they end, when the driver
 	// serves a Store (see AbortMultipartUploads); live are those this
 	// process is sending.
-	journal multipartJournal
-	live    liveUploads
+	journal   multipartJournal
+	live      liveUploads
+	beginning sync.RWMutex // see beginUpload
+
+	// composing says when blobs in pieces are next composed into one
+	// object each, for redirects (s3compose.go).
+	composing *composeQueue
 }
 
 const (
@@ -109,7 +115,7 @@ func NewS3(ctx context.Context, cfg S3Config, spool string) (*S3, error) {
 	s := &S3{
 		client: client, core: minio.Core{Client: client}, bucket: cfg.Bucket,
 		prefix: prefix, spool: spool, partSize: cfg.PartSizeMiB << 20, endpoint: cfg.Endpoint,
-		metrics: metrics,
+		metrics: metrics, composing: newComposeQueue(cfg.composeDelay()),
 	}
 	if cfg.Redirect {
 		s.redirect = cfg.redirectExpiry()
@@ -249,7 +255,7 @@ func (s *S3) Reader(ctx context.Context, key string, offset int64) (io.ReadClose
 	if len(ps) == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, key)
 	}
-	return &pieceReader{ctx: ctx, s: s, key: key, pieces: ps, offset: offset}, nil
+	return &pieceReader{ctx: ctx, s: s, key: key, pieces: ps, offset: offset, pos: offset}, nil
 }
 
 // openRange opens object from offset. An offset at or past the end reads
@@ -270,33 +276,28 @@ func (s *S3) openRange(ctx context.Context, object, key string, offset int64) (i
 }
 
 // pieceReader reads a key's pieces one after another, opening each only
-// when the previous one is done.
+// when the previous one is done. A segment gone when its turn comes was
+// composed into the key's own object (composeSegments), which is read
+// from there on.
 type pieceReader struct {
 	ctx    context.Context
 	s      *S3
 	key    string
 	pieces []piece
 	offset int64 // into the first remaining piece
+	pos    int64 // of the next byte in the key
 	cur    io.ReadCloser
 }
 
 func (r *pieceReader) Read(p []byte) (int, error) {
 	for {
 		if r.cur == nil {
-			for len(r.pieces) > 0 && r.offset >= r.pieces[0].size {
-				r.offset -= r.pieces[0].size
-				r.pieces = r.pieces[1:]
-			}
-			if len(r.pieces) == 0 {
-				return 0, io.EOF
-			}
-			rc, err := r.s.openRange(r.ctx, r.pieces[0].name, r.key, r.offset)
-			if err != nil {
+			if err := r.next(); err != nil {
 				return 0, err
 			}
-			r.cur, r.offset, r.pieces = rc, 0, r.pieces[1:]
 		}
 		n, err := r.cur.Read(p)
+		r.pos += int64(n)
 		if err == io.EOF {
 			r.cur.Close()
 			r.cur = nil
@@ -307,6 +308,30 @@ func (r *pieceReader) Read(p []byte) (int, error) {
 		}
 		return n, err
 	}
+}
+
+// next opens the piece holding the key's byte at r.pos.
+func (r *pieceReader) next() error {
+	for len(r.pieces) > 0 && r.offset >= r.pieces[0].size {
+		r.offset -= r.pieces[0].size
+		r.pieces = r.pieces[1:]
+	}
+	if len(r.pieces) == 0 {
+		return io.EOF
+	}
+	rc, err := r.s.openRange(r.ctx, r.pieces[0].name, r.key, r.offset)
+	if errors.Is(err, ErrNotFound) && r.pieces[0].seg != 0 {
+		rc, err = r.s.openRange(r.ctx, r.s.object(r.key), r.key, r.pos)
+		r.pieces = nil
+	}
+	if err != nil {
+		return err
+	}
+	r.cur, r.offset = rc, 0
+	if r.pieces != nil {
+		r.pieces = r.pieces[1:]
+	}
+	return nil
 }
 
 func (r *pieceReader) Close() error {
@@ -356,27 +381,33 @@ func (s *S3) copyPieces(ctx context.Context, key string, ps []piece) error {
 // Seal implements Sealer. A key written in one piece, by one write of
 // known length or one write from offset 0, is its own object already and
 // costs one request. A key in several segments (a chunked upload) stays
-// as it is, read segment after segment, unless redirects are on: a
-// presigned URL serves one object, so the segments are then copied into
-// the key's own object and deleted.
-func (s *S3) Seal(ctx context.Context, key string) (int64, error) {
+// as it is, read segment after segment, and Seal reports it is not one
+// object: a presigned URL serves one object, so the segments are copied
+// into the key's own object later, in the background (composeSegments),
+// never on the push's path.
+func (s *S3) Seal(ctx context.Context, key string) (int64, bool, error) {
 	ps, err := s.layout(ctx, key)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if len(ps) == 0 {
-		return 0, fmt.Errorf("%w: %s", ErrNotFound, key)
+		return 0, false, fmt.Errorf("%w: %s", ErrNotFound, key)
 	}
-	if len(ps) == 1 && ps[0].seg == 0 || ps[0].seg != 0 && s.redirect == 0 {
-		return total(ps), nil
+	if len(ps) == 1 && ps[0].seg == 0 {
+		return ps[0].size, true, nil
 	}
+	if ps[0].seg != 0 {
+		return total(ps), false, nil
+	}
+	// The key's own object followed by segments: no writer leaves that
+	// once it has committed, but a plain GET would read the object alone.
 	if err := s.copyPieces(ctx, key, ps); err != nil {
-		return 0, s3Error("seal", key, err)
+		return 0, false, s3Error("seal", key, err)
 	}
 	// Segments left by a failure are read after the whole object, and
 	// so never; the next orphan scan counts them with it.
 	s.removePieces(ctx, key, slices.DeleteFunc(ps, func(p piece) bool { return p.seg == 0 }))
-	return total(ps), nil
+	return total(ps), true, nil
 }
 
 func (s *S3) removePieces(ctx context.Context, key string, ps []piece) error {

@@ -40,6 +40,10 @@ type S3Config struct {
 	Redirect bool `toml:"redirect"`
 	// RedirectExpiry is how long a presigned URL stays valid, e.g. "15m".
 	RedirectExpiry string `toml:"redirect_expiry"`
+	// ComposeDelay is how long, with Redirect on, a blob pushed in
+	// chunks is served by the registry from its segments before they
+	// are copied into one object in the background, e.g. "10s".
+	ComposeDelay string `toml:"compose_delay"`
 	// PartSizeMiB is the size of the parts an upload is sent in, in MiB
 	// (at least 5, the S3 minimum). Each part is spooled on local disk
 	// under storage.root, not held in memory.
@@ -59,6 +63,7 @@ func DefaultS3Config() S3Config {
 		Secure:         true,
 		PathStyle:      true,
 		RedirectExpiry: "15m",
+		ComposeDelay:   "10s",
 		PartSizeMiB:    16,
 		MaxRetries:     3,
 		Timeout:        "30s",
@@ -102,6 +107,9 @@ func (c S3Config) Validate() error {
 	if d, err := ParseDuration(c.RedirectExpiry); err != nil || d < time.Second || d > 7*24*time.Hour {
 		bad("storage.s3.redirect_expiry: %q: want a duration between 1s and 168h", c.RedirectExpiry)
 	}
+	if d, err := ParseDuration(c.ComposeDelay); err != nil || d < 0 || d > 7*24*time.Hour {
+		bad("storage.s3.compose_delay: %q: want a duration between 0s and 168h", c.ComposeDelay)
+	}
 	if c.CAFile != "" {
 		if _, err := os.Stat(c.CAFile); err != nil {
 			bad("storage.s3.ca_file: %w", err)
@@ -117,5 +125,10 @@ func (c S3Config) timeout() time.Duration {
 
 func (c S3Config) redirectExpiry() time.Duration {
 	d, _ := ParseDuration(c.RedirectExpiry)
+	return d
+}
+
+func (c S3Config) composeDelay() time.Duration {
+	d, _ := ParseDuration(c.ComposeDelay)
 	return d
 }

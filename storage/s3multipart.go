@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"os"
 
@@ -164,21 +165,76 @@ func (w *s3Multipart) Close() error {
 }
 
 // beginUpload starts a multipart upload of key and records it in the
-// journal before any part is sent.
+// journal before any part is sent. An intent recorded before the request
+// covers a crash before its answer is recorded.
 func (s *S3) beginUpload(ctx context.Context, key string) (string, error) {
+	token := rand.Text()
+	if s.journal != nil {
+		s.live.add(token)
+		defer s.live.remove(token)
+		if err := s.journal.intend(token, key); err != nil {
+			return "", err
+		}
+	}
+	// Until the id is live, abortUploadsOf waits: it would take the
+	// upload for a dead process's.
+	s.beginning.RLock()
 	id, err := s.core.NewMultipartUpload(ctx, s.bucket, s.object(key), minio.PutObjectOptions{ContentType: "application/octet-stream"})
+	if err == nil {
+		s.live.add(id)
+	}
+	s.beginning.RUnlock()
 	if err != nil {
+		if s.journal != nil {
+			// The request may have begun an upload all the same: the
+			// intent stays for the next abort to look for it.
+			if minio.ToErrorResponse(err).StatusCode/100 == 4 {
+				s.journal.drop(token)
+			}
+		}
 		return "", s3Error("create upload", key, err)
 	}
-	s.live.add(id)
 	if s.journal != nil {
-		if err := s.journal.begin(key, id); err != nil {
+		if err := s.journal.begin(key, id, token); err != nil {
 			s.abortUpload(ctx, key, id)
 			s.live.remove(id)
 			return "", err
 		}
 	}
 	return id, nil
+}
+
+// abortUploadsOf aborts the multipart uploads of key that no writer of
+// this process is sending, and returns how many it aborted.
+func (s *S3) abortUploadsOf(ctx context.Context, key string) (int, error) {
+	s.beginning.Lock()
+	defer s.beginning.Unlock()
+	obj := s.object(key)
+	var ids []string
+	keyMarker, idMarker := "", ""
+	for {
+		res, err := s.core.ListMultipartUploads(ctx, s.bucket, obj, keyMarker, idMarker, "", 1000)
+		if err != nil {
+			return 0, s3Error("list uploads", key, err)
+		}
+		for _, u := range res.Uploads {
+			if u.Key == obj && !s.live.has(u.UploadID) {
+				ids = append(ids, u.UploadID)
+			}
+		}
+		if !res.IsTruncated || res.NextKeyMarker == "" && res.NextUploadIDMarker == "" {
+			break
+		}
+		keyMarker, idMarker = res.NextKeyMarker, res.NextUploadIDMarker
+	}
+	n := 0
+	for _, id := range ids {
+		if err := s.abortUpload(ctx, key, id); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // endUpload forgets upload id, completed or aborted.

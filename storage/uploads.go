@@ -299,10 +299,15 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 		}
 		s.blobs.Delete(ctx, uploadKey(id))
 	} else if sl, ok := s.blobs.(Sealer); ok {
-		if err := s.sealUpload(ctx, sl, id, d, size); err != nil {
+		whole, err := s.sealUpload(ctx, sl, id, d, size)
+		if err != nil {
 			return BlobInfo{}, err
 		}
-		return s.recordBlob(repo, id, d, size, uploadKey(id))
+		info, err := s.recordBlob(repo, id, d, size, uploadKey(id), !whole)
+		if err == nil && !whole {
+			s.composeSoon()
+		}
+		return info, err
 	} else if err := s.blobs.Move(ctx, uploadKey(id), blobKey(d)); err != nil {
 		// A copy may have landed before the failure: no record names
 		// it, and the upload keeps its bytes for a retry.
@@ -317,7 +322,7 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 		}
 		return BlobInfo{}, err
 	}
-	return s.recordBlob(repo, id, d, size, "")
+	return s.recordBlob(repo, id, d, size, "", false)
 }
 
 // blobRecorded reports whether metadata holds blob d.
@@ -331,14 +336,19 @@ func (s *Store) blobRecorded(d digest.Digest) bool {
 }
 
 // recordBlob records blob d of size bytes, whose bytes are in place at key
-// ("" for its blob key), links it to repo and ends upload session id. The
-// caller holds lockBlob(d).
-func (s *Store) recordBlob(repo, id string, d digest.Digest, size int64, key string) (BlobInfo, error) {
+// ("" for its blob key), in pieces if pieced, links it to repo and ends
+// upload session id. The caller holds lockBlob(d).
+func (s *Store) recordBlob(repo, id string, d digest.Digest, size int64, key string, pieced bool) (BlobInfo, error) {
 	now := time.Now()
 	err := s.commit.update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketBlobs).Get(digestKey(d)) == nil {
 			if err := putBlobRecord(tx, d, blobRecord{Size: size, Created: now.UnixNano(), Key: key}); err != nil {
 				return err
+			}
+			if pieced {
+				if err := markPieced(tx, key, d); err != nil {
+					return err
+				}
 			}
 		}
 		if err := deleteSession(tx, id); err != nil {

@@ -63,6 +63,13 @@ func loadConfig(path string) (File, error) {
 // defaults), until ctx is done, logging to logOut. It returns nil after a
 // clean shutdown.
 func serve(ctx context.Context, path string, f File, logOut io.Writer) error {
+	// Lines on a terminal are for a person watching: they go out at once.
+	var batch *logBatch
+	if !isTerminal(logOut) {
+		batch = newLogBatch(logOut)
+		logOut = batch
+		defer batch.Flush() // deferred first, so it writes every line serve logs
+	}
 	log, level := liveLevel(newLogger(f.Log, logOut), f.Log)
 
 	var tlsConfig *tls.Config
@@ -162,6 +169,9 @@ func serve(ctx context.Context, path string, f File, logOut io.Writer) error {
 	trim := &idleTrimmer{after: idleTrimAfter}
 	handler = trim.wrap(handler)
 	handler = guardBodies(handler, f.Server.BodyIdleTimeout.Std())
+	if batch != nil {
+		handler = batch.wrap(handler)
+	}
 	trimCtx, stopTrim := context.WithCancel(ctx)
 	defer stopTrim()
 	go trim.run(trimCtx)

@@ -307,7 +307,7 @@ func newLogger(c LogConfig, w io.Writer) zerolog.Logger {
 	if c.Format == "console" || c.Format == "auto" && isTerminal(w) {
 		w = consoleWriter(w)
 	}
-	return zerolog.New(w).Level(c.level()).With().Timestamp().Logger()
+	return zerolog.New(w).Level(c.level()).Hook(&stampHook{})
 }
 
 // warnWriter turns net/http's internal log lines (TLS handshake failures,

@@ -108,9 +108,11 @@ func (h *handler) wrap(action auth.Action, f handlerFunc) http.Handler {
 			}
 			r = r.WithContext(context.WithValue(r.Context(), identityKey{}, id))
 		}
-		if rt, ok := mirrorRoute(r); ok && action == auth.ActionPush && !rt.Upstream.AllowPush {
-			writeError(w, r, apiError(CodeDenied, quote(rt.Local)+" is a cache of upstream "+rt.Upstream.Name+", which takes no pushes here"))
-			return
+		if action == auth.ActionPush { // before the context walk, which pulls pay for otherwise
+			if rt, ok := mirrorRoute(r); ok && !rt.Upstream.AllowPush {
+				writeError(w, r, apiError(CodeDenied, quote(rt.Local)+" is a cache of upstream "+rt.Upstream.Name+", which takes no pushes here"))
+				return
+			}
 		}
 		if err := f(w, r); err != nil {
 			writeError(w, r, err)

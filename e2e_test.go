@@ -341,8 +341,10 @@ func (s *e2eServer) host() string {
 func (s *e2eServer) url(path string) string { return "http://" + s.host() + path }
 
 // logLines returns the JSON log lines written so far, decoded; lines that
-// are not JSON are skipped.
+// are not JSON are skipped. It first waits out the server's log batching:
+// lines logged during requests are written within 100 ms.
 func (s *e2eServer) logLines() []map[string]any {
+	time.Sleep(150 * time.Millisecond)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []map[string]any

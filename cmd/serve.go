@@ -63,6 +63,13 @@ func loadConfig(path string) (File, error) {
 // defaults), until ctx is done, logging to logOut. It returns nil after a
 // clean shutdown.
 func serve(ctx context.Context, path string, f File, logOut io.Writer) error {
+	// Lines on a terminal are for a person watching: they go out at once.
+	var batch *logBatch
+	if !isTerminal(logOut) {
+		batch = newLogBatch(logOut)
+		logOut = batch
+		defer batch.Flush() // deferred first, so it writes every line serve logs
+	}
 	log, level := liveLevel(newLogger(f.Log, logOut), f.Log)
 
 	var tlsConfig *tls.Config
@@ -161,6 +168,9 @@ func serve(ctx context.Context, path string, f File, logOut io.Writer) error {
 	trim := &idleTrimmer{after: idleTrimAfter}
 	handler = trim.wrap(handler)
 	handler = guardBodies(handler, f.Server.BodyIdleTimeout.Std())
+	if batch != nil {
+		handler = batch.wrap(handler)
+	}
 	trimCtx, stopTrim := context.WithCancel(ctx)
 	defer stopTrim()
 	go trim.run(trimCtx)
@@ -296,7 +306,7 @@ func newLogger(c LogConfig, w io.Writer) zerolog.Logger {
 	if c.Format == "console" || c.Format == "auto" && isTerminal(w) {
 		w = consoleWriter(w)
 	}
-	return zerolog.New(w).Level(c.level()).With().Timestamp().Logger()
+	return zerolog.New(w).Level(c.level()).Hook(&stampHook{})
 }
 
 // warnWriter turns net/http's internal log lines (TLS handshake failures,

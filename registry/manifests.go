@@ -39,18 +39,50 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request) error {
 	if !strings.ContainsRune(ref, ':') && !acceptable(r.Header.Values("Accept"), m.MediaType) {
 		return apiError(CodeManifestUnknown, "manifest is "+m.MediaType+", which the request's Accept header excludes")
 	}
-	hd := w.Header()
-	hd.Set("Content-Type", m.MediaType)
-	hd.Set("Docker-Content-Digest", string(m.Digest))
-	hd.Set("Etag", `"`+string(m.Digest)+`"`)
+	size := int64(len(m.Content))
 	if r.Method == http.MethodHead {
-		hd.Set("Content-Length", strconv.FormatInt(m.Size, 10))
+		size = m.Size
+	}
+	setManifestHeaders(w.Header(), m.MediaType, m.Digest, size)
+	if r.Method == http.MethodHead {
 		return nil
 	}
-	hd.Set("Content-Length", strconv.Itoa(len(m.Content)))
 	h.store.RecordPull(r.Context(), name, m.Digest)
 	w.Write(m.Content)
 	return nil
+}
+
+// mediaTypeHeaders holds a shared Content-Type value per manifest media
+// type; like apiVersion, each slice has len == cap.
+var mediaTypeHeaders = func() map[string][]string {
+	m := make(map[string][]string, len(manifestKinds))
+	for mt := range manifestKinds {
+		m[mt] = []string{mt}
+	}
+	return m
+}()
+
+// setManifestHeaders sets the headers of a manifest response as
+// Header.Set would, in two allocations rather than six: the Content-Type
+// is shared, the three other values share one array, each a slice with
+// len == cap so an Add elsewhere copies rather than overwrites a
+// neighbour, and the ETag and length are cut from one string.
+func setManifestHeaders(hd http.Header, mediaType string, d digest.Digest, size int64) {
+	ct, ok := mediaTypeHeaders[mediaType]
+	if !ok {
+		ct = []string{mediaType}
+	}
+	var buf [160]byte // a quoted sha512 digest and 20 digits
+	b := append(buf[:0], '"')
+	b = append(b, d...)
+	b = append(b, '"')
+	b = strconv.AppendInt(b, size, 10)
+	s := string(b)
+	v := &[3]string{string(d), s[:len(d)+2], s[len(d)+2:]}
+	hd["Content-Type"] = ct
+	hd["Docker-Content-Digest"] = v[0:1:1]
+	hd["Etag"] = v[1:2:2]
+	hd["Content-Length"] = v[2:3:3]
 }
 
 // acceptable reports whether a manifest of mediaType may answer a request

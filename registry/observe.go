@@ -43,7 +43,6 @@ func (h *handler) observe(next http.Handler) http.Handler {
 		if !validRequestID(id) {
 			id = newRequestID()
 		}
-		w.Header()[requestIDHeader] = []string{id}
 
 		if h.metrics != nil {
 			h.metrics.inFlight.Inc()
@@ -54,6 +53,8 @@ func (h *handler) observe(next http.Handler) http.Handler {
 		// keep the client's path for the log before handing it over.
 		path := r.URL.Path
 		rw := &responseWriter{ResponseWriter: w, base: &h.log, requestID: id}
+		rw.idHeader[0] = id
+		w.Header()[requestIDHeader] = rw.idHeader[:]
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = &countingBody{ReadCloser: r.Body}
 		}
@@ -163,6 +164,7 @@ type responseWriter struct {
 
 	base      *zerolog.Logger // the handler's logger
 	requestID string
+	idHeader  [1]string       // the X-Request-Id value, allocated with the writer
 	log       *zerolog.Logger // base with the request id, once asked for
 }
 

@@ -38,9 +38,6 @@ func openJournal(db *bolt.DB, f *os.File, path string) (*journal, error) {
 	if !hookWrites(db, j.capture) {
 		return nil, nil
 	}
-	if err := j.writeHeader(); err != nil {
-		return nil, fmt.Errorf("%s: %w", f.Name(), err)
-	}
 	db.NoSync = true
 	return j, nil
 }
@@ -106,9 +103,16 @@ func (j *journal) capture(b []byte, off int64) {
 // the journal and a checkpoint still cannot make it durable: a further
 // commit could reuse the pages it freed, which the logged state needs.
 func (j *journal) begin() error {
-	if j.unlogged {
+	switch {
+	case j.unlogged:
 		if err := j.checkpoint(); err != nil {
 			return err
+		}
+	case j.seq == 0:
+		// The first commit writes the header: a start that commits
+		// nothing pays no sync for it.
+		if err := j.writeHeader(); err != nil {
+			return fmt.Errorf("%s: %w", j.f.Name(), err)
 		}
 	}
 	if cap(j.rec) < walRecHeader || cap(j.rec) > 1<<20 {
@@ -178,11 +182,10 @@ func (j *journal) close() error {
 	if j.dirty || j.unlogged {
 		err = j.db.Sync()
 	}
-	if err == nil {
-		err = j.f.Truncate(0)
-	}
-	if err == nil {
-		err = j.sync()
+	if err == nil && j.seq > 0 { // else never written
+		if err = j.f.Truncate(0); err == nil {
+			err = j.sync()
+		}
 	}
 	return errors.Join(err, j.f.Close())
 }

@@ -47,8 +47,9 @@ test: ## all tests, race detector on; then the end-to-end tests with blobs on S3
 conformance: ## the official OCI distribution-spec conformance suite against the binary (see .ci/run to install it)
 	$(GO) test -count=1 -run '^TestE2EConformance$$' -v .
 
-bench: ## end-to-end benchmarks (build tag bench), then one GC pass over 100,000 manifests
+bench: ## end-to-end benchmarks (build tag bench), then one GC pass over 100,000 manifests and the metadata's size
 	$(GO) test -tags bench -run 'TestBench' -v -count=1 -timeout 60m .
+	NORA_META_BENCH_SCALE=1 $(GO) test -run '^$$' -bench '^BenchmarkMetaSize$$' -benchtime 1x -timeout 30m ./storage
 	NORA_GC_BENCH_MANIFESTS=100000 $(GO) test -run '^$$' -bench '^BenchmarkPass$$' -benchtime 1x -timeout 30m ./gc
 
 fuzz: ## each parser fuzzer (requests, manifests, names, the metadata journal), FUZZTIME (30s) each

@@ -195,8 +195,9 @@ func (m *maintenance) schedule(ctx context.Context) {
 }
 
 // withMaintenanceRoutes adds to the admin socket's handler next the
-// routes `registry gc` and `registry retention` use while a server holds
-// the store: POST /gc and POST /retention, streaming their output.
+// routes `registry gc`, `registry retention` and `registry compact` use
+// while a server holds the store: POST /gc, /retention and /compact,
+// streaming their output.
 func withMaintenanceRoutes(next http.Handler, m *maintenance) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /gc", func(w http.ResponseWriter, r *http.Request) {
@@ -211,6 +212,9 @@ func withMaintenanceRoutes(next http.Handler, m *maintenance) http.Handler {
 	mux.HandleFunc("POST /retention", func(w http.ResponseWriter, r *http.Request) {
 		dry, _ := strconv.ParseBool(r.URL.Query().Get("dry_run"))
 		adminReply(w, m.retention(r.Context(), byCLI, dry, socketReport(w, r)))
+	})
+	mux.HandleFunc("POST /compact", func(w http.ResponseWriter, r *http.Request) {
+		adminReply(w, m.compact(r.Context(), socketReport(w, r)))
 	})
 	mux.Handle("/", next)
 	return mux

@@ -26,6 +26,7 @@ file (see nora.toml.example).`,
 		newTokenCmd(),
 		newGCCmd(),
 		newRetentionCmd(),
+		newCompactCmd(),
 		newMigrateCmd(),
 		newReplicateCmd(),
 	)

@@ -102,6 +102,9 @@ func serve(ctx context.Context, path string, f File, logOut io.Writer) error {
 	defer runBehind(ctx, func(ctx context.Context) {
 		store.ComposeBlobs(ctx, func(err error) { log.Warn().Err(err).Msg("composing a chunked blob for redirects") })
 	})()
+	defer runBehind(ctx, func(ctx context.Context) {
+		store.KeepCompact(ctx, func(res storage.CompactResult, err error) { logCompaction(log, res, err) })
+	})()
 	opts := []registry.Option{registry.WithLogger(log), registry.WithAudit(audit)}
 	var reg *prometheus.Registry
 	if f.Metrics.Enabled {

@@ -442,6 +442,7 @@ func Apply(ctx context.Context, store *storage.Store, p *PassPlan) (Result, erro
 	// A blob whose composition an abort above cut short, or that failed,
 	// is composed again.
 	store.WakeComposer()
+	defer store.WakeCompactor() // deletions leave pages free
 	deletedFiles, err := store.DeleteOrphanFiles(ctx, files, p.Cutoff)
 	if err != nil {
 		errs = append(errs, err)

@@ -119,7 +119,7 @@ type AuditPage struct {
 // an empty page, not an error.
 func (s *Store) ListAudit(ctx context.Context, q AuditQuery) (AuditPage, error) {
 	var p AuditPage
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
 		if b == nil {
 			return nil

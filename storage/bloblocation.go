@@ -37,7 +37,7 @@ func blobLocation(tx *bolt.Tx, d digest.Digest) string {
 // location is blobLocation in its own transaction.
 func (s *Store) location(d digest.Digest) string {
 	var key string
-	s.db.View(func(tx *bolt.Tx) error {
+	s.view(func(tx *bolt.Tx) error {
 		key = blobLocation(tx, d)
 		return nil
 	})

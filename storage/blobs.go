@@ -41,7 +41,7 @@ func (s *Store) StatBlob(ctx context.Context, repo string, d digest.Digest) (Blo
 	// commits before it, and then the lookup misses (see gc.go).
 	s.checks.note(repo, d)
 	var info BlobInfo
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var err error
 		info, err = linkedBlob(tx, repo, d)
 		return err
@@ -88,7 +88,7 @@ func (s *Store) BlobURL(ctx context.Context, d digest.Digest) (string, error) {
 	}
 	var key string
 	var pieces bool
-	s.db.View(func(tx *bolt.Tx) error {
+	s.view(func(tx *bolt.Tx) error {
 		key = blobLocation(tx, d)
 		pieces = key != blobKey(d) && inPieces(tx, key)
 		return nil
@@ -181,7 +181,7 @@ func (s *Store) MountAnyBlob(ctx context.Context, to string, d digest.Digest, al
 // when the store has no blob d.
 func (s *Store) repoNames(d digest.Digest) ([]string, error) {
 	var names []string
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketBlobs).Get(digestKey(d)) == nil {
 			return fmt.Errorf("%w: %s", ErrBlobNotFound, d)
 		}
@@ -198,7 +198,7 @@ func (s *Store) repoNames(d digest.Digest) ([]string, error) {
 // ErrBlobNotFound.
 func (s *Store) firstLinking(repos []string, d digest.Digest) (string, error) {
 	var from string
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		for _, repo := range repos {
 			if id := tx.Bucket(bucketRepos).Get([]byte(repo)); id != nil && tx.Bucket(bucketLinks).Get(digestAt(id, d)) != nil {
 				from = repo
@@ -222,7 +222,7 @@ func link(tx *bolt.Tx, repo string, d digest.Digest, now time.Time) error {
 // others are absent from the map.
 func (s *Store) BlobSizes(ctx context.Context, ds []digest.Digest) map[digest.Digest]int64 {
 	out := make(map[digest.Digest]int64, len(ds))
-	s.db.View(func(tx *bolt.Tx) error {
+	s.view(func(tx *bolt.Tx) error {
 		blobs := tx.Bucket(bucketBlobs)
 		for _, d := range ds {
 			if rec, ok := decodeBlobRecord(blobs.Get(digestKey(d))); ok {

@@ -45,7 +45,7 @@ func TestCommitterGathers(t *testing.T) {
 	crowd(1)
 
 	n := 0
-	s.db.View(func(tx *bolt.Tx) error {
+	s.metaDB().View(func(tx *bolt.Tx) error {
 		n = tx.Bucket([]byte("test")).Stats().KeyN
 		return nil
 	})

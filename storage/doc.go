@@ -12,6 +12,12 @@
 //   - A repository reads only the blobs linked to it (pushed there, or
 //     mounted from a repository the caller may read). A digest alone grants
 //     nothing.
+//   - Every commit is durable once answered: its writes to metadata.db are
+//     logged in metadata.wal and synced (wal*.go).
+//   - Compaction (compact.go) replaces metadata.db with a copy in key order
+//     while the registry serves: reads go on against the file they began
+//     on (metahandle.go), writes wait only for the last catch-up, and a
+//     crash leaves either file whole.
 //   - Manifests, tags, links, referrers, upload sessions, push and pull
 //     times and the pull-through cache's tag check times live in bbolt, changed in one transaction per API call;
 //     concurrent calls share transactions (see committer) so they share

@@ -115,7 +115,7 @@ func (s *Store) RecordEvents(consumers []string) (fresh []string, err error) {
 // consumers.
 func (s *Store) hasCursorsOf(consumers []string) bool {
 	same := true
-	s.db.View(func(tx *bolt.Tx) error {
+	s.view(func(tx *bolt.Tx) error {
 		cursors := tx.Bucket(bucketCursors)
 		if cursors == nil {
 			same = len(consumers) == 0
@@ -136,7 +136,7 @@ func (s *Store) hasCursorsOf(consumers []string) bool {
 // Events returns up to max events after consumer's cursor, oldest first.
 func (s *Store) Events(ctx context.Context, consumer string, max int) ([]Event, error) {
 	var out []Event
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		events, cursors := tx.Bucket(bucketEvents), tx.Bucket(bucketCursors)
 		if events == nil || cursors == nil || cursors.Get([]byte(consumer)) == nil {
 			return fmt.Errorf("storage: no event cursor for %q", consumer)
@@ -180,7 +180,7 @@ func (s *Store) EventBacklog(consumer string) (n uint64, oldest time.Time, err e
 	if err != nil || len(evs) == 0 {
 		return 0, time.Time{}, err
 	}
-	s.db.View(func(tx *bolt.Tx) error {
+	s.view(func(tx *bolt.Tx) error {
 		n = tx.Bucket(bucketEvents).Sequence() - evs[0].Seq + 1
 		return nil
 	})

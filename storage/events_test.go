@@ -110,7 +110,7 @@ func TestEvents(t *testing.T) {
 }
 
 func (s *Store) eventCount() (n int) {
-	s.db.View(func(tx *bolt.Tx) error {
+	s.metaDB().View(func(tx *bolt.Tx) error {
 		n = tx.Bucket(bucketEvents).Stats().KeyN
 		return nil
 	})

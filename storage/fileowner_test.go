@@ -40,3 +40,34 @@ func TestConversionKeepsOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestCompactionKeepsOwner: a metadata file compacted by a command run as
+// root (`sudo registry compact`) stays its owner's.
+func TestCompactionKeepsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("not root: cannot give files to another user")
+	}
+	root := t.TempDir()
+	s := openAt(t, root)
+	compactImage(t, s, "a/b", "v1", 1)
+	path := filepath.Join(root, metaFile)
+	const uid, gid = 4321, 4322
+	if err := os.Chown(path, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Compact(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if st.Uid != uid || st.Gid != gid || fi.Mode().Perm() != 0o640 {
+		t.Errorf("%s: owner %d:%d, mode %v; want %d:%d, -rw-r-----", metaFile, st.Uid, st.Gid, fi.Mode().Perm(), uid, gid)
+	}
+}

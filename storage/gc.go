@@ -173,7 +173,7 @@ func (s *Store) ScanRepos(ctx context.Context, fn func(*GCRepo) error) error {
 // with prefix, e.g. the cache of one upstream ("docker.io/").
 func (s *Store) ScanReposUnder(ctx context.Context, prefix string, fn func(*GCRepo) error) error {
 	var names []string
-	s.db.View(func(tx *bolt.Tx) error {
+	s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRepos).Cursor()
 		for k, _ := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, _ = c.Next() {
 			names = append(names, string(k))
@@ -189,7 +189,7 @@ func (s *Store) scanRepos(ctx context.Context, names []string, fn func(*GCRepo) 
 			return err
 		}
 		var batch []*GCRepo
-		err := s.db.View(func(tx *bolt.Tx) error {
+		err := s.view(func(tx *bolt.Tx) error {
 			for read := 0; i < len(names) && read < scanBudget; i++ {
 				r, err := s.scanRepo(tx, names[i])
 				if err != nil {
@@ -299,7 +299,7 @@ func (s *Store) ScanBlobs(ctx context.Context, fn func(GCBlob) error) error {
 			return err
 		}
 		var batch []GCBlob
-		s.db.View(func(tx *bolt.Tx) error {
+		s.view(func(tx *bolt.Tx) error {
 			c := tx.Bucket(bucketBlobs).Cursor()
 			k, v := c.First()
 			if after != nil {
@@ -332,7 +332,7 @@ func (s *Store) ScanBlobs(ctx context.Context, fn func(GCBlob) error) error {
 // ScanUploads calls fn with every open upload session.
 func (s *Store) ScanUploads(ctx context.Context, fn func(Upload) error) error {
 	var ups []Upload
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketUploads).ForEach(func(k, v []byte) error {
 			var rec uploadRecord
 			if json.Unmarshal(v, &rec) == nil {

@@ -339,7 +339,7 @@ func (s *Store) deleteBlobFiles(ctx context.Context, blobs []BlobInfo, keys map[
 func (s *Store) deleteStripeFiles(ctx context.Context, i int, ds []digest.Digest, keys map[digest.Digest]string) error {
 	blobLocks[i].Lock()
 	defer blobLocks[i].Unlock()
-	s.db.View(func(tx *bolt.Tx) error {
+	s.view(func(tx *bolt.Tx) error {
 		blobs := tx.Bucket(bucketBlobs)
 		ds = slices.DeleteFunc(ds, func(d digest.Digest) bool {
 			return blobs.Get(digestKey(d)) != nil && blobLocation(tx, d) == keys[d]

@@ -34,7 +34,7 @@ func (s *Store) ScanOrphanFiles(ctx context.Context, fn func(GCFile) error) erro
 	var batch []GCFile
 	flush := func() error {
 		var orphans []noted
-		s.db.View(func(tx *bolt.Tx) error {
+		s.view(func(tx *bolt.Tx) error {
 			seen := tx.Bucket(bucketOrphans)
 			for _, f := range batch {
 				s.releaseMappedIn(tx)
@@ -243,7 +243,7 @@ func (s *Store) deleteOrphan(ctx context.Context, key string, cutoff time.Time) 
 	var first time.Time
 	var size int64
 	var noted, known bool
-	s.db.View(func(tx *bolt.Tx) error {
+	s.view(func(tx *bolt.Tx) error {
 		known = s.knownFile(tx, key)
 		if b := tx.Bucket(bucketOrphans); b != nil {
 			first, size, noted = decodeOrphan(b.Get([]byte(key)))

@@ -172,7 +172,7 @@ func (s *Store) manifest(repo, reference string, withContent bool) (Manifest, er
 		s.checks.note(repo, digest.Digest(reference))
 	}
 	var m Manifest
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		repos := tx.Bucket(bucketRepos)
 		id := repos.Get([]byte(repo))
 		if id == nil {
@@ -270,7 +270,7 @@ func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
 // after last. more reports whether tags remain. It returns
 // ErrRepositoryNotFound for a repository that holds nothing.
 func (s *Store) Tags(ctx context.Context, repo, last string, n int) (tags []string, more bool, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		id := tx.Bucket(bucketRepos).Get([]byte(repo))
 		if id == nil {
 			return fmt.Errorf("%w: %s", ErrRepositoryNotFound, repo)
@@ -284,7 +284,7 @@ func (s *Store) Tags(ctx context.Context, repo, last string, n int) (tags []stri
 // Repositories lists up to n repository names (all if n < 0) in lexical
 // order, starting after last.
 func (s *Store) Repositories(ctx context.Context, last string, n int) (repos []string, more bool, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		repos, more = page(tx.Bucket(bucketRepos).Cursor(), nil, last, n)
 		return nil
 	})
@@ -318,7 +318,7 @@ func (s *Store) Referrers(ctx context.Context, repo string, d digest.Digest) ([]
 		return nil, err
 	}
 	out := []ocispec.Descriptor{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		id := tx.Bucket(bucketRepos).Get([]byte(repo))
 		if id == nil {
 			return nil

@@ -13,7 +13,7 @@ func BenchmarkGetManifest(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	fillRepoData(b, s, 1000)
+	fillRepoData(b, s, 0, 1000)
 	m, err := s.GetManifest(b.Context(), "team-500/app", "v3")
 	if err != nil {
 		b.Fatal(err)

@@ -17,7 +17,7 @@ import (
 // open). It runs at most every millisecond.
 func (s *Store) releaseMapped() {
 	if s.releaseDue() {
-		s.db.View(func(tx *bolt.Tx) error {
+		s.view(func(tx *bolt.Tx) error {
 			madviseDontNeed(tx)
 			return nil
 		})

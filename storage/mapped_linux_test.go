@@ -48,7 +48,7 @@ func TestReleaseMapped(t *testing.T) {
 // changes nothing the transaction reads or commits.
 func TestReleaseMappedIn(t *testing.T) {
 	s, want := mappedStore(t)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.metaDB().Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("test"))
 		got := sumBucket(b)
 		before := rssFile(t)
@@ -82,7 +82,7 @@ func mappedStore(t *testing.T) (*Store, uint64) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.metaDB().Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte("test"))
 		if err != nil {
 			return err
@@ -103,7 +103,7 @@ func mappedStore(t *testing.T) (*Store, uint64) {
 }
 
 func sumMapped(s *Store) (total uint64) {
-	s.db.View(func(tx *bolt.Tx) error {
+	s.metaDB().View(func(tx *bolt.Tx) error {
 		total = sumBucket(tx.Bucket([]byte("test")))
 		return nil
 	})

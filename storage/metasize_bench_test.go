@@ -14,8 +14,10 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// BenchmarkMetaSize measures the metadata bytes per manifest of two
-// stores: GC's benchmark data (100 repositories of small manifests, two
+// BenchmarkMetaSize measures the metadata bytes per manifest (the
+// file's pages, and what it takes on disk: its pages and the reserve
+// past them) of two stores, grown by concurrent pushes, then compacted,
+// then grown by a tenth more: GC's benchmark data (100 repositories of small manifests, two
 // blobs each, half of them tagged) and 20,000 one-image repositories of
 // five tags each. NORA_META_BENCH_SCALE scales both (default 0.1; 1 is
 // 100,000 manifests and 20,000 repositories):
@@ -29,7 +31,7 @@ func BenchmarkMetaSize(b *testing.B) {
 	for _, set := range []struct {
 		name string
 		n    int
-		fill func(testing.TB, *Store, int)
+		fill func(tb testing.TB, s *Store, from, to int)
 	}{
 		{"gc", int(100000 * scale), fillGCData},
 		{"repos", int(20000 * scale), fillRepoData},
@@ -41,20 +43,39 @@ func BenchmarkMetaSize(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				set.fill(b, s, set.n)
-				var data int64
-				s.db.View(func(tx *bolt.Tx) error {
-					data = tx.Size()
+				set.fill(b, s, 0, set.n)
+				path := filepath.Join(root, metaFile)
+				per := func(n int64) float64 { return float64(n) / float64(set.n) }
+				dataSize := func() (data int64) {
+					s.metaDB().View(func(tx *bolt.Tx) error {
+						data = tx.Size()
+						return nil
+					})
+					return data
+				}
+				b.ReportMetric(per(dataSize()), "data-B/manifest")
+				b.ReportMetric(per(diskUse(b, path)), "disk-B/manifest")
+				s.metaDB().View(func(tx *bolt.Tx) error {
 					logBuckets(b, tx)
 					return nil
 				})
-				s.Close()
-				fi, err := os.Stat(filepath.Join(root, metaFile))
+				res, err := s.Compact(b.Context())
 				if err != nil {
 					b.Fatal(err)
 				}
-				b.ReportMetric(float64(fi.Size())/float64(set.n), "file-B/manifest")
-				b.ReportMetric(float64(data)/float64(set.n), "data-B/manifest")
+				// Once a commit after the compaction has allocated its
+				// reserve.
+				if err := s.commit.update(func(tx *bolt.Tx) error { return nil }); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(per(res.After), "compacted-data-B/manifest")
+				b.ReportMetric(per(diskUse(b, path)), "compacted-disk-B/manifest")
+				b.ReportMetric(res.Took.Seconds(), "compact-s")
+				b.ReportMetric(float64(res.Held.Microseconds())/1000, "writes-held-ms")
+				// A tenth more records after the compaction, pushed as before.
+				set.fill(b, s, set.n, set.n+set.n/10)
+				b.ReportMetric(float64(dataSize())/float64(set.n+set.n/10), "then-10%-more-data-B/manifest")
+				s.Close()
 			}
 		})
 	}
@@ -70,9 +91,9 @@ func logBuckets(b *testing.B, tx *bolt.Tx) {
 	})
 }
 
-// fill runs put(i) for i in [0, n) from 16 goroutines, so commits share
-// disk syncs.
-func fill(tb testing.TB, n int, put func(i int) error) {
+// fill runs put(i) for i in [from, to) from 16 goroutines, so commits
+// share disk syncs.
+func fill(tb testing.TB, from, to int, put func(i int) error) {
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range 16 {
@@ -84,7 +105,7 @@ func fill(tb testing.TB, n int, put func(i int) error) {
 			}
 		})
 	}
-	for i := range n {
+	for i := from; i < to; i++ {
 		next <- i
 	}
 	close(next)
@@ -97,10 +118,10 @@ func putBytes(tb testing.TB, s *Store, repo string, data []byte) (digest.Digest,
 	return d, err
 }
 
-// fillGCData stores what gc.BenchmarkPass does: n manifests of two blobs
-// each in 100 repositories, every other one tagged.
-func fillGCData(tb testing.TB, s *Store, n int) {
-	fill(tb, n, func(i int) error {
+// fillGCData stores what gc.BenchmarkPass does: manifests from to to of
+// two blobs each in 100 repositories, every other one tagged.
+func fillGCData(tb testing.TB, s *Store, from, to int) {
+	fill(tb, from, to, func(i int) error {
 		repo := fmt.Sprintf("team/app%03d", i%100)
 		d1, err := putBytes(tb, s, repo, fmt.Appendf(nil, "config %d", i))
 		if err != nil {
@@ -120,10 +141,11 @@ func fillGCData(tb testing.TB, s *Store, n int) {
 	})
 }
 
-// fillRepoData stores n repositories team-<i>/app, each with one image of
-// a shared layer and its own config, tagged v0 to v4.
-func fillRepoData(tb testing.TB, s *Store, n int) {
-	fill(tb, n, func(i int) error {
+// fillRepoData stores repositories team-<from>/app to team-<to>/app,
+// each with one image of a shared layer and its own config, tagged v0 to
+// v4.
+func fillRepoData(tb testing.TB, s *Store, from, to int) {
+	fill(tb, from, to, func(i int) error {
 		repo := fmt.Sprintf("team-%d/app", i)
 		layer, err := putBytes(tb, s, repo, []byte("shared layer"))
 		if err != nil {

@@ -72,7 +72,7 @@ func (s *Store) AppendPass(ctx context.Context, p Pass) error {
 // ListPasses returns the recorded passes, newest first.
 func (s *Store) ListPasses(ctx context.Context) ([]Pass, error) {
 	var out []Pass
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketPasses)
 		if b == nil {
 			return nil

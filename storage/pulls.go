@@ -51,7 +51,7 @@ func (s *Store) LastPulled(ctx context.Context, repo string, d digest.Digest) (t
 	if ok {
 		return t, true
 	}
-	s.db.View(func(tx *bolt.Tx) error {
+	s.view(func(tx *bolt.Tx) error {
 		if id := tx.Bucket(bucketRepos).Get([]byte(repo)); id != nil {
 			t, ok = getTime(tx.Bucket(bucketPulls), digestAt(id, d))
 		}

@@ -12,7 +12,7 @@ import (
 // Tags come in lexical order.
 func (s *Store) Repository(ctx context.Context, name string) (*GCRepo, error) {
 	var r *GCRepo
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var err error
 		r, err = s.scanRepo(tx, name)
 		return err

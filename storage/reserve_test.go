@@ -49,7 +49,7 @@ func TestMetadataReserveOnFullDisk(t *testing.T) {
 	deadline := time.Now().Add(3 * reserveRetry)
 	for i := 0; ; i++ {
 		var data int64
-		s.db.View(func(tx *bolt.Tx) error { data = tx.Size(); return nil })
+		s.metaDB().View(func(tx *bolt.Tx) error { data = tx.Size(); return nil })
 		fi, err := os.Stat(filepath.Join(root, metaFile))
 		if err == nil && fi.Size() >= data+reserveSize(data) {
 			break

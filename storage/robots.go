@@ -67,7 +67,7 @@ func (s *Store) DeleteRobot(ctx context.Context, name string) error {
 // Robots lists the robot tokens by name; the slice is the caller's.
 func (s *Store) Robots(ctx context.Context) ([]Robot, error) {
 	var out []Robot
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRobots)
 		if b == nil {
 			return nil

@@ -306,7 +306,7 @@ func TestS3StoreAtomicBlobs(t *testing.T) {
 func wantOnlyBlobs(t *testing.T, st *Store, srv *s3test.Server) {
 	t.Helper()
 	var want []string
-	st.db.View(func(tx *bolt.Tx) error {
+	st.metaDB().View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketBlobs).ForEach(func(k, _ []byte) error {
 			d, ok := decodeDigest(k)
 			if !ok {

@@ -200,7 +200,7 @@ func (s *Store) composeRound(ctx context.Context, d *S3, onErr func(error)) erro
 	failed := map[string]bool{}
 	for {
 		var todo []pieced
-		err := s.db.View(func(tx *bolt.Tx) error {
+		err := s.view(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketPieced)
 			if b == nil {
 				return nil
@@ -247,7 +247,7 @@ type pieced struct {
 func (s *Store) composeBlob(ctx context.Context, d *S3, p pieced) error {
 	var size int64
 	var ok bool
-	s.db.View(func(tx *bolt.Tx) error {
+	s.view(func(tx *bolt.Tx) error {
 		rec, found := decodeBlobRecord(tx.Bucket(bucketBlobs).Get(digestKey(p.d)))
 		size, ok = rec.Size, found && piecedAt(tx, p.key, p.d)
 		return nil
@@ -268,7 +268,7 @@ func (s *Store) composeBlob(ctx context.Context, d *S3, p pieced) error {
 func (s *Store) settleComposed(ctx context.Context, d *S3, p pieced, err error) error {
 	defer lockBlob(p.d)()
 	var recorded, located bool
-	if verr := s.db.View(func(tx *bolt.Tx) error {
+	if verr := s.view(func(tx *bolt.Tx) error {
 		recorded, located = piecedAt(tx, p.key, p.d), locatedBlob(tx, p.key)
 		return nil
 	}); verr != nil {

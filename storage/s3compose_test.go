@@ -69,7 +69,7 @@ func readBlobAt(t *testing.T, st *Store, d digest.Digest, offset int64) []byte {
 
 func piecedKeys(st *Store) []string {
 	var keys []string
-	st.db.View(func(tx *bolt.Tx) error {
+	st.metaDB().View(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketPieced); b != nil {
 			b.ForEach(func(k, _ []byte) error { keys = append(keys, string(k)); return nil })
 		}
@@ -197,7 +197,7 @@ func TestS3ComposeLeftovers(t *testing.T) {
 	old := randomBytes(84, 11<<20)
 	od := digest.FromBytes(old)
 	oid, _ := pushChunks(t, st, "team/app", old, 6<<20)
-	st.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPieced).Delete([]byte(uploadKey(oid))) })
+	st.metaDB().Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPieced).Delete([]byte(uploadKey(oid))) })
 	if err := st.markSegmented(ctx, drv); err != nil {
 		t.Fatal(err)
 	}

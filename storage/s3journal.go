@@ -126,7 +126,7 @@ type journalEntry struct{ id, key string }
 
 func journalled(s *Store, bucket []byte) []journalEntry {
 	var es []journalEntry
-	s.db.View(func(tx *bolt.Tx) error {
+	s.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucket); b != nil {
 			b.ForEach(func(k, v []byte) error {
 				es = append(es, journalEntry{string(k), string(v)})

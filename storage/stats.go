@@ -18,7 +18,7 @@ type Stats struct {
 // every blob record, so callers cache it rather than call it per request.
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRepos).Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			st.Repositories++

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 // (metadata.db) and blob bytes behind a Driver. It is safe for concurrent use.
 type Store struct {
 	root   string // the data directory
-	db     *bolt.DB
+	meta   atomic.Pointer[metaHandle]
 	commit *committer
 	blobs  Driver
 	pulls  *pullRecorder
@@ -30,6 +31,12 @@ type Store struct {
 	events  eventLog
 
 	mapReleased atomic.Int64 // when releaseMapped last ran, in UnixNano
+
+	// compacting is held by a compaction (compact.go) and by Close;
+	// closed, under it, stops compactions once the store is closed.
+	compacting  sync.Mutex
+	closed      bool
+	compactWake chan struct{} // see WakeCompactor
 }
 
 // Open opens (creating if needed) the store described by cfg. It fails if
@@ -92,7 +99,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	// Copies of blobs in flight, left by a crash.
 	os.RemoveAll(filepath.Join(cfg.Root, followDir))
-	s := &Store{root: cfg.Root, db: db, commit: commit, blobs: drv, checks: newCheckRecorder(), writing: inflight{ids: map[string]struct{}{}}}
+	s := &Store{root: cfg.Root, commit: commit, blobs: drv, checks: newCheckRecorder(), writing: inflight{ids: map[string]struct{}{}}}
+	s.meta.Store(newMetaHandle(db))
+	s.compactWake = make(chan struct{}, 1)
+	// A compaction's new file, left by a crash before it was put in place.
+	os.Remove(path + compactSuffix)
 	s.pulls = newPullRecorder(s)
 	s.limits.total, s.limits.perClient = cfg.MaxUploads, cfg.MaxUploadsPerClient
 	s.limits.maxBlob, _ = ParseSize(cfg.MaxBlobSize)
@@ -181,7 +192,10 @@ func OpenDriver(ctx context.Context, cfg Config) (Driver, error) {
 // metadata file, and closes it.
 func (s *Store) Close() error {
 	s.pulls.close()
-	return errors.Join(s.commit.closeJournal(), s.db.Close())
+	s.compacting.Lock() // a compaction under way ends first
+	defer s.compacting.Unlock()
+	s.closed = true
+	return errors.Join(s.commit.closeJournal(), s.metaDB().Close())
 }
 
 // readyTimeout bounds Ready: a readiness probe must answer in a few
@@ -192,7 +206,7 @@ const readyTimeout = 3 * time.Second
 // Ready reports whether metadata and blob storage are usable, within
 // readyTimeout. Its error says which part is not, and why.
 func (s *Store) Ready(ctx context.Context) error {
-	if err := s.db.View(func(tx *bolt.Tx) error {
+	if err := s.view(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketRepos) == nil {
 			return errors.New("metadata: repositories bucket missing")
 		}

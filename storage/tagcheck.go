@@ -35,7 +35,7 @@ func (s *Store) RecordTagCheck(ctx context.Context, repo, tag string, d digest.D
 // TagChecked returns when tag of repo was last recorded as matching its
 // upstream, if it was while naming the manifest it names now.
 func (s *Store) TagChecked(ctx context.Context, repo, tag string) (t time.Time, ok bool) {
-	s.db.View(func(tx *bolt.Tx) error {
+	s.view(func(tx *bolt.Tx) error {
 		id := tx.Bucket(bucketRepos).Get([]byte(repo))
 		if id == nil {
 			return nil

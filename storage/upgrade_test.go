@@ -73,7 +73,7 @@ func TestUpgradeFixture(t *testing.T) {
 		t.Errorf("meta.db.v1 holds:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	var v uint64
-	s.db.View(func(tx *bolt.Tx) error { v = version(tx); return nil })
+	s.metaDB().View(func(tx *bolt.Tx) error { v = version(tx); return nil })
 	if v != formatVersion {
 		t.Errorf("format version = %d, want %d", v, formatVersion)
 	}
@@ -327,7 +327,7 @@ func TestUpgradeCopiesBuckets(t *testing.T) {
 
 	s := openAt(t, root)
 	var loc string
-	s.db.View(func(tx *bolt.Tx) error { loc = blobLocation(tx, located); return nil })
+	s.metaDB().View(func(tx *bolt.Tx) error { loc = blobLocation(tx, located); return nil })
 	if loc != key {
 		t.Errorf("blobLocation(%s) after the upgrade = %q, want %q", located, loc, key)
 	}

@@ -157,7 +157,7 @@ func (s *Store) sweepIdleUploads(ctx context.Context, now time.Time) int {
 	ctx = context.WithoutCancel(ctx)
 	cutoff := now.Add(-l.idle)
 	byStripe := map[*sync.Mutex][]string{}
-	s.db.View(func(tx *bolt.Tx) error {
+	s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketUploads).ForEach(func(k, v []byte) error {
 			var rec uploadRecord
 			if json.Unmarshal(v, &rec) == nil && s.idleSince(string(k), rec, cutoff) {

@@ -90,7 +90,7 @@ func TestUploadCountsOfOlderStore(t *testing.T) {
 		}
 	}
 	// A store whose sessions were never counted, as before caps existed.
-	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketUploadCounts) }); err != nil {
+	if err := s.metaDB().Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketUploadCounts) }); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

@@ -119,7 +119,7 @@ func (s *Store) uploadRecord(ctx context.Context, repo, id string) (uploadRecord
 	if !validUploadID(id) {
 		return rec, fmt.Errorf("%w: %q", ErrUploadNotFound, id)
 	}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if !getJSON(tx.Bucket(bucketUploads), []byte(id), &rec) || rec.Repo != repo ||
 			(rec.Owner != "" && rec.Owner != uploaderFrom(ctx).Owner) {
 			return fmt.Errorf("%w: %s", ErrUploadNotFound, id)
@@ -328,7 +328,7 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 // blobRecorded reports whether metadata holds blob d.
 func (s *Store) blobRecorded(d digest.Digest) bool {
 	var ok bool
-	s.db.View(func(tx *bolt.Tx) error {
+	s.view(func(tx *bolt.Tx) error {
 		ok = tx.Bucket(bucketBlobs).Get(digestKey(d)) != nil
 		return nil
 	})

@@ -55,7 +55,7 @@ func (s *Store) RecordUsage(ctx context.Context, day time.Time, st Stats) error 
 // first; none recorded is an empty list.
 func (s *Store) UsageHistory(ctx context.Context, since time.Time) ([]Usage, error) {
 	out := []Usage{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUsage)
 		if b == nil {
 			return nil
@@ -76,7 +76,7 @@ func (s *Store) UsageHistory(ctx context.Context, since time.Time) ([]Usage, err
 // hasUsage reports whether day's totals are recorded.
 func (s *Store) hasUsage(day time.Time) bool {
 	found := false
-	s.db.View(func(tx *bolt.Tx) error {
+	s.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketUsage); b != nil {
 			found = b.Get([]byte(day.UTC().Format(time.DateOnly))) != nil
 		}

@@ -20,7 +20,7 @@ func TestJournalHooks(t *testing.T) {
 	openAt(t, root).Close()
 	s := openAt(t, root)
 	defer s.Close()
-	if s.commit.wal == nil || !s.db.NoSync {
+	if s.commit.wal == nil || !s.metaDB().NoSync {
 		t.Fatal("the store opened without its journal: hookWrites no longer sees this bbolt's writes")
 	}
 	// An existing store opens without writing its journal.
@@ -161,7 +161,7 @@ func powerLoss(b []byte, events []walEvent, f string, rng *rand.Rand) []byte {
 // changes were all answered by the cut holds its last one.
 func checkAnswered(t *testing.T, s *Store, ops []tagOp, cut int) {
 	defer s.Close()
-	if err := s.db.View(func(tx *bolt.Tx) error {
+	if err := s.metaDB().View(func(tx *bolt.Tx) error {
 		for err := range tx.Check() {
 			return err
 		}
@@ -302,7 +302,7 @@ func TestJournalWriteAround(t *testing.T) {
 		}
 	}
 	s.commit.walMu.Unlock()
-	if err := s.db.Update(func(tx *bolt.Tx) error {
+	if err := s.metaDB().Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketRobots)
 		if err != nil {
 			return err

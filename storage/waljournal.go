@@ -174,18 +174,30 @@ func (j *journal) checkpoint() error {
 	return nil
 }
 
+// drain makes every commit durable in the metadata file and leaves the
+// journal empty, as a clean close does, but open: the next commit starts
+// it again with a header.
+func (j *journal) drain() error {
+	if j.dirty || j.unlogged {
+		if err := j.db.Sync(); err != nil {
+			return err
+		}
+	}
+	if j.seq > 0 {
+		if err := j.f.Truncate(0); err != nil {
+			return err
+		}
+		if err := j.sync(); err != nil {
+			return err
+		}
+	}
+	j.seq, j.end, j.dirty, j.unlogged = 0, 0, false, false
+	return nil
+}
+
 // close makes every commit durable in the metadata file, leaves the
 // journal empty and lets go of its lock. bbolt must make no further
 // commit.
 func (j *journal) close() error {
-	var err error
-	if j.dirty || j.unlogged {
-		err = j.db.Sync()
-	}
-	if err == nil && j.seq > 0 { // else never written
-		if err = j.f.Truncate(0); err == nil {
-			err = j.sync()
-		}
-	}
-	return errors.Join(err, j.f.Close())
+	return errors.Join(j.drain(), j.f.Close())
 }

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -235,5 +237,44 @@ func TestCompactClosed(t *testing.T) {
 	s.Close()
 	if _, err := s.Compact(t.Context()); err != errStoreClosed {
 		t.Errorf("Compact after Close = %v, want %v", err, errStoreClosed)
+	}
+}
+
+// TestKeepCompact: the server's compactor compacts a file grown by pushes
+// when woken, and leaves a compacted one alone.
+func TestKeepCompact(t *testing.T) {
+	defer func(min int64) { minCompact = min }(minCompact)
+	minCompact = 0
+	s := newStore(t)
+	fillGCData(t, s, 0, 1000)
+	data, compacted := s.compactEstimate(true, 0)
+	if float64(compacted) > float64(data)*(1-compactWaste) {
+		t.Fatalf("estimate %d of %d bytes: a grown file should be worth compacting", compacted, data)
+	}
+	reports := make(chan CompactResult, 4)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		s.KeepCompact(ctx, func(res CompactResult, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			reports <- res
+		})
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+	s.WakeCompactor()
+	select {
+	case res := <-reports:
+		t.Logf("%d -> %d bytes (estimated %d)", res.Before, res.After, compacted)
+		if res.After >= res.Before {
+			t.Errorf("compacted %d -> %d bytes", res.Before, res.After)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no compaction 30s after WakeCompactor")
+	}
+	if data, compacted := s.compactEstimate(true, 0); float64(compacted) <= float64(data)*(1-compactWaste) {
+		t.Errorf("estimate %d of %d bytes right after a compaction: it would compact again", compacted, data)
 	}
 }

@@ -15,10 +15,12 @@ import (
 // page: it is made after each GC pass (WakeCompactor), and otherwise only
 // once the file has grown by an eighth since the last estimate.
 const (
-	minCompact        = 4 << 20
 	compactWaste      = 0.2
 	compactCheckEvery = time.Minute
 )
+
+// minCompact is a variable for tests.
+var minCompact int64 = 4 << 20
 
 // WakeCompactor asks KeepCompact to look at the metadata file now:
 // garbage collection calls it after each pass, which may have freed many

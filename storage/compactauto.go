@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -17,6 +18,9 @@ import (
 const (
 	compactWaste      = 0.2
 	compactCheckEvery = time.Minute
+	// compactRoom is the free space, in new files, the server wants
+	// before it compacts on its own.
+	compactRoom = 4
 )
 
 // minCompact is a variable for tests.
@@ -53,6 +57,11 @@ func (s *Store) KeepCompact(ctx context.Context, report func(CompactResult, erro
 		}
 		checked = data
 		if float64(compacted) > float64(data)*(1-compactWaste) {
+			continue
+		}
+		// The new file must not take the space pushes need.
+		if free, ok := freeSpace(s.root); ok && free < compactRoom*compacted {
+			report(CompactResult{}, fmt.Errorf("not compacting the metadata file: %d bytes free in %s, want %d", free, s.root, compactRoom*compacted))
 			continue
 		}
 		res, err := s.Compact(ctx)

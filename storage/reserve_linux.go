@@ -16,3 +16,13 @@ func allocate(f *os.File, off, length int64) (bool, error) {
 	}
 	return true, err
 }
+
+// freeSpace returns the bytes free to write on the filesystem of path,
+// and false if it cannot tell.
+func freeSpace(path string) (int64, bool) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return 0, false
+	}
+	return int64(st.Bavail) * st.Bsize, true
+}

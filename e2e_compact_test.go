@@ -20,9 +20,20 @@ import (
 type compactPushers struct {
 	s      *e2eServer
 	config string
-	layer  string
 	mu     sync.Mutex
 	acked  map[string][]byte // repo:tag → manifest
+}
+
+// newCompactPushers pushes the config blob that every manifest names to
+// each repository.
+func newCompactPushers(t *testing.T, s *e2eServer) *compactPushers {
+	config := []byte("{}")
+	for r := range 16 {
+		if resp, body := s.do(t, http.MethodPost, fmt.Sprintf("/v2/compact/r%d/blobs/uploads/?digest=%s", r, sha256of(config)), octet(len(config)), config); resp.StatusCode != http.StatusCreated {
+			t.Fatalf("POST config = %s: %s", resp.Status, body)
+		}
+	}
+	return &compactPushers{s: s, config: sha256of(config), acked: map[string][]byte{}}
 }
 
 func (p *compactPushers) manifest(tag string) []byte {
@@ -92,13 +103,7 @@ var compactLine = regexp.MustCompile(`metadata\.db: (\d+) -> (\d+) in \S+; write
 // manifest.
 func TestE2ECompact(t *testing.T) {
 	s := startServer(t)
-	config := []byte("{}")
-	for r := range 16 {
-		if resp, body := s.do(t, http.MethodPost, fmt.Sprintf("/v2/compact/r%d/blobs/uploads/?digest=%s", r, sha256of(config)), octet(len(config)), config); resp.StatusCode != http.StatusCreated {
-			t.Fatalf("POST config = %s: %s", resp.Status, body)
-		}
-	}
-	p := &compactPushers{s: s, config: sha256of(config), acked: map[string][]byte{}}
+	p := newCompactPushers(t, s)
 	p.run(t.Context(), "fill", 6000)
 	compact := func() (*exec.Cmd, *lockedBuffer, chan error) {
 		out := &lockedBuffer{}
@@ -169,4 +174,33 @@ func TestE2ECompact(t *testing.T) {
 	s.start()
 	p.check(t, "after an offline compaction")
 	t.Logf("%d acknowledged tags, all present", len(p.acked))
+}
+
+// TestE2ECompactAfterGC: after a GC pass, a server whose metadata file
+// grew by pushes (its pages about 70% full, more than 4 MiB of them)
+// compacts it on its own, and logs so.
+func TestE2ECompactAfterGC(t *testing.T) {
+	s := startServer(t)
+	p := newCompactPushers(t, s)
+	p.run(t.Context(), "fill", 6000)
+	if out, err := exec.Command(registryBin, "gc", "--pace", "1", "--config", s.config).CombinedOutput(); err != nil {
+		t.Fatalf("registry gc = %v:\n%s", err, out)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		for _, l := range s.logLines() {
+			if l["message"] != "compacted the metadata file" {
+				continue
+			}
+			before, after := l["before_bytes"].(float64), l["after_bytes"].(float64)
+			t.Logf("compacted %v -> %v bytes in %v ms, writes held %v ms", before, after, l["duration_ms"], l["writes_held_ms"])
+			if after >= before || after == 0 {
+				t.Errorf("compaction took the file from %v to %v bytes", before, after)
+			}
+			p.check(t, "after the compaction")
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no compaction logged 30s after a GC pass")
+		}
+	}
 }

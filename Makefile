@@ -52,10 +52,11 @@ bench: ## end-to-end benchmarks (build tag bench), then one GC pass over 100,000
 	NORA_META_BENCH_SCALE=1 $(GO) test -run '^$$' -bench '^BenchmarkMetaSize$$' -benchtime 1x -timeout 30m ./storage
 	NORA_GC_BENCH_MANIFESTS=100000 $(GO) test -run '^$$' -bench '^BenchmarkPass$$' -benchtime 1x -timeout 30m ./gc
 
-fuzz: ## each parser fuzzer (requests, manifests, names, the metadata journal), FUZZTIME (30s) each
+fuzz: ## each parser fuzzer (requests, manifests, names, digests, the metadata journal), FUZZTIME (30s) each
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePath$$' -fuzztime $(FUZZTIME) ./registry
 	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME) ./registry
 	$(GO) test -run '^$$' -fuzz '^FuzzValidName$$' -fuzztime $(FUZZTIME) ./registry
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDigest$$' -fuzztime $(FUZZTIME) ./registry
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./registry
 	$(GO) test -run '^$$' -fuzz '^FuzzJournal$$' -fuzztime $(FUZZTIME) ./storage
 

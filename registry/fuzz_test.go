@@ -67,6 +67,26 @@ func FuzzValidName(f *testing.F) {
 	})
 }
 
+// FuzzParseDigest checks that parseDigest's check of the canonical form
+// gives digest.Parse's answer, whatever the string.
+func FuzzParseDigest(f *testing.F) {
+	for _, s := range []string{"sha256:" + strings.Repeat("a", 64), "sha512:" + strings.Repeat("0", 128),
+		"sha256:" + strings.Repeat("A", 64), "sha256:" + strings.Repeat("a", 63), "sha384:" + strings.Repeat("a", 96),
+		"sha256:" + strings.Repeat("g", 64), "sha256" + strings.Repeat("a", 65), ":", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseDigest(s)
+		want, werr := digest.Parse(s)
+		if werr == nil && want.Algorithm() != digest.SHA256 && want.Algorithm() != digest.SHA512 {
+			werr = digest.ErrDigestUnsupported
+		}
+		if (err == nil) != (werr == nil) || (err == nil && got != want) {
+			t.Fatalf("parseDigest(%q) = %q, %v; digest.Parse says %q, %v", s, got, err, want, werr)
+		}
+	})
+}
+
 // FuzzParseManifest checks that parseManifest never panics, and that what it
 // accepts is valid JSON with valid digests to check.
 func FuzzParseManifest(f *testing.F) {

@@ -197,6 +197,9 @@ func TestE2ECompactAfterGC(t *testing.T) {
 				t.Errorf("compaction took the file from %v to %v bytes", before, after)
 			}
 			p.check(t, "after the compaction")
+			if _, body := s.do(t, http.MethodGet, "/metrics", nil, nil); !strings.Contains(string(body), "\nnora_storage_metadata_compactions_total 1\n") {
+				t.Error("/metrics does not count the compaction in nora_storage_metadata_compactions_total")
+			}
 			return
 		}
 		if time.Now().After(deadline) {

@@ -90,6 +90,7 @@ func (s *Store) Compact(ctx context.Context) (CompactResult, error) {
 		os.Remove(tmp)
 		return res, err
 	}
+	s.compactions.Add(1)
 	// Readers still on the old file finish there.
 	old.retire()
 	old.db.Close()

@@ -37,6 +37,7 @@ type Store struct {
 	compacting  sync.Mutex
 	closed      bool
 	compactWake chan struct{} // see WakeCompactor
+	compactions atomic.Int64  // done since Open
 }
 
 // Open opens (creating if needed) the store described by cfg. It fails if

@@ -108,7 +108,10 @@ func (s *Store) compactInto(ctx context.Context, old *metaHandle, ndb *bolt.DB, 
 		return res, false, err
 	}
 	res.Before = snap.Size()
-	w := &convertWriter{db: ndb, budget: compactBatch, fill: compactFill, ctx: ctx}
+	// The copy reads every page: each batch lets go of the pages the
+	// last one mapped into this process (mapped_linux.go).
+	w := &convertWriter{db: ndb, budget: compactBatch, fill: compactFill, ctx: ctx,
+		inBatch: func(int) { s.releaseMappedIn(snap) }}
 	err = snap.ForEach(func(name []byte, b *bolt.Bucket) error { return w.copy(name, b) })
 	if err == nil {
 		err = w.commit()

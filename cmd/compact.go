@@ -18,9 +18,9 @@ func newCompactCmd() *cobra.Command {
 	var raw bool
 	c := &cobra.Command{
 		Use:   "compact",
-		Short: "Rewrite the metadata file with its pages full",
+		Short: "Rewrite the metadata file in key order, smaller",
 		Long: `Rewrite the metadata file (metadata.db) in key order into a new file, and
-put that in its place: the same records in full pages, and the free pages
+put that in its place: the same records in pages 90% full, and the free pages
 deletions left given back to the disk. It prints the file's size before and
 after, and how long writes waited for it.
 

@@ -68,7 +68,9 @@ func (b *benchRun) smallImagesPhase(srv *benchProc) {
 	const n, clients, rounds = 200, 8, 2
 	b.rep.section(fmt.Sprintf("%d small images, %d concurrent clients, %d rounds per server (layer POST ?digest= + config POST ?digest= + manifest PUT)", n, clients, rounds))
 	// Each server and round gets its own content: see blobPhase.
-	push := func(base string, seed uint64) time.Duration {
+	cpuOf := [2]func() time.Duration{srv.cpu, b.ceil.cpu}
+	var cpu [2]time.Duration
+	push := func(who int, base string, seed uint64) time.Duration {
 		imgs := make([]benchImage, n)
 		for i := range imgs {
 			imgs[i] = newBenchImage(seed+uint64(i), 1<<20)
@@ -80,7 +82,8 @@ func (b *benchRun) smallImagesPhase(srv *benchProc) {
 			}
 		}()
 		syscall.Sync()
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuOf[who]()
+		defer func() { cpu[who] += cpuOf[who]() - c0 }()
 		err := benchParallel(clients, n, func(_, i int) error {
 			repo := fmt.Sprintf("bench/small-%03d", i)
 			if err := b.pushBlobs(base, repo, imgs[i]); err != nil {
@@ -101,11 +104,15 @@ func (b *benchRun) smallImagesPhase(srv *benchProc) {
 			if who == 1 {
 				base = b.ceil.base
 			}
-			took[who] += push(base, uint64(1000*(1+2*r+who)))
+			took[who] += push(who, base, uint64(1000*(1+2*r+who)))
 		}
 	}
 	reg, ceil := rounds*n/took[0].Seconds(), rounds*n/took[1].Seconds()
 	b.rep.add("push small images", reg, ceil, fmtRate, "≥ 120/s", reg >= 120)
+	// As for manifest GETs: CPU per image moves less with the machine's
+	// load than the rate.
+	perImage := func(who int) float64 { return float64(cpu[who]) / float64(rounds*n) }
+	b.rep.add("  server CPU per image", perImage(0), perImage(1), fmtMicros, "", false)
 }
 
 // manifestGetPhase measures GET manifests/latest of one image from 32

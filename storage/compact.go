@@ -188,7 +188,9 @@ func (s *Store) swapIn(ndb *bolt.DB, old *metaHandle, next *bolt.Tx, path, tmp s
 	if err := os.Rename(tmp, path); err != nil {
 		return false, err
 	}
-	syncDir(s.root)
+	// A failure here cannot be undone (the old file is gone from the
+	// directory): it is reported, with the new file in use.
+	derr := syncDir(s.root)
 	var werr error
 	if c.wal != nil {
 		f := c.wal.f
@@ -204,5 +206,5 @@ func (s *Store) swapIn(ndb *bolt.DB, old *metaHandle, next *bolt.Tx, path, tmp s
 	c.db = ndb
 	c.reserve = &metaReserve{path: path}
 	s.meta.Store(newMetaHandle(ndb))
-	return true, werr
+	return true, errors.Join(derr, werr)
 }

@@ -138,18 +138,44 @@ func (f *Filesystem) Move(_ context.Context, from, to string) error {
 
 func (f *Filesystem) move(from, to string) error {
 	dst := f.path(to)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+	made, err := makeDirs(filepath.Dir(dst))
+	if err != nil {
 		return err
 	}
 	if err := os.Rename(f.path(from), dst); err != nil {
 		return notFound(err)
 	}
-	dir, err := os.Open(filepath.Dir(dst))
-	if err != nil {
-		return err
+	// The new name, and the name of each directory made for it (a blob's
+	// first fan-out directory blobs/sha256/ab, say), in its parent.
+	for _, dir := range append(made, filepath.Dir(dst)) {
+		if err := syncDir(dir); err != nil {
+			return err
+		}
 	}
-	defer dir.Close()
-	return dir.Sync()
+	return nil
+}
+
+// makeDirs is os.MkdirAll that returns the parent of each directory it
+// made, outermost first: syncing them makes the new directories durable.
+func makeDirs(dir string) ([]string, error) {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil, nil
+	}
+	var made []string
+	if parent := filepath.Dir(dir); parent != dir {
+		var err error
+		if made, err = makeDirs(parent); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		// Made meanwhile by another call: synced here too, as this call
+		// may return first.
+		if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
+			return nil, err
+		}
+	}
+	return append(made, filepath.Dir(dir)), nil
 }
 
 // Delete implements Driver.

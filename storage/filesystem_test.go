@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -91,4 +92,35 @@ func TestFilesystemCommitPersists(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantObject(t, again, "uploads/persist", []byte("durable"))
+}
+
+// TestMakeDirs: makeDirs returns the parent of each directory it made,
+// outermost first, so that a move can make its new directories durable
+// (a blob's first fan-out directory, say), and nothing for one that
+// exists.
+func TestMakeDirs(t *testing.T) {
+	root := t.TempDir()
+	at := func(p string) string { return filepath.Join(root, filepath.FromSlash(p)) }
+	for _, tc := range []struct {
+		dir  string
+		want []string
+	}{
+		{"blobs/sha256/ab", []string{root, at("blobs"), at("blobs/sha256")}},
+		{"blobs/sha256/cd", []string{at("blobs/sha256")}},
+		{"blobs/sha256/cd", nil},
+	} {
+		got, err := makeDirs(at(tc.dir))
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("makeDirs(%s) = %q, %v; want %q", tc.dir, got, err, tc.want)
+		}
+		if fi, err := os.Stat(at(tc.dir)); err != nil || !fi.IsDir() {
+			t.Errorf("%s after makeDirs: %v", tc.dir, err)
+		}
+	}
+	if err := os.WriteFile(at("file"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := makeDirs(at("file/sub")); err == nil {
+		t.Error("makeDirs under a file = nil, want an error")
+	}
 }

@@ -161,11 +161,14 @@ func keepV1(path string) error {
 	return err
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+// syncDir syncs directory dir, so that the names in it survive a crash.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // convertFile writes the records of version 1 file db, converted, to a

@@ -18,22 +18,24 @@ import (
 // free pages behind that it never gives back to the disk. A compacted
 // file holds the same records in pages filled to the brim.
 //
-// The records are copied from a read transaction, with writes going on.
-// The writes made meanwhile are then applied to the new file as the
-// difference of two read transactions, bucket by bucket, skipping every
-// bucket whose root page did not change: once without holding writers,
-// then once more, short, with writers held, before the new file is
-// synced, the journal emptied, and the file renamed over metadata.db.
-// Reads in flight finish on the old file (metahandle.go).
+// The records are copied in chunks, each from a short read transaction,
+// with writes going on. Then, with writers held, both files are walked in
+// key order and the new one is made to hold exactly what the old one
+// holds (what changed during the copy, and what the chunks saw of it in
+// different states), before the new file is synced, the journal emptied,
+// and the file renamed over metadata.db. Reads in flight finish on the
+// old file (metahandle.go).
 //
 // A crash leaves either the old file with its journal, or the new file,
 // synced, with an empty journal: the journal is emptied, with every
 // commit durable in the old file, before the rename. A new file left
 // behind by a crash before the rename is removed at the next Open.
+// compactBatch bounds the records of one chunk of the copy; a variable
+// for tests.
+var compactBatch = 20000
+
 const (
 	compactSuffix = ".compact"
-	// compactBatch bounds the records of one transaction of the copy.
-	compactBatch = 20000
 	// compactFill is how full the copy fills its pages. A full page
 	// splits in halves at the first key put into it, and keys (digests)
 	// land anywhere: compacted to the brim, a file that grew by 1% more
@@ -100,47 +102,27 @@ func (s *Store) Compact(ctx context.Context) (CompactResult, error) {
 
 // compactInto copies old into ndb, then makes ndb the metadata file at
 // path (it is at tmp until then). swapped reports whether it did; an error
-// with swapped true says only that the journal could not be started on
-// the new file, whose commits bbolt then syncs itself.
+// with swapped true says only that the new file's journal or directory
+// sync failed, and the new file is in use.
+//
+// No read transaction of the old file is held while waiting for writers,
+// nor for long: a commit that grows the file remaps it, which waits for
+// every read transaction, and holds writers meanwhile, and new read
+// transactions wait behind it.
 func (s *Store) compactInto(ctx context.Context, old *metaHandle, ndb *bolt.DB, path, tmp string) (res CompactResult, swapped bool, err error) {
-	snap, err := old.db.Begin(false)
-	if err != nil {
-		return res, false, err
-	}
-	res.Before = snap.Size()
-	// The copy reads every page: each batch lets go of the pages the
-	// last one mapped into this process (mapped_linux.go).
-	w := &convertWriter{db: ndb, budget: compactBatch, fill: compactFill, ctx: ctx,
-		inBatch: func(int) { s.releaseMappedIn(snap) }}
-	err = snap.ForEach(func(name []byte, b *bolt.Bucket) error { return w.copy(name, b) })
-	if err == nil {
-		err = w.commit()
-	} else if w.tx != nil {
-		w.tx.Rollback()
-	}
-	if err != nil {
-		snap.Rollback()
+	old.db.View(func(tx *bolt.Tx) error {
+		res.Before = tx.Size()
+		return nil
+	})
+	if err := copyChunks(ctx, old.db, ndb, s.releaseMappedIn); err != nil {
 		return res, false, err
 	}
 	if compactStage != nil {
 		compactStage("copied")
 	}
-	// The writes made during the copy, with writers going on.
-	next, err := old.db.Begin(false)
-	if err == nil {
-		err = applyDiff(ndb, snap, next)
-	}
-	snap.Rollback()
-	if err != nil {
-		if next != nil {
-			next.Rollback()
-		}
-		return res, false, err
-	}
 	// Most of both files' bytes reach the disk before writers wait:
 	// their syncs under the lock then write little.
 	if err := errors.Join(ndb.Sync(), old.db.Sync()); err != nil {
-		next.Rollback()
 		return res, false, err
 	}
 	if compactStage != nil {
@@ -149,10 +131,9 @@ func (s *Store) compactInto(ctx context.Context, old *metaHandle, ndb *bolt.DB, 
 	c := s.commit
 	c.walMu.Lock()
 	held := time.Now()
-	swapped, err = s.swapIn(ndb, old, next, path, tmp)
+	swapped, err = s.swapIn(ndb, old, path, tmp)
 	res.Held = time.Since(held)
 	c.walMu.Unlock()
-	next.Rollback()
 	if swapped {
 		ndb.View(func(tx *bolt.Tx) error {
 			res.After = tx.Size()
@@ -162,15 +143,16 @@ func (s *Store) compactInto(ctx context.Context, old *metaHandle, ndb *bolt.DB, 
 	return res, swapped, err
 }
 
-// swapIn, with writers held, applies to ndb the writes made since next,
-// makes it durable and puts it in place of the old file.
-func (s *Store) swapIn(ndb *bolt.DB, old *metaHandle, next *bolt.Tx, path, tmp string) (bool, error) {
+// swapIn, with writers held, makes ndb hold what the old file holds, makes
+// it durable and puts it in place of the old file.
+func (s *Store) swapIn(ndb *bolt.DB, old *metaHandle, path, tmp string) (bool, error) {
 	c := s.commit
+	// No commit runs: this read transaction keeps no writer waiting.
 	last, err := old.db.Begin(false)
 	if err != nil {
 		return false, err
 	}
-	err = applyDiff(ndb, next, last)
+	err = ndb.Update(func(ntx *bolt.Tx) error { return syncTx(ntx, last) })
 	last.Rollback()
 	if err != nil {
 		return false, err

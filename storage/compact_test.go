@@ -133,9 +133,31 @@ func TestCompact(t *testing.T) {
 			reads.Add(1)
 		}
 	})
+	defer func(n int) { compactBatch = n }(compactBatch)
+	compactBatch = 97 // many chunks, with pushes between them
 	compactStage = func(stage string) {
 		switch stage {
 		case "copied":
+			// A commit that grows the file past bbolt's map, which
+			// remaps it: that waits for every read transaction, with
+			// writers held. A compaction holding one here, or waiting
+			// for writers with one open, would never finish.
+			grown := make(chan struct{})
+			go func() {
+				s.commit.update(func(tx *bolt.Tx) error {
+					b, err := tx.CreateBucketIfNotExists([]byte("big"))
+					if err != nil {
+						return err
+					}
+					return b.Put([]byte("v"), make([]byte, 40<<20))
+				})
+				close(grown)
+			}()
+			select {
+			case <-grown:
+			case <-time.After(5 * time.Second):
+				t.Error("a commit that remaps the file waited 5s for the compaction")
+			}
 			compactImage(t, s, "stage/copied", "a", 1)
 			if err := s.DeleteTag(t.Context(), "team/app000", "v0"); err != nil {
 				t.Error(err)
@@ -148,6 +170,7 @@ func TestCompact(t *testing.T) {
 			})
 		case "caught up":
 			close(stop)
+			s.commit.update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("big")) })
 			compactImage(t, s, "stage/caught-up", "b", 2)
 			s.commit.update(func(tx *bolt.Tx) error {
 				b, err := tx.CreateBucket([]byte("added"))
@@ -159,7 +182,14 @@ func TestCompact(t *testing.T) {
 		}
 	}
 	defer func() { compactStage = nil }()
-	res, err := s.Compact(t.Context())
+	var res CompactResult
+	compacted := make(chan struct{})
+	go func() { res, err = s.Compact(t.Context()); close(compacted) }()
+	select {
+	case <-compacted:
+	case <-time.After(2 * time.Minute):
+		panic("Compact still runs after 2 minutes: a deadlock")
+	}
 	close(readDone)
 	wg.Wait()
 	if err != nil {

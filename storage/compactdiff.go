@@ -2,144 +2,192 @@ package storage
 
 import (
 	"bytes"
+	"context"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// applyDiff writes to ndb, in one transaction, what changed from read
-// transaction from to the later to of the same file: ndb, which held
-// from's records, then holds to's. Both must stay open until it returns
-// (ndb's commit reads their bytes).
-func applyDiff(ndb *bolt.DB, from, to *bolt.Tx) error {
-	return ndb.Update(func(ntx *bolt.Tx) error {
-		var names [][]byte
-		to.ForEach(func(name []byte, _ *bolt.Bucket) error {
-			names = append(names, name)
+// copyChunks copies every bucket of src into dst in key order, in chunks
+// of compactBatch records, each chunk from a read transaction of its own
+// and committed to dst within it (dst's commit reads the chunk's bytes in
+// src's map). Writes go on meanwhile, so the chunks may see src in
+// different states: syncTx then makes dst exact. release runs at the end
+// of each chunk, with its transaction.
+func copyChunks(ctx context.Context, src, dst *bolt.DB, release func(*bolt.Tx)) error {
+	var names [][]byte
+	src.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			names = append(names, bytes.Clone(name))
 			return nil
 		})
-		from.ForEach(func(name []byte, _ *bolt.Bucket) error {
-			if to.Bucket(name) == nil {
-				names = append(names, name)
+	})
+	for _, name := range names {
+		var after []byte // the last key copied
+		for done := false; !done; {
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-			return nil
-		})
-		for _, name := range names {
-			fb, tb := from.Bucket(name), to.Bucket(name)
-			switch {
-			case tb == nil:
-				if err := ntx.DeleteBucket(name); err != nil {
-					return err
+			err := src.View(func(tx *bolt.Tx) error {
+				b := tx.Bucket(name)
+				if b == nil { // deleted meanwhile
+					done = true
+					return nil
 				}
-			case fb == nil:
-				nb, err := ntx.CreateBucket(name)
-				if err != nil {
-					return err
-				}
-				if err := copyBucket(nb, tb); err != nil {
-					return err
-				}
-			case !sameBucket(fb, tb):
-				if err := diffBucket(ntx.Bucket(name), fb, tb); err != nil {
-					return err
-				}
+				defer release(tx)
+				return dst.Update(func(ntx *bolt.Tx) error {
+					nb, err := ntx.CreateBucketIfNotExists(name)
+					if err != nil {
+						return err
+					}
+					nb.FillPercent = compactFill // every key goes past the last
+					if after == nil {
+						if err := nb.SetSequence(b.Sequence()); err != nil {
+							return err
+						}
+					}
+					c := b.Cursor()
+					k, v := c.First()
+					if after != nil {
+						if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+							k, v = c.Next()
+						}
+					}
+					var last []byte
+					for n := 0; k != nil && n < compactBatch; k, v = c.Next() {
+						if err := putEntry(nb, k, v, b); err != nil {
+							return err
+						}
+						last = k
+						n++
+					}
+					done = k == nil
+					if last != nil {
+						after = bytes.Clone(last)
+					}
+					return nil
+				})
+			})
+			if err != nil {
+				return err
 			}
+		}
+	}
+	return nil
+}
+
+// syncTx makes the buckets of ntx, a write transaction, hold exactly what
+// those of src hold: records, nested buckets and sequences.
+func syncTx(ntx, src *bolt.Tx) error {
+	var gone, names [][]byte
+	ntx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		if src.Bucket(name) == nil {
+			gone = append(gone, bytes.Clone(name))
 		}
 		return nil
 	})
-}
-
-// sameBucket reports whether two transactions of a file see bucket a and
-// b unchanged: the same root page (a change writes a new one, and the
-// earlier transaction, still open, keeps the old one from reuse) and the
-// same sequence. An inline bucket (root 0) is never the same.
-func sameBucket(a, b *bolt.Bucket) bool {
-	return a.Root() != 0 && a.Root() == b.Root() && a.Sequence() == b.Sequence()
-}
-
-// diffBucket writes to nb what changed from bucket from to bucket to,
-// walking both in key order.
-func diffBucket(nb, from, to *bolt.Bucket) error {
-	if from.Sequence() != to.Sequence() {
-		if err := nb.SetSequence(to.Sequence()); err != nil {
+	for _, name := range gone {
+		if err := ntx.DeleteBucket(name); err != nil {
 			return err
 		}
 	}
-	fc, tc := from.Cursor(), to.Cursor()
-	fk, fv := fc.First()
-	tk, tv := tc.First()
-	for fk != nil || tk != nil {
-		c := -1 // fk only
-		switch {
-		case fk == nil:
-			c = 1
-		case tk != nil:
-			c = bytes.Compare(fk, tk)
-		}
-		var err error
-		switch {
-		case c < 0:
-			err = deleteEntry(nb, fk, from.Bucket(fk) != nil && fv == nil)
-			fk, fv = fc.Next()
-		case c > 0:
-			err = putEntry(nb, tk, tv, to)
-			tk, tv = tc.Next()
-		default:
-			fsub, tsub := fv == nil && from.Bucket(fk) != nil, tv == nil && to.Bucket(tk) != nil
-			switch {
-			case fsub && tsub:
-				if fb, tb := from.Bucket(fk), to.Bucket(tk); !sameBucket(fb, tb) {
-					err = diffBucket(nb.Bucket(tk), fb, tb)
-				}
-			case !fsub && !tsub:
-				if !sameBytes(fv, tv) {
-					err = nb.Put(tk, tv)
-				}
-			default:
-				if err = deleteEntry(nb, fk, fsub); err == nil {
-					err = putEntry(nb, tk, tv, to)
-				}
+	src.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		names = append(names, name)
+		return nil
+	})
+	for _, name := range names {
+		sb := src.Bucket(name)
+		nb := ntx.Bucket(name)
+		if nb == nil {
+			var err error
+			if nb, err = ntx.CreateBucket(name); err != nil {
+				return err
 			}
-			fk, fv = fc.Next()
-			tk, tv = tc.Next()
 		}
-		if err != nil {
+		if err := syncBucket(nb, sb); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func deleteEntry(nb *bolt.Bucket, k []byte, sub bool) error {
-	if sub {
-		return nb.DeleteBucket(k)
+// syncBucket makes bucket nb hold exactly what bucket src holds, walking
+// both in key order, then writing the differences.
+func syncBucket(nb, src *bolt.Bucket) error {
+	if nb.Sequence() != src.Sequence() {
+		if err := nb.SetSequence(src.Sequence()); err != nil {
+			return err
+		}
 	}
-	return nb.Delete(k)
+	var del, put, nested [][]byte // del: keys of nb, copied; put, nested: keys of src
+	nc, sc := nb.Cursor(), src.Cursor()
+	nk, nv := nc.First()
+	sk, sv := sc.First()
+	for nk != nil || sk != nil {
+		c := -1 // nk only
+		switch {
+		case nk == nil:
+			c = 1
+		case sk != nil:
+			c = bytes.Compare(nk, sk)
+		}
+		switch {
+		case c < 0:
+			del = append(del, bytes.Clone(nk))
+			nk, nv = nc.Next()
+		case c > 0:
+			put = append(put, sk)
+			sk, sv = sc.Next()
+		default:
+			nsub, ssub := nv == nil && nb.Bucket(nk) != nil, sv == nil && src.Bucket(sk) != nil
+			switch {
+			case nsub && ssub:
+				nested = append(nested, sk)
+			case nsub != ssub:
+				del = append(del, bytes.Clone(nk))
+				put = append(put, sk)
+			case !bytes.Equal(nv, sv):
+				put = append(put, sk)
+			}
+			nk, nv = nc.Next()
+			sk, sv = sc.Next()
+		}
+	}
+	for _, k := range del {
+		var err error
+		if nb.Bucket(k) != nil {
+			err = nb.DeleteBucket(k)
+		} else {
+			err = nb.Delete(k)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, k := range put {
+		if err := putEntry(nb, k, src.Get(k), src); err != nil {
+			return err
+		}
+	}
+	for _, k := range nested {
+		if err := syncBucket(nb.Bucket(k), src.Bucket(k)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// putEntry writes key k of bucket to, a value v or a nested bucket, to nb.
-func putEntry(nb *bolt.Bucket, k, v []byte, to *bolt.Bucket) error {
+// putEntry writes key k of bucket from, a value v or a nested bucket, to
+// nb.
+func putEntry(nb *bolt.Bucket, k, v []byte, from *bolt.Bucket) error {
 	if v == nil {
-		if sub := to.Bucket(k); sub != nil {
+		if sub := from.Bucket(k); sub != nil {
 			nsub, err := nb.CreateBucket(k)
 			if err != nil {
 				return err
 			}
 			return copyBucket(nsub, sub)
 		}
-	}
-	if v == nil {
 		v = []byte{}
 	}
 	return nb.Put(k, v)
-}
-
-// sameBytes is bytes.Equal, at once for two slices of one unchanged page.
-func sameBytes(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	if len(a) == 0 || &a[0] == &b[0] {
-		return true
-	}
-	return bytes.Equal(a, b)
 }

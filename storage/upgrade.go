@@ -2,7 +2,6 @@ package storage
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -209,9 +208,7 @@ type convertWriter struct {
 	batch   int
 	budget  int
 	inBatch func(int)
-	fromTx  uint64          // the format 1 file's transaction id
-	fill    float64         // FillPercent of the copy's pages; fillAppend if 0
-	ctx     context.Context // if set, its end stops the copy at a transaction's end
+	fromTx  uint64 // the format 1 file's transaction id
 }
 
 // bucket returns bucket name of the current transaction, beginning one if
@@ -240,9 +237,6 @@ func (w *convertWriter) put(bucket, k, v []byte) error {
 	}
 	// Records come in key order, each past the last.
 	b.FillPercent = fillAppend
-	if w.fill > 0 {
-		b.FillPercent = w.fill
-	}
 	if err := b.Put(k, v); err != nil {
 		return err
 	}
@@ -255,11 +249,6 @@ func (w *convertWriter) put(bucket, k, v []byte) error {
 func (w *convertWriter) commit() error {
 	if w.tx == nil {
 		return nil
-	}
-	if w.ctx != nil && w.ctx.Err() != nil {
-		w.tx.Rollback()
-		w.tx = nil
-		return w.ctx.Err()
 	}
 	err := w.tx.Commit()
 	w.tx, w.n = nil, 0

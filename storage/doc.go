@@ -16,8 +16,10 @@
 //     logged in metadata.wal and synced (wal*.go).
 //   - Compaction (compact.go) replaces metadata.db with a copy in key order
 //     while the registry serves: reads go on against the file they began
-//     on (metahandle.go), writes wait only for the last catch-up, and a
-//     crash leaves either file whole.
+//     on (metahandle.go), writes wait only for the final walk of both
+//     files, and a crash leaves either file whole. No read transaction is
+//     held long, or while waiting for writers: a commit that grows the
+//     file remaps it, which waits for every read transaction.
 //   - Manifests, tags, links, referrers, upload sessions, push and pull
 //     times and the pull-through cache's tag check times live in bbolt, changed in one transaction per API call;
 //     concurrent calls share transactions (see committer) so they share

@@ -45,7 +45,7 @@ const (
 )
 
 // compactStage, in tests, runs after the copy ("copied") and after the
-// first catch-up ("caught up"), before writers are held.
+// syncs that follow it ("synced"), before writers are held.
 var compactStage func(stage string)
 
 // CompactResult describes one compaction.
@@ -126,7 +126,7 @@ func (s *Store) compactInto(ctx context.Context, old *metaHandle, ndb *bolt.DB, 
 		return res, false, err
 	}
 	if compactStage != nil {
-		compactStage("caught up")
+		compactStage("synced")
 	}
 	c := s.commit
 	c.walMu.Lock()

@@ -67,8 +67,8 @@ func compactImage(t *testing.T, s *Store, repo, tag string, i int) {
 
 // TestCompact compacts a store grown by concurrent pushes while writers
 // and readers go on, with writes made at each stage of the compaction:
-// during the copy, between the two catch-ups, and before writers are
-// held. The new file must hold exactly what the old one held when it was
+// between the chunks of the copy, after it, and just before writers are
+// held, one of them growing the file past bbolt's map. The new file must hold exactly what the old one held when it was
 // replaced, be smaller, pass bbolt's check, and keep, after a reopen,
 // what was written since.
 func TestCompact(t *testing.T) {
@@ -168,10 +168,10 @@ func TestCompact(t *testing.T) {
 				in.SetSequence(8)
 				return tx.DeleteBucket([]byte("gone"))
 			})
-		case "caught up":
+		case "synced":
 			close(stop)
 			s.commit.update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("big")) })
-			compactImage(t, s, "stage/caught-up", "b", 2)
+			compactImage(t, s, "stage/synced", "b", 2)
 			s.commit.update(func(tx *bolt.Tx) error {
 				b, err := tx.CreateBucket([]byte("added"))
 				if err != nil {
@@ -229,7 +229,7 @@ func TestCompact(t *testing.T) {
 	s.Close()
 	s = openAt(t, root)
 	defer s.Close()
-	for _, ref := range [][2]string{{"stage/copied", "a"}, {"stage/caught-up", "b"}, {"after/compact", "c"}, {"live/r0", "t0"}} {
+	for _, ref := range [][2]string{{"stage/copied", "a"}, {"stage/synced", "b"}, {"after/compact", "c"}, {"live/r0", "t0"}} {
 		if _, err := s.GetManifest(t.Context(), ref[0], ref[1]); err != nil {
 			t.Errorf("GetManifest(%s:%s) after reopen = %v", ref[0], ref[1], err)
 		}

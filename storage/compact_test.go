@@ -68,9 +68,9 @@ func compactImage(t *testing.T, s *Store, repo, tag string, i int) {
 // TestCompact compacts a store grown by concurrent pushes while writers
 // and readers go on, with writes made at each stage of the compaction:
 // between the chunks of the copy, after it, and just before writers are
-// held, one of them growing the file past bbolt's map. The new file must hold exactly what the old one held when it was
-// replaced, be smaller, pass bbolt's check, and keep, after a reopen,
-// what was written since.
+// held, one of them growing the file past bbolt's map. The new file must
+// hold exactly what the old one held when it was replaced, be smaller,
+// pass bbolt's check, and keep, after a reopen, what was written since.
 func TestCompact(t *testing.T) {
 	root := t.TempDir()
 	s := openAt(t, root)

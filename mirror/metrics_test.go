@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -104,4 +105,42 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string, labels map[st
 		}
 	}
 	return sum
+}
+
+// TestReuseHeldCountsHit: a blob GET that finds the blob unlinked, and by
+// the time it checks again linked (by a fetch that ended meanwhile), is
+// served from the cache without asking upstream: a hit, not a
+// revalidation (which says upstream confirmed something).
+func TestReuseHeldCountsHit(t *testing.T) {
+	up := newGGCRUpstream(t)
+	img := push(t, up.host+"/library/app:1", 4096, 1)
+	srv, _, m := newMirrorWith(t, nil, hub(up))
+	reg := prometheus.NewRegistry()
+	if err := m.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pull(t, strings.TrimPrefix(srv.URL, "http://")+"/docker.io/library/app:1"); err != nil {
+		t.Fatal(err)
+	}
+	m.Settle()
+	rt, ok := m.Route(t.Context(), "docker.io/library/app", "", true)
+	if !ok {
+		t.Fatal("no route for docker.io/library/app")
+	}
+	before := func(r string) float64 {
+		return gathered(t, reg, "nora_mirror_requests_total", map[string]string{"result": r})
+	}
+	// Upstream down: any request to it would fail the call.
+	up.mode.Store(down)
+	hits, revalidated := before("hit"), before("revalidated")
+	linked, err := m.Reuse(t.Context(), rt, digest.Digest(layerDigest(t, img, 0).String()))
+	if !linked || err != nil {
+		t.Fatalf("Reuse of a blob already linked = %t, %v; want true", linked, err)
+	}
+	if got := before("hit") - hits; got != 1 {
+		t.Errorf("hits counted = %v, want 1", got)
+	}
+	if got := before("revalidated") - revalidated; got != 0 {
+		t.Errorf("revalidations counted = %v, want 0", got)
+	}
 }

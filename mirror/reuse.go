@@ -25,10 +25,10 @@ func (m *Mirror) Reuse(ctx context.Context, rt Route, d digest.Digest) (bool, er
 		// Detached, as fetches are: others may wait on this check.
 		ctx := context.WithoutCancel(ctx)
 		// A caller that found d unlinked just before an earlier call
-		// linked it comes here after that call's flight ended: no second
-		// HEAD for it.
+		// (or a fetch) linked it comes here after that call's flight
+		// ended: no second HEAD for it, and a hit, not a revalidation.
 		if _, err := m.store.StatBlob(ctx, rt.Local, d); err == nil {
-			return "linked", nil
+			return "held", nil
 		}
 		if _, err := m.BlobSize(ctx, rt, d); err != nil {
 			return "", err
@@ -41,7 +41,11 @@ func (m *Mirror) Reuse(ctx context.Context, rt Route, d digest.Digest) (bool, er
 		}
 		return "linked", err
 	})
-	if linked != "" && err == nil {
+	switch {
+	case err != nil:
+	case linked == "held":
+		m.count(rt, resultHit)
+	case linked != "":
 		m.count(rt, resultRevalidated)
 	}
 	return linked != "" && err == nil, err

@@ -57,6 +57,23 @@ type CompactResult struct {
 	Held          time.Duration // how long writes waited for it
 }
 
+// newReserve allocates the reserve of ndb, at tmp until it is renamed to
+// path, and returns it, for path.
+func newReserve(ndb *bolt.DB, tmp, path string) (*metaReserve, error) {
+	var data int64
+	ndb.View(func(tx *bolt.Tx) error {
+		data = tx.Size()
+		return nil
+	})
+	end := data + reserveSize(data)
+	if err := allocateRange(tmp, data, end); err != nil {
+		return nil, full(err)
+	}
+	r := &metaReserve{path: path}
+	r.end.Store(end)
+	return r, nil
+}
+
 // errStoreClosed means the store was closed.
 var errStoreClosed = errors.New("storage: the store is closed")
 
@@ -120,6 +137,13 @@ func (s *Store) compactInto(ctx context.Context, old *metaHandle, ndb *bolt.DB, 
 	if compactStage != nil {
 		compactStage("copied")
 	}
+	// The new file has its reserve (reserve.go) before it replaces the
+	// old one's: on a disk that fills meanwhile, GC's deletions must
+	// still find room. Without room for it, the old file stays.
+	reserve, err := newReserve(ndb, tmp, path)
+	if err != nil {
+		return res, false, err
+	}
 	// Most of both files' bytes reach the disk before writers wait:
 	// their syncs under the lock then write little.
 	if err := errors.Join(ndb.Sync(), old.db.Sync()); err != nil {
@@ -131,7 +155,7 @@ func (s *Store) compactInto(ctx context.Context, old *metaHandle, ndb *bolt.DB, 
 	c := s.commit
 	c.walMu.Lock()
 	held := time.Now()
-	swapped, err = s.swapIn(ndb, old, path, tmp)
+	swapped, err = s.swapIn(ndb, old, reserve, path, tmp)
 	res.Held = time.Since(held)
 	c.walMu.Unlock()
 	if swapped {
@@ -145,7 +169,7 @@ func (s *Store) compactInto(ctx context.Context, old *metaHandle, ndb *bolt.DB, 
 
 // swapIn, with writers held, makes ndb hold what the old file holds, makes
 // it durable and puts it in place of the old file.
-func (s *Store) swapIn(ndb *bolt.DB, old *metaHandle, path, tmp string) (bool, error) {
+func (s *Store) swapIn(ndb *bolt.DB, old *metaHandle, reserve *metaReserve, path, tmp string) (bool, error) {
 	c := s.commit
 	// No commit runs: this read transaction keeps no writer waiting.
 	last, err := old.db.Begin(false)
@@ -186,7 +210,7 @@ func (s *Store) swapIn(ndb *bolt.DB, old *metaHandle, path, tmp string) (bool, e
 		ndb.NoSync = false
 	}
 	c.db = ndb
-	c.reserve = &metaReserve{path: path}
+	c.reserve = reserve
 	s.meta.Store(newMetaHandle(ndb))
 	return true, errors.Join(derr, werr)
 }

@@ -202,6 +202,10 @@ func TestCompact(t *testing.T) {
 	if res.After >= res.Before*9/10 {
 		t.Errorf("compaction took %d bytes to %d, want at least a tenth less", res.Before, res.After)
 	}
+	// The new file has its disk-full reserve from the start.
+	if got, want := diskUse(t, path), res.After+reserveSize(res.After)/2; got < want {
+		t.Errorf("compacted file takes %d bytes on disk, want at least %d: its reserve", got, want)
+	}
 	old, err := bolt.Open(path+".old", 0o600, &bolt.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)

@@ -24,9 +24,9 @@ put that in its place: the same records in pages 90% full, and the free pages
 deletions left given back to the disk. It prints the file's size before and
 after, and how long writes waited for it.
 
-The server does this on its own when it would shrink the file by a quarter
-or more (looked at after each GC pass, and as the file grows); this command
-does it now, for example after a large deletion.
+The server does this on its own when it would shrink the file's pages by a
+fifth or more (looked at after each GC pass, and as the file grows); this
+command does it now, for example after a large deletion.
 
 It works whether or not the server runs: when a server holds the data
 directory, the compaction runs inside it, through the admin socket, while

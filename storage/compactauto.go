@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -11,10 +12,11 @@ import (
 // When the server compacts the metadata file on its own (KeepCompact):
 // when compaction would take at least compactWaste of its pages' bytes
 // away, and the file is at least minCompact. A file grown by pushes alone
-// settles with its pages about 70% full, a fifth more than compacted. Whether it would is
-// estimated from the bytes the records use, which takes a walk over every
-// page: it is made after each GC pass (WakeCompactor), and otherwise only
-// once the file has grown by an eighth since the last estimate.
+// settles with its pages about 70% full, a fifth more than compacted.
+// Whether it would is estimated from the bytes the records use, which
+// takes a walk over every page: it is made after each GC pass
+// (WakeCompactor), and otherwise only once the file has grown by an
+// eighth since the last estimate.
 const (
 	compactWaste      = 0.2
 	compactCheckEvery = time.Minute
@@ -80,6 +82,7 @@ func (s *Store) KeepCompact(ctx context.Context, report func(CompactResult, erro
 // estimate of what they would be compacted, or 0 for the estimate if the
 // file is under minCompact, or, unless always, under grown.
 func (s *Store) compactEstimate(always bool, grown int64) (data, compacted int64) {
+	var names [][]byte
 	s.view(func(tx *bolt.Tx) error {
 		data = tx.Size()
 		if data < minCompact || (!always && data < grown) {
@@ -87,14 +90,21 @@ func (s *Store) compactEstimate(always bool, grown int64) (data, compacted int64
 		}
 		// The meta pages, the free list and the root are not in buckets.
 		compacted = 4 * int64(tx.DB().Info().PageSize)
-		tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
-			st := b.Stats()
-			compacted += int64(st.BranchInuse + st.LeafInuse)
+		return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			names = append(names, bytes.Clone(name))
 			return nil
 		})
-		compacted = int64(float64(compacted) / compactFill)
-		s.releaseMappedIn(tx)
-		return nil
 	})
-	return data, compacted
+	// A read transaction per bucket: none is held long (see compactInto).
+	for _, name := range names {
+		s.view(func(tx *bolt.Tx) error {
+			if b := tx.Bucket(name); b != nil {
+				st := b.Stats()
+				compacted += int64(st.BranchInuse + st.LeafInuse)
+			}
+			s.releaseMappedIn(tx)
+			return nil
+		})
+	}
+	return data, int64(float64(compacted) / compactFill)
 }

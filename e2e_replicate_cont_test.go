@@ -119,9 +119,15 @@ func TestE2EReplicateContinuous(t *testing.T) {
 	// blobs, another image: pushed one by one, each arrives.
 	want := seedReplication(t, a)
 	pushRandom(t, a, "public/app:v1", 16<<10, 2) // not under team/: stays
+	// Tags replicate side by side, not in the order they were pushed:
+	// each must be there, not just the last one pushed.
 	eventually(t, "the seeded images on the target", func() error {
-		_, err := remote.Head(refIn(t, b.host(), "")("team/app:"+want.cosignTag), alice)
-		return err
+		for _, ref := range append(want.tags, "team/app:"+want.cosignTag) {
+			if _, err := remote.Head(refIn(t, b.host(), "")(ref), alice); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	sameContent(t, want, refIn(t, a.host(), ""), refIn(t, b.host(), ""), alice, alice)
 

@@ -65,12 +65,10 @@ func newReserve(ndb *bolt.DB, tmp, path string) (*metaReserve, error) {
 		data = tx.Size()
 		return nil
 	})
-	end := data + reserveSize(data)
-	if err := allocateRange(tmp, data, end); err != nil {
+	r := &metaReserve{path: path}
+	if err := r.fill(tmp, data); err != nil {
 		return nil, full(err)
 	}
-	r := &metaReserve{path: path}
-	r.end.Store(end)
 	return r, nil
 }
 

@@ -53,12 +53,21 @@ func (r *metaReserve) ensure(tx *bolt.Tx) {
 	if data+size/2 <= r.end.Load() || time.Now().UnixNano() < r.retry.Load() {
 		return
 	}
-	if err := allocateRange(r.path, data, data+size); err != nil {
+	if err := r.fill(r.path, data); err != nil {
 		r.end.Store(0)
 		r.retry.Store(time.Now().Add(reserveRetry).UnixNano())
-		return
 	}
-	r.end.Store(data + size)
+}
+
+// fill allocates the reserve past data bytes of the metadata file at
+// file (r.path, or a compaction's new file before its rename).
+func (r *metaReserve) fill(file string, data int64) error {
+	end := data + reserveSize(data)
+	if err := allocateRange(file, data, end); err != nil {
+		return err
+	}
+	r.end.Store(end)
+	return nil
 }
 
 // spaceFreed lets the next write transaction refill the reserve at once.

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,7 @@ type committer struct {
 
 type commitCall struct {
 	fn   func(*bolt.Tx) error
+	dirs []string // synced before the transaction
 	done chan error
 }
 
@@ -59,7 +61,16 @@ const (
 // fn may run more than once (when another call in its batch fails), so it
 // must only touch tx and variables it fully overwrites.
 func (c *committer) update(fn func(*bolt.Tx) error) error {
-	call := &commitCall{fn: fn, done: make(chan error, 1)}
+	return c.updateAfterSync(nil, fn)
+}
+
+// updateAfterSync is update for a write that records names just made in
+// directories dirs (see Filesystem.moveUnsynced): they are synced before
+// the transaction commits, each once for all the calls of the batch that
+// name it. If a sync fails, fn does not run and the call returns the
+// error.
+func (c *committer) updateAfterSync(dirs []string, fn func(*bolt.Tx) error) error {
+	call := &commitCall{fn: fn, dirs: dirs, done: make(chan error, 1)}
 	c.mu.Lock()
 	c.pending = append(c.pending, call)
 	if !c.running {
@@ -132,6 +143,7 @@ func (c *committer) gather() {
 // smaller transaction needs fewer new pages, and each one that commits
 // frees pages for the next (a GC pass deleting repository by repository).
 func (c *committer) run(batch []*commitCall) {
+	batch = syncBatchDirs(batch)
 	for len(batch) > 0 {
 		failed := -1
 		err := c.tx(func(tx *bolt.Tx) error {
@@ -163,6 +175,42 @@ func (c *committer) run(batch []*commitCall) {
 		}
 		bad.done <- c.tx(bad.fn)
 	}
+}
+
+// syncBatchDirs syncs each directory the calls of batch name, once, and all at
+// the same time: the sync of a directory whose new names are already on
+// disk still flushes the disk's cache, and concurrent flushes merge. It
+// answers the calls whose directory failed to sync and returns the others.
+func syncBatchDirs(batch []*commitCall) []*commitCall {
+	var dirs []string
+	for _, call := range batch {
+		for _, dir := range call.dirs {
+			if !slices.Contains(dirs, dir) {
+				dirs = append(dirs, dir)
+			}
+		}
+	}
+	if len(dirs) == 0 {
+		return batch
+	}
+	errs := make([]error, len(dirs))
+	var wg sync.WaitGroup
+	for i, dir := range dirs {
+		wg.Go(func() { errs[i] = syncDir(dir) })
+	}
+	wg.Wait()
+	if errors.Join(errs...) == nil {
+		return batch
+	}
+	return slices.DeleteFunc(batch, func(call *commitCall) bool {
+		for _, dir := range call.dirs {
+			if err := errs[slices.Index(dirs, dir)]; err != nil {
+				call.done <- full(err)
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // tx runs fn in a write transaction after topping up the metadata reserve,

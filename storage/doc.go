@@ -9,6 +9,12 @@
 //     verified: uploads are written under uploads/<id>, hashed while
 //     streaming, and moved into place at commit. A crash leaves at most an
 //     unreferenced file for garbage collection.
+//   - A blob's bytes and name are durable before the commit recording it
+//     returns: its file is synced (after its move, for a blob pushed in
+//     one request, so that on a journaling filesystem that sync carries
+//     the rename), and the directories the move wrote to are synced by the
+//     commit's batch, each once, before its transaction
+//     (committer.updateAfterSync).
 //   - A repository reads only the blobs linked to it (pushed there, or
 //     mounted from a repository the caller may read). A digest alone grants
 //     nothing.

@@ -70,15 +70,22 @@ func (f *Filesystem) Writer(_ context.Context, key string, offset int64) (Writer
 
 func (f *Filesystem) writer(key string, offset int64) (Writer, error) {
 	p := f.path(key)
-	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
-		return nil, err
-	}
 	flag := os.O_WRONLY | os.O_CREATE
 	if offset == 0 {
 		flag |= os.O_TRUNC
 	}
-	file, err := os.OpenFile(p, flag, 0o640)
+	var file *os.File
+	made, err := inDir(p, func() (err error) {
+		file, err = os.OpenFile(p, flag, 0o640)
+		return err
+	})
+	if err == nil {
+		err = syncDirs(made...)
+	}
 	if err != nil {
+		if file != nil {
+			file.Close()
+		}
 		return nil, err
 	}
 	if offset > 0 {
@@ -133,26 +140,48 @@ func (w *fileWriter) Close() error {
 // Move implements Driver with a rename, then syncs the target directory so
 // the new name survives a crash.
 func (f *Filesystem) Move(_ context.Context, from, to string) error {
-	return full(f.move(from, to))
+	dirs, err := f.moveUnsynced(from, to)
+	if err == nil {
+		err = full(syncDirs(dirs...))
+	}
+	return err
 }
 
-func (f *Filesystem) move(from, to string) error {
+// unsyncedMover is a Driver whose moves can leave the syncs that make the
+// new name durable to the caller.
+type unsyncedMover interface {
+	moveUnsynced(from, to string) (dirs []string, err error)
+}
+
+// moveUnsynced is Move but for the last step: the new name survives a
+// crash only once the returned directories are synced, the target's and
+// the parents of those the move created. A caller that records the move in
+// metadata syncs them before the commit, and concurrent callers can share
+// the syncs (committer.updateAfterSync).
+func (f *Filesystem) moveUnsynced(from, to string) (dirs []string, err error) {
 	dst := f.path(to)
-	made, err := makeDirs(filepath.Dir(dst))
+	made, err := inDir(dst, func() error { return os.Rename(f.path(from), dst) })
 	if err != nil {
-		return err
+		return nil, full(notFound(err))
 	}
-	if err := os.Rename(f.path(from), dst); err != nil {
-		return notFound(err)
+	return append(made, filepath.Dir(dst)), nil
+}
+
+// inDir runs op, which creates the file at path, and when op fails because
+// the file's directory is missing, creates the directory and runs op once
+// more. It returns the parents of the directories it created: syncing them
+// makes those durable, so that syncing a directory makes the names in it
+// durable. Most directories exist: trying first saves checking each time.
+func inDir(path string, op func() error) (made []string, err error) {
+	err = op()
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
 	}
-	// The new name, and the name of each directory made for it (a blob's
-	// first fan-out directory blobs/sha256/ab, say), in its parent.
-	for _, dir := range append(made, filepath.Dir(dst)) {
-		if err := syncDir(dir); err != nil {
-			return err
-		}
+	// A rename whose source is missing fails so too, and fails again.
+	if made, err = makeDirs(filepath.Dir(path)); err != nil {
+		return nil, err
 	}
-	return nil
+	return made, op()
 }
 
 // makeDirs is os.MkdirAll that returns the parent of each directory it
@@ -176,6 +205,16 @@ func makeDirs(dir string) ([]string, error) {
 		}
 	}
 	return append(made, filepath.Dir(dir)), nil
+}
+
+// syncDirs makes the names in each of directories dirs durable.
+func syncDirs(dirs ...string) error {
+	for _, dir := range dirs {
+		if err := syncDir(dir); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Delete implements Driver.

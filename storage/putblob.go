@@ -86,11 +86,40 @@ func (s *Store) PutBlobTap(ctx context.Context, repo string, d digest.Digest, si
 	if tap != nil {
 		tap.Verified()
 	}
+	if m, ok := s.blobs.(unsyncedMover); ok && n > 0 {
+		return s.placeBlob(ctx, m, w, repo, id, d, n)
+	}
 	if err := w.Commit(); err != nil {
 		s.blobs.Delete(ctx, uploadKey(id))
 		return BlobInfo{}, err
 	}
 	return s.commitBlob(ctx, repo, id, d, n)
+}
+
+// placeBlob is commitBlob for the n verified bytes that w, still open,
+// wrote at uploads/id: it moves them to blob d's key before it syncs them,
+// so that on journaling filesystems (ext4, XFS) the file's sync makes the
+// new name durable too, and the directory's sync, still made before the
+// record commits, has nothing left to write. Until that commit no record names
+// the file, and lockBlob(d), held throughout, keeps another upload of d
+// from replacing it: a crash leaves at most an orphan, which GC removes.
+func (s *Store) placeBlob(ctx context.Context, m unsyncedMover, w Writer, repo, id string, d digest.Digest, n int64) (BlobInfo, error) {
+	defer lockBlob(d)()
+	if s.blobRecorded(d) {
+		w.Close()
+		s.blobs.Delete(ctx, uploadKey(id))
+		return s.recordBlob(repo, id, d, n, "", false)
+	}
+	dirs, err := m.moveUnsynced(uploadKey(id), blobKey(d))
+	if err != nil {
+		s.blobs.Delete(ctx, uploadKey(id))
+		return BlobInfo{}, err
+	}
+	if err := w.Commit(); err != nil {
+		s.blobs.Delete(ctx, blobKey(d))
+		return BlobInfo{}, err
+	}
+	return s.recordBlobIn(dirs, repo, id, d, n, "", false)
 }
 
 // copyVerified copies r to w, within the store's blob size limit, and

@@ -308,21 +308,35 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 			s.composeSoon()
 		}
 		return info, err
-	} else if err := s.blobs.Move(ctx, uploadKey(id), blobKey(d)); err != nil {
-		// A copy may have landed before the failure: no record names
-		// it, and the upload keeps its bytes for a retry.
-		s.blobs.Delete(ctx, blobKey(d))
-		return BlobInfo{}, err
-	} else if got, err := s.blobs.Stat(ctx, blobKey(d)); err != nil || got != size {
-		// The bytes were hashed on their way in; the size check
-		// guards what the driver assembled from them.
-		s.blobs.Delete(ctx, blobKey(d))
-		if err == nil {
-			err = fmt.Errorf("blob %s: stored %d bytes, received %d", d, got, size)
+	} else {
+		dirs, err := s.moveBlob(ctx, id, d)
+		if err != nil {
+			// A copy may have landed before the failure: no record
+			// names it, and the upload keeps its bytes for a retry.
+			s.blobs.Delete(ctx, blobKey(d))
+			return BlobInfo{}, err
 		}
-		return BlobInfo{}, err
+		if got, err := s.blobs.Stat(ctx, blobKey(d)); err != nil || got != size {
+			// The bytes were hashed on their way in; the size check
+			// guards what the driver assembled from them.
+			s.blobs.Delete(ctx, blobKey(d))
+			if err == nil {
+				err = fmt.Errorf("blob %s: stored %d bytes, received %d", d, got, size)
+			}
+			return BlobInfo{}, err
+		}
+		return s.recordBlobIn(dirs, repo, id, d, size, "", false)
 	}
 	return s.recordBlob(repo, id, d, size, "", false)
+}
+
+// moveBlob moves the bytes at uploads/id to blob d's key. The new name is
+// durable once the returned directories are synced (none: it already is).
+func (s *Store) moveBlob(ctx context.Context, id string, d digest.Digest) ([]string, error) {
+	if m, ok := s.blobs.(unsyncedMover); ok {
+		return m.moveUnsynced(uploadKey(id), blobKey(d))
+	}
+	return nil, s.blobs.Move(ctx, uploadKey(id), blobKey(d))
 }
 
 // blobRecorded reports whether metadata holds blob d.
@@ -339,8 +353,14 @@ func (s *Store) blobRecorded(d digest.Digest) bool {
 // ("" for its blob key), in pieces if pieced, links it to repo and ends
 // upload session id. The caller holds lockBlob(d).
 func (s *Store) recordBlob(repo, id string, d digest.Digest, size int64, key string, pieced bool) (BlobInfo, error) {
+	return s.recordBlobIn(nil, repo, id, d, size, key, pieced)
+}
+
+// recordBlobIn is recordBlob for bytes whose name is durable only once
+// directories dirs are synced: the commit syncs them first.
+func (s *Store) recordBlobIn(dirs []string, repo, id string, d digest.Digest, size int64, key string, pieced bool) (BlobInfo, error) {
 	now := time.Now()
-	err := s.commit.update(func(tx *bolt.Tx) error {
+	err := s.commit.updateAfterSync(dirs, func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketBlobs).Get(digestKey(d)) == nil {
 			if err := putBlobRecord(tx, d, blobRecord{Size: size, Created: now.UnixNano(), Key: key}); err != nil {
 				return err

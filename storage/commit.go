@@ -2,6 +2,8 @@ package storage
 
 import (
 	"errors"
+	"os"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,7 +15,10 @@ import (
 // committer groups concurrent metadata writes into shared transactions, so
 // N writers waiting on the disk pay for one commit instead of N.
 // A lone writer is never delayed: a batch starts as soon as the previous
-// one commits, and holds whatever arrived meanwhile. Once writers have been
+// one commits, and holds whatever arrived meanwhile. A writer that finds
+// no batch running commits its own in its goroutine, and leaves the
+// writers that queued meanwhile to a goroutine of theirs: a lone writer so
+// pays for no goroutine, no hand-over and no stack growth. Once writers have been
 // seen together, a batch waits a little for the ones the previous commit
 // just answered: left alone, concurrent writers split into two halves that
 // take turns, each waiting for the other's commit, and every commit carries
@@ -36,7 +41,7 @@ type committer struct {
 	gen atomic.Uint64
 	hot hotManifests
 
-	// Used by the loop alone.
+	// Used by the goroutine running batches, one at a time.
 	writers int           // writers seen together: the last batch and those queued behind it
 	took    time.Duration // how long the last commit took
 	skip    int           // batches left that start without waiting, after a wait in vain
@@ -73,41 +78,69 @@ func (c *committer) updateAfterSync(dirs []string, fn func(*bolt.Tx) error) erro
 	call := &commitCall{fn: fn, dirs: dirs, done: make(chan error, 1)}
 	c.mu.Lock()
 	c.pending = append(c.pending, call)
-	if !c.running {
-		c.running = true
-		if c.arrived == nil {
-			c.arrived = make(chan struct{}, 1)
-		}
-		go c.loop()
-	} else {
+	if c.running {
 		select {
 		case c.arrived <- struct{}{}:
 		default:
 		}
+		c.mu.Unlock()
+		return <-call.done
+	}
+	c.running = true
+	if c.arrived == nil {
+		c.arrived = make(chan struct{}, 1)
 	}
 	c.mu.Unlock()
+	// No batch runs and call is queued: the next batch holds it.
+	if c.batch() {
+		go c.loop()
+	}
 	return <-call.done
 }
 
 func (c *committer) loop() {
-	for {
-		c.mu.Lock()
-		c.gather()
-		batch := c.pending
-		c.pending = nil
-		if len(batch) == 0 {
-			c.running = false
-			c.mu.Unlock()
-			return
-		}
-		c.mu.Unlock()
-		start := time.Now()
-		c.run(batch)
-		c.took = time.Since(start)
-		c.mu.Lock()
-		c.writers = len(batch) + len(c.pending)
-		c.mu.Unlock()
+	for c.batch() {
 	}
+}
+
+// batch commits the writes queued, after gathering, and reports whether
+// more are queued; if none are, the committer stops running.
+func (c *committer) batch() (more bool) {
+	c.mu.Lock()
+	c.gather()
+	batch := c.pending
+	c.pending = nil
+	if len(batch) == 0 {
+		c.running = false
+		c.mu.Unlock()
+		return false
+	}
+	c.mu.Unlock()
+	start := time.Now()
+	c.runGuarded(batch)
+	c.took = time.Since(start)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writers = len(batch) + len(c.pending)
+	if len(c.pending) == 0 {
+		c.running = false
+	}
+	return len(c.pending) > 0
+}
+
+// runGuarded is run, in whichever goroutine commits: a write that panics
+// stops the process, as it did when every batch ran in a goroutine of its
+// own, rather than net/http's recovery in a handler's goroutine leaving
+// the committer marked running with nobody to answer its writers.
+func (c *committer) runGuarded(batch []*commitCall) {
+	defer func() {
+		if r := recover(); r != nil {
+			os.Stderr.Write(debug.Stack())
+			go panic(r)
+			select {}
+		}
+	}()
+	c.run(batch)
 }
 
 // gather waits, with c.mu held, until as many writers as were last seen

@@ -39,7 +39,7 @@ points, and never creates one.`,
 				return err
 			}
 			rep := cliReport(cmd, raw, false)
-			return withMaintenance(cmd.Context(), f, configPath, "/compact?"+rep.query(), cmd.OutOrStdout(), cmd.ErrOrStderr(), func(m *maintenance) error {
+			return withMaintenance(cmd.Context(), f, configPath, "", "/compact?"+rep.query(), cmd.OutOrStdout(), cmd.ErrOrStderr(), func(m *maintenance) error {
 				return m.compact(cmd.Context(), rep)
 			})
 		},

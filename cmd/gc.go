@@ -60,7 +60,7 @@ where storage.root points, and never creates one.`,
 			}
 			rep := cliReport(cmd, raw, false)
 			q := fmt.Sprintf("/gc?dry_run=%t&delete_untagged=%t&pace=%v%s", dryRun, f.GC.DeleteUntagged, pace, rep.query())
-			return withMaintenance(cmd.Context(), f, configPath, q, cmd.OutOrStdout(), cmd.ErrOrStderr(), func(m *maintenance) error {
+			return withMaintenance(cmd.Context(), f, configPath, maintSections, q, cmd.OutOrStdout(), cmd.ErrOrStderr(), func(m *maintenance) error {
 				return m.gc(cmd.Context(), byCLI, dryRun, f.GC.DeleteUntagged, pace, rep)
 			})
 		},
@@ -230,9 +230,10 @@ func adminReply(w io.Writer, err error) {
 
 // withMaintenance runs fn on the store of f, opened here, or, when a
 // server holds it, asks that server over its admin socket with query; the
-// server then uses its own configuration. It says on say which it did.
-func withMaintenance(ctx context.Context, f File, configPath, query string, out, say io.Writer, fn func(*maintenance) error) error {
-	if err := askServer(ctx, f.Storage.Root, configPath, query, out, say); !errors.Is(err, errNoServer) {
+// server then uses its own configuration, of which sections ("[gc]", say)
+// apply to the command. It says on say which it did.
+func withMaintenance(ctx context.Context, f File, configPath, sections, query string, out, say io.Writer, fn func(*maintenance) error) error {
+	if err := askServer(ctx, f.Storage.Root, configPath, sections, query, out, say); !errors.Is(err, errNoServer) {
 		return err
 	}
 	store, err := openOffline(ctx, f, configPath, say)
@@ -278,27 +279,36 @@ func absPath(path string) string {
 
 var errNoServer = errors.New("no server on the admin socket")
 
+// maintSections are the sections of the configuration that GC and
+// retention passes follow; compaction follows none.
+const maintSections = "[gc] and [retention]"
+
 // errServerGone means a server took the request and then went away: the
 // pass may have half run, and the restarting server needs the store, so
 // the command stops rather than run on its own.
 var errServerGone = errors.New("the server went away during the pass; not running offline")
 
 // askServer sends query to the server listening on the admin socket under
-// root, streaming its output to out. It returns errNoServer when no server
-// listens there, and errServerGone when one accepted the request and the
-// connection broke before the pass ended.
-func askServer(ctx context.Context, root, configPath, query string, out, say io.Writer) error {
+// root, streaming its output to out, and says on say that the server's
+// sections of its configuration apply, if any do. It returns errNoServer
+// when no server listens there, and errServerGone when one accepted the
+// request and the connection broke before the pass ended.
+func askServer(ctx context.Context, root, configPath, sections, query string, out, say io.Writer) error {
 	path := filepath.Join(root, auth.AdminSocket)
 	conn, err := (&net.Dialer{}).DialContext(ctx, "unix", path)
 	if err != nil {
 		return errNoServer // no socket, or a stale one: nobody listens
 	}
 	defer conn.Close() // if the request never used it
-	settings := "the built-in configuration"
-	if configPath != "" {
-		settings = configPath
+	if sections == "" {
+		fmt.Fprintf(say, "using the running server on %s\n", absPath(path))
+	} else {
+		settings := "the built-in configuration"
+		if configPath != "" {
+			settings = configPath
+		}
+		fmt.Fprintf(say, "using the running server on %s; its own %s settings apply, not those of %s\n", absPath(path), sections, settings)
 	}
-	fmt.Fprintf(say, "using the running server on %s; its own [gc] and [retention] settings apply, not those of %s\n", absPath(path), settings)
 	dialed := false
 	client := &http.Client{Transport: &http.Transport{
 		DisableKeepAlives: true,

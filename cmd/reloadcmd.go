@@ -33,7 +33,7 @@ server; the server re-reads its own file.`,
 			// The reply ends with the error line on failure: the error
 			// alone is printed then.
 			var reply bytes.Buffer
-			err := askServer(cmd.Context(), root, configPath, "/reload", &reply, io.Discard)
+			err := askServer(cmd.Context(), root, configPath, "", "/reload", &reply, io.Discard)
 			if err == nil {
 				_, err = reply.WriteTo(cmd.OutOrStdout())
 			}

@@ -34,7 +34,7 @@ Like gc, it works whether or not the server runs.`,
 			}
 			rep := cliReport(cmd, false, all)
 			q := fmt.Sprintf("/retention?dry_run=%t%s", dryRun, rep.query())
-			return withMaintenance(cmd.Context(), f, configPath, q, cmd.OutOrStdout(), cmd.ErrOrStderr(), func(m *maintenance) error {
+			return withMaintenance(cmd.Context(), f, configPath, maintSections, q, cmd.OutOrStdout(), cmd.ErrOrStderr(), func(m *maintenance) error {
 				return m.retention(cmd.Context(), byCLI, dryRun, rep)
 			})
 		},

@@ -40,6 +40,7 @@ var storeCommands = [][]string{
 	{"gc"},
 	{"gc", "--dry-run"},
 	{"retention", "--dry-run"},
+	{"compact"},
 	{"token", "list"},
 	{"token", "create", "--name", "ci", "--permissions", "pull:**"},
 	{"token", "revoke", "ci"},
@@ -109,8 +110,15 @@ func TestCommandsSayWhichStore(t *testing.T) {
 		if err != nil || !strings.HasPrefix(say, want) {
 			t.Errorf("%q with a server = %v and said %q, want it to start with %q", args, err, say, want)
 		}
-		if args[0] != "token" && !strings.Contains(say, "settings apply, not those of "+config) {
-			t.Errorf("%q with a server said %q, want it to say the server's settings apply", args, say)
+		switch applies := strings.Contains(say, "settings apply, not those of "+config); args[0] {
+		case "gc", "retention":
+			if !applies {
+				t.Errorf("%q with a server said %q, want it to say the server's settings apply", args, say)
+			}
+		default:
+			if strings.Contains(say, "settings apply") {
+				t.Errorf("%q with a server said %q: no settings of the configuration apply to it", args, say)
+			}
 		}
 	}
 }

@@ -129,3 +129,47 @@ func TestFilesystemMoveUnsynced(t *testing.T) {
 		t.Errorf("moveUnsynced of a missing file = %v, want %v", err, ErrNotFound)
 	}
 }
+
+// TestEmptyBlobNameSynced: the directory an empty blob's file lands in is
+// synced before the blob is recorded, whether its upload wrote a file (one
+// request) or not (a session finished with no bytes).
+func TestEmptyBlobNameSynced(t *testing.T) {
+	var mu sync.Mutex
+	var synced []string
+	real := syncDir
+	syncDir = func(dir string) error {
+		mu.Lock()
+		synced = append(synced, dir)
+		mu.Unlock()
+		return real(dir)
+	}
+	defer func() { syncDir = real }()
+	empty := digest.FromString("")
+	for _, how := range []string{"one request", "session"} {
+		s := newStore(t)
+		mu.Lock()
+		synced = nil
+		mu.Unlock()
+		var err error
+		if how == "one request" {
+			_, err = s.PutBlob(t.Context(), "team/a", empty, 0, strings.NewReader(""))
+		} else {
+			var up Upload
+			if up, err = s.StartUpload(t.Context(), "team/a", digest.SHA256); err == nil {
+				_, err = s.FinishUpload(t.Context(), "team/a", up.ID, empty, 0, strings.NewReader(""))
+			}
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", how, err)
+		}
+		file := filepath.Join(s.root, filepath.FromSlash(blobKey(empty)))
+		if fi, err := os.Stat(file); err != nil || fi.Size() != 0 {
+			t.Errorf("%s: blob file: %v", how, err)
+		}
+		mu.Lock()
+		if !slices.Contains(synced, filepath.Dir(file)) {
+			t.Errorf("%s: synced %q, not %s", how, synced, filepath.Dir(file))
+		}
+		mu.Unlock()
+	}
+}

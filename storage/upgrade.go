@@ -161,7 +161,8 @@ func keepV1(path string) error {
 }
 
 // syncDir syncs directory dir, so that the names in it survive a crash.
-func syncDir(dir string) error {
+// It is a variable so that tests can see which directories are synced.
+var syncDir = func(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

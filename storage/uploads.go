@@ -286,9 +286,10 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 	// GC deletes a blob's record and file under the same lock, so the
 	// existence check below stays true until the link commits.
 	defer lockBlob(d)()
+	_, moves := s.blobs.(unsyncedMover)
 	if s.blobRecorded(d) {
 		s.blobs.Delete(ctx, uploadKey(id))
-	} else if size == 0 {
+	} else if size == 0 && !moves {
 		// An empty upload may never have created a file.
 		w, err := s.blobs.Writer(ctx, blobKey(d), 0)
 		if err != nil {
@@ -309,6 +310,18 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 		}
 		return info, err
 	} else {
+		if size == 0 {
+			// An empty upload may never have created a file. One is
+			// made to be moved as any upload is, so that the directory
+			// its name lands in is synced before the record.
+			w, err := s.blobs.Writer(ctx, uploadKey(id), 0)
+			if err != nil {
+				return BlobInfo{}, err
+			}
+			if err := w.Commit(); err != nil {
+				return BlobInfo{}, err
+			}
+		}
 		dirs, err := s.moveBlob(ctx, id, d)
 		if err != nil {
 			// A copy may have landed before the failure: no record

@@ -66,10 +66,15 @@ func (b *benchRun) putManifest(base, repo, ref string, manifest []byte) error {
 // same machine.
 func (b *benchRun) smallImagesPhase(srv *benchProc) {
 	const n, clients, rounds = 200, 8, 2
-	b.rep.section(fmt.Sprintf("%d small images, %d concurrent clients, %d rounds per server (layer POST ?digest= + config POST ?digest= + manifest PUT)", n, clients, rounds))
+	disk := newBenchDisk(b.dir)
+	b.rep.section(fmt.Sprintf("%d small images, %d concurrent clients, %d rounds per server (layer POST ?digest= + config POST ?digest= + manifest PUT; %s)", n, clients, rounds, disk.describe()))
 	// Each server and round gets its own content: see blobPhase.
 	cpuOf := [2]func() time.Duration{srv.cpu, b.ceil.cpu}
 	var cpu [2]time.Duration
+	// The disk's requests per image: what a slower or busier disk charges
+	// for, and what this machine's load moves least.
+	var writes, flushes [2]int64
+	diskOK := true
 	push := func(who int, base string, seed uint64) time.Duration {
 		imgs := make([]benchImage, n)
 		for i := range imgs {
@@ -83,7 +88,14 @@ func (b *benchRun) smallImagesPhase(srv *benchProc) {
 		}()
 		syscall.Sync()
 		t0, c0 := time.Now(), cpuOf[who]()
-		defer func() { cpu[who] += cpuOf[who]() - c0 }()
+		w0, f0, ok0 := disk.counts()
+		defer func() {
+			cpu[who] += cpuOf[who]() - c0
+			w1, f1, ok1 := disk.counts()
+			writes[who] += w1 - w0
+			flushes[who] += f1 - f0
+			diskOK = diskOK && ok0 && ok1
+		}()
 		err := benchParallel(clients, n, func(_, i int) error {
 			repo := fmt.Sprintf("bench/small-%03d", i)
 			if err := b.pushBlobs(base, repo, imgs[i]); err != nil {
@@ -113,7 +125,14 @@ func (b *benchRun) smallImagesPhase(srv *benchProc) {
 	// load than the rate.
 	perImage := func(who int) float64 { return float64(cpu[who]) / float64(rounds*n) }
 	b.rep.add("  server CPU per image", perImage(0), perImage(1), fmtMicros, "", false)
+	if diskOK {
+		perImage := func(v [2]int64, who int) float64 { return float64(v[who]) / float64(rounds*n) }
+		b.rep.add("  disk writes per image", perImage(writes, 0), perImage(writes, 1), fmtTenths, "", false)
+		b.rep.add("  disk cache flushes per image", perImage(flushes, 0), perImage(flushes, 1), fmtTenths, "", false)
+	}
 }
+
+func fmtTenths(v float64) string { return fmt.Sprintf("%.1f", v) }
 
 // manifestGetPhase measures GET manifests/latest of one image from 32
 // keep-alive clients for 10 s per server, in rounds that alternate between

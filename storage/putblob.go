@@ -98,11 +98,12 @@ func (s *Store) PutBlobTap(ctx context.Context, repo string, d digest.Digest, si
 
 // placeBlob is commitBlob for the n verified bytes that w, still open,
 // wrote at uploads/id: it moves them to blob d's key before it syncs them,
-// so that on journaling filesystems (ext4, XFS) the file's sync makes the
-// new name durable too, and the directory's sync, still made before the
-// record commits, has nothing left to write. Until that commit no record names
-// the file, and lockBlob(d), held throughout, keeps another upload of d
-// from replacing it: a crash leaves at most an orphan, which GC removes.
+// so that on a journaling filesystem (ext4 with its journal, XFS) the
+// file's sync makes the new name durable too, and the directory's sync,
+// still made before the record commits, has nothing left to write. Until
+// that commit no record names the file, and lockBlob(d), held throughout,
+// keeps another upload of d from replacing it: a crash leaves at most an
+// orphan, which GC removes.
 func (s *Store) placeBlob(ctx context.Context, m unsyncedMover, w Writer, repo, id string, d digest.Digest, n int64) (BlobInfo, error) {
 	defer lockBlob(d)()
 	if s.blobRecorded(d) {

@@ -86,7 +86,7 @@ func (s *Store) PutBlobTap(ctx context.Context, repo string, d digest.Digest, si
 	if tap != nil {
 		tap.Verified()
 	}
-	if m, ok := s.blobs.(unsyncedMover); ok && n > 0 {
+	if m, ok := s.blobs.(unsyncedMover); ok {
 		return s.placeBlob(ctx, m, w, repo, id, d, n)
 	}
 	if err := w.Commit(); err != nil {

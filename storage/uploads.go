@@ -286,7 +286,7 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 	// GC deletes a blob's record and file under the same lock, so the
 	// existence check below stays true until the link commits.
 	defer lockBlob(d)()
-	_, moves := s.blobs.(unsyncedMover)
+	m, moves := s.blobs.(unsyncedMover)
 	if s.blobRecorded(d) {
 		s.blobs.Delete(ctx, uploadKey(id))
 	} else if size == 0 && !moves {
@@ -322,7 +322,13 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 				return BlobInfo{}, err
 			}
 		}
-		dirs, err := s.moveBlob(ctx, id, d)
+		var dirs []string
+		var err error
+		if moves {
+			dirs, err = m.moveUnsynced(uploadKey(id), blobKey(d))
+		} else {
+			err = s.blobs.Move(ctx, uploadKey(id), blobKey(d))
+		}
 		if err != nil {
 			// A copy may have landed before the failure: no record
 			// names it, and the upload keeps its bytes for a retry.
@@ -341,15 +347,6 @@ func (s *Store) commitBlob(ctx context.Context, repo, id string, d digest.Digest
 		return s.recordBlobIn(dirs, repo, id, d, size, "", false)
 	}
 	return s.recordBlob(repo, id, d, size, "", false)
-}
-
-// moveBlob moves the bytes at uploads/id to blob d's key. The new name is
-// durable once the returned directories are synced (none: it already is).
-func (s *Store) moveBlob(ctx context.Context, id string, d digest.Digest) ([]string, error) {
-	if m, ok := s.blobs.(unsyncedMover); ok {
-		return m.moveUnsynced(uploadKey(id), blobKey(d))
-	}
-	return nil, s.blobs.Move(ctx, uploadKey(id), blobKey(d))
 }
 
 // blobRecorded reports whether metadata holds blob d.

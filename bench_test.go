@@ -191,6 +191,12 @@ func (b *benchRun) durRow(name string, d, ceil time.Duration, limit time.Duratio
 	b.rep.add(name, float64(d), float64(ceil), fmtDur, target, d <= limit)
 }
 
+// ratioRow adds a duration whose target is at most limit times the
+// ceiling's, measured in the same run.
+func (b *benchRun) ratioRow(name string, d, ceil time.Duration, limit float64) {
+	b.rep.add(name, float64(d), float64(ceil), fmtDur, fmt.Sprintf("≤ %.2f× ceiling", limit), float64(d) <= limit*float64(ceil))
+}
+
 func fmtMBps(v float64) string { return fmt.Sprintf("%.0f MB/s", v/1e6) }
 func fmtMB(v float64) string   { return fmt.Sprintf("%.1f MB", v/(1<<20)) }
 func fmtRate(v float64) string { return fmt.Sprintf("%.0f/s", v) }

@@ -74,6 +74,7 @@ func (b *benchRun) smallImagesPhase(srv *benchProc) {
 	// The disk's requests per image: what a slower or busier disk charges
 	// for, and what this machine's load moves least.
 	var writes, flushes [2]int64
+	var steal [2]benchSteal
 	diskOK := true
 	push := func(who int, base string, seed uint64) time.Duration {
 		imgs := make([]benchImage, n)
@@ -87,10 +88,11 @@ func (b *benchRun) smallImagesPhase(srv *benchProc) {
 			}
 		}()
 		syscall.Sync()
-		t0, c0 := time.Now(), cpuOf[who]()
+		t0, c0, s0 := time.Now(), cpuOf[who](), readBenchSteal()
 		w0, f0, ok0 := disk.counts()
 		defer func() {
 			cpu[who] += cpuOf[who]() - c0
+			steal[who].add(s0, readBenchSteal())
 			w1, f1, ok1 := disk.counts()
 			writes[who] += w1 - w0
 			flushes[who] += f1 - f0
@@ -130,6 +132,7 @@ func (b *benchRun) smallImagesPhase(srv *benchProc) {
 		b.rep.add("  disk writes per image", perImage(writes, 0), perImage(writes, 1), fmtTenths, "", false)
 		b.rep.add("  disk cache flushes per image", perImage(flushes, 0), perImage(flushes, 1), fmtTenths, "", false)
 	}
+	b.stealRow(steal)
 }
 
 func fmtTenths(v float64) string { return fmt.Sprintf("%.1f", v) }
@@ -146,6 +149,7 @@ func (b *benchRun) manifestGetPhase(srv *benchProc) {
 	}
 	var n [2]int
 	var took, cpu [2]time.Duration
+	var steal [2]benchSteal
 	var lat [2][]time.Duration
 	cpuOf := [2]func() time.Duration{srv.cpu, b.ceil.cpu}
 	for r := range rounds {
@@ -155,13 +159,14 @@ func (b *benchRun) manifestGetPhase(srv *benchProc) {
 			if who == 1 {
 				base = b.ceil.base
 			}
-			t0, c0 := time.Now(), cpuOf[who]()
+			t0, c0, s0 := time.Now(), cpuOf[who](), readBenchSteal()
 			_, l, err := b.getLoad(base+path, clients, round)
 			if err != nil {
 				b.t.Fatalf("manifest GET: %v", err)
 			}
 			took[who] += time.Since(t0)
 			cpu[who] += cpuOf[who]() - c0
+			steal[who].add(s0, readBenchSteal())
 			n[who] += len(l)
 			lat[who] = append(lat[who], l...)
 		}
@@ -176,6 +181,7 @@ func (b *benchRun) manifestGetPhase(srv *benchProc) {
 	b.rep.add("  server CPU per request", perReq(0), perReq(1), fmtMicros, "", false)
 	b.durRow("  p50 latency", benchPercentile(lat[0], 50), benchPercentile(lat[1], 50), 0)
 	b.ratioRow("  p99 latency", benchPercentile(lat[0], 99), benchPercentile(lat[1], 99), 1.2)
+	b.stealRow(steal)
 }
 
 // getLoad sends GET url from clients goroutines for dur and returns the
@@ -239,25 +245,28 @@ func (b *benchRun) tagsPhase(srv *benchProc) {
 	img := newBenchImage(9999, 1024)
 	// One client waits out every commit's sync; more share each sync.
 	limit := map[int]time.Duration{1: 4 * time.Second, 8: 1500 * time.Millisecond, 32: 1500 * time.Millisecond}
+	var steal [2]benchSteal
 	for _, clients := range []int{1, 8, 32} {
 		repo := fmt.Sprintf("bench/tags-%d", clients)
-		push := func(base string) time.Duration {
+		push := func(who int, base string) time.Duration {
 			if err := b.pushBlobs(base, repo, img); err != nil {
 				b.t.Fatal(err)
 			}
-			t0 := time.Now()
+			t0, s0 := time.Now(), readBenchSteal()
 			err := benchParallel(clients, n, func(_, i int) error {
 				return b.putManifest(base, repo, fmt.Sprintf("v%05d", i), img.manifest)
 			})
 			if err != nil {
 				b.t.Fatalf("tag push: %v", err)
 			}
+			steal[who].add(s0, readBenchSteal())
 			return time.Since(t0)
 		}
-		ceil := push(b.ceil.base)
-		reg := push(srv.base)
+		ceil := push(1, b.ceil.base)
+		reg := push(0, srv.base)
 		b.durRow(fmt.Sprintf("push %d tags, %d client(s)", n, clients), reg, ceil, limit[clients])
 	}
+	b.stealRow(steal)
 
 	listPath := "/v2/bench/tags-8/tags/list"
 	_, body, err := b.hc.do(http.MethodGet, srv.base+listPath, nil, nil, 0, http.StatusOK)

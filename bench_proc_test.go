@@ -223,6 +223,59 @@ func benchCPU(t *testing.T, pid int) time.Duration {
 	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
+// benchSteal counts the machine's CPU time, all of it and the part the
+// hypervisor gave to other guests (steal), from /proc/stat. On a shared
+// virtual machine that part moves from second to second, and a server
+// measured while it is high looks slower than it is: the phases that
+// compare the registry with the ceiling report it for the rounds of each.
+type benchSteal struct{ steal, total int64 }
+
+func readBenchSteal() benchSteal {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return benchSteal{}
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	// cpu user nice system idle iowait irq softirq steal ...
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return benchSteal{}
+	}
+	var s benchSteal
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return benchSteal{}
+		}
+		s.total += n
+		if i == 7 {
+			s.steal = n
+		}
+	}
+	return s
+}
+
+// add accumulates the time between from and to.
+func (s *benchSteal) add(from, to benchSteal) {
+	s.steal += to.steal - from.steal
+	s.total += to.total - from.total
+}
+
+// share is the stolen part of the time s holds.
+func (s benchSteal) share() float64 {
+	if s.total <= 0 {
+		return 0
+	}
+	return float64(s.steal) / float64(s.total)
+}
+
+// stealRow reports the CPU time stolen during the registry's rounds and
+// during the ceiling's.
+func (b *benchRun) stealRow(s [2]benchSteal) {
+	b.rep.add("  CPU stolen by the hypervisor meanwhile", 100*s[0].share(), 100*s[1].share(),
+		func(v float64) string { return fmt.Sprintf("%.0f%%", v) }, "", false)
+}
+
 // watchRSS resets the process's high-water mark and samples VmRSS every
 // 50 ms until the returned function is called; that function returns the
 // largest sample and VmHWM since the reset.

@@ -80,6 +80,9 @@ func (w *AuditWriter) run() {
 			reported = d
 		}
 		if len(batch) == 0 {
+			// A second without entries: let go of the batch a burst grew,
+			// which an idle server would otherwise hold.
+			batch = nil
 			return
 		}
 		if err := w.store.AppendAudit(context.Background(), batch); err != nil && w.onErr != nil {

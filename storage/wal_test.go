@@ -343,3 +343,29 @@ func FuzzJournal(f *testing.F) {
 		}
 	})
 }
+
+// TestJournalLetsGoOfLargeRecords: the copy of a large commit's writes (an
+// audit batch's, several MiB) is not kept once the commit is durable, where
+// an idle server would hold it; a small one's is, for the next commit.
+func TestJournalLetsGoOfLargeRecords(t *testing.T) {
+	s := newStore(t)
+	held := func() int {
+		s.commit.walMu.Lock()
+		defer s.commit.walMu.Unlock()
+		return cap(s.commit.wal.rec)
+	}
+	putManifest(t, s, "app", testManifest("one"), "one")
+	if c := held(); c == 0 || c > walKeepRecord {
+		t.Fatalf("after a tag's commit the journal holds %d bytes, want a copy of at most %d kept", c, walKeepRecord)
+	}
+	entries := make([]AuditEntry, 8192)
+	for i := range entries {
+		entries[i] = AuditEntry{Kind: AuditPush, Repository: "app", Reference: fmt.Sprintf("tag-%05d", i), Detail: string(bytes.Repeat([]byte("d"), 200))}
+	}
+	if err := s.AppendAudit(t.Context(), entries); err != nil {
+		t.Fatal(err)
+	}
+	if c := held(); c > walKeepRecord {
+		t.Errorf("after a %d-entry audit batch the journal holds %d bytes, want at most %d", len(entries), c, walKeepRecord)
+	}
+}

@@ -115,7 +115,7 @@ func (j *journal) begin() error {
 			return fmt.Errorf("%s: %w", j.f.Name(), err)
 		}
 	}
-	if cap(j.rec) < walRecHeader || cap(j.rec) > 1<<20 {
+	if cap(j.rec) < walRecHeader {
 		j.rec = make([]byte, walRecHeader, 64<<10)
 	}
 	j.rec, j.over, j.active = j.rec[:walRecHeader], false, true
@@ -123,13 +123,25 @@ func (j *journal) begin() error {
 }
 
 // abort ends a transaction that failed.
-func (j *journal) abort() { j.active = false }
+func (j *journal) abort() {
+	j.active = false
+	j.release()
+}
+
+// release lets go of a copy larger than most commits need, such as an
+// audit batch's: kept, it would stay in the heap of an idle server.
+func (j *journal) release() {
+	if cap(j.rec) > walKeepRecord {
+		j.rec = nil
+	}
+}
 
 // commit makes the transaction that just committed durable: its record
 // appended and synced, or, for one too large or a journal that fails, a
 // checkpoint.
 func (j *journal) commit() error {
 	j.active = false
+	defer j.release()
 	if len(j.rec) == walRecHeader && !j.over {
 		return nil
 	}

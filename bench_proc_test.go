@@ -272,8 +272,8 @@ func (s benchSteal) share() float64 {
 // stealRow reports the CPU time stolen during the registry's rounds and
 // during the ceiling's.
 func (b *benchRun) stealRow(s [2]benchSteal) {
-	b.rep.add("  CPU stolen by the hypervisor meanwhile", 100*s[0].share(), 100*s[1].share(),
-		func(v float64) string { return fmt.Sprintf("%.0f%%", v) }, "", false)
+	pct := func(s benchSteal) string { return fmt.Sprintf("%.0f%%", 100*s.share()) }
+	b.rep.text("  CPU stolen by the hypervisor meanwhile", pct(s[0]), pct(s[1]))
 }
 
 // watchRSS resets the process's high-water mark and samples VmRSS every

@@ -51,7 +51,7 @@ const (
 	walCheckpoint = 8 << 20
 	// walKeepRecord bounds the copy of a commit's writes that the journal
 	// keeps for the next commit: a tag's takes about 16 KiB, a batch of
-	// concurrent pushes some hundreds, an audit batch several MiB.
+	// concurrent pushes a few hundred KiB, an audit batch several MiB.
 	walKeepRecord = 1 << 20
 	// walMaxRecord bounds the copy a commit keeps of its writes; a larger
 	// commit (a GC pass's deletions) checkpoints instead of logging.

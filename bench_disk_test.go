@@ -47,25 +47,27 @@ func (d benchDisk) describe() string {
 	if d.dev == "" {
 		return "disk unknown"
 	}
-	if _, err := os.Stat(filepath.Join("/proc/fs/ext4", d.dev)); err != nil {
+	switch ext4, journal := d.ext4(); {
+	case !ext4:
 		return "disk " + d.dev
-	}
-	if d.unjournaled() {
+	case journal:
+		return "disk " + d.dev + ", ext4 with a journal"
+	default:
 		return "disk " + d.dev + ", ext4 without a journal"
 	}
-	return "disk " + d.dev + ", ext4 with a journal"
 }
 
-// unjournaled reports whether the device holds an ext4 without a journal.
-func (d benchDisk) unjournaled() bool {
+// ext4 reports whether the device holds an ext4, and whether that has a
+// journal.
+func (d benchDisk) ext4() (ext4, journal bool) {
 	if d.dev == "" {
-		return false
+		return false, false
 	}
 	if _, err := os.Stat(filepath.Join("/proc/fs/ext4", d.dev)); err != nil {
-		return false
+		return false, false
 	}
 	_, err := os.Stat(filepath.Join("/proc/fs/jbd2", d.dev+"-8"))
-	return err != nil
+	return true, err == nil
 }
 
 // benchDeletedMarker, in the temporary directory, is touched once a run's
@@ -90,7 +92,7 @@ func markDeletions(t *testing.T) {
 // right after a run had removed its files, the next run's registry spent
 // 13% of its CPU on small images finding inodes for its uploads.
 func settleDeletions(t *testing.T) {
-	if !newBenchDisk(os.TempDir()).unjournaled() {
+	if ext4, journal := newBenchDisk(os.TempDir()).ext4(); !ext4 || journal {
 		return
 	}
 	fi, err := os.Stat(filepath.Join(os.TempDir(), benchDeletedMarker))

@@ -312,11 +312,20 @@ func benchMedianF(v []float64) float64 {
 	return v[len(v)/2]
 }
 
-// benchMBs formats rates in bytes per second as MB/s, in run order.
-func benchMBs(v []float64) string {
+// benchRates formats rates per second, in run order.
+func benchRates(v []float64) string {
 	s := make([]string, len(v))
 	for i, x := range v {
-		s[i] = fmt.Sprintf("%.0f", x/1e6)
+		s[i] = fmt.Sprintf("%.0f", x)
 	}
 	return strings.Join(s, " ")
+}
+
+// benchMBs formats rates in bytes per second as MB/s, in run order.
+func benchMBs(v []float64) string {
+	mb := make([]float64, len(v))
+	for i, x := range v {
+		mb[i] = x / 1e6
+	}
+	return benchRates(mb)
 }

@@ -47,7 +47,7 @@ test: ## all tests, race detector on; then the end-to-end tests with blobs on S3
 conformance: ## the official OCI distribution-spec conformance suite against the binary (see .ci/run to install it)
 	$(GO) test -count=1 -run '^TestE2EConformance$$' -v .
 
-bench: ## end-to-end benchmarks (build tag bench), then one GC pass over 100,000 manifests and the metadata's size
+bench: ## end-to-end benchmarks (build tag bench; Linux, whose /proc and disk statistics they read), then one GC pass over 100,000 manifests and the metadata's size
 	$(GO) test -tags bench -run 'TestBench' -v -count=1 -timeout 60m .
 	NORA_META_BENCH_SCALE=1 $(GO) test -run '^$$' -bench '^BenchmarkMetaSize$$' -benchtime 1x -timeout 30m ./storage
 	NORA_GC_BENCH_MANIFESTS=100000 $(GO) test -run '^$$' -bench '^BenchmarkPass$$' -benchtime 1x -timeout 30m ./gc
@@ -63,8 +63,10 @@ fuzz: ## each parser fuzzer (requests, manifests, names, digests, the metadata j
 fmt: ## gofmt every file in place
 	gofmt -w .
 
-vet: ## go vet and a gofmt check
-	$(GO) vet ./... ./.ci/testsummary
+vet: ## go vet, with the bench code, here and for macOS and Windows (where contributors build the tests too), and a gofmt check
+	$(GO) vet -tags bench ./... ./.ci/testsummary
+	GOOS=darwin $(GO) vet -tags bench ./...
+	GOOS=windows $(GO) vet -tags bench ./...
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
 
 clean: ## remove bin/

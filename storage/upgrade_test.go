@@ -143,7 +143,8 @@ func upgradeThenDie(root string) {
 	}
 	convertFile(db, filepath.Join(root, metaFile+".new"), 3, func(n int) {
 		if n == 3 {
-			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			self, _ := os.FindProcess(os.Getpid())
+			self.Kill() // SIGKILL
 			time.Sleep(time.Minute)
 		}
 	})

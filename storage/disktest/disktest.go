@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"syscall"
 	"testing"
 )
 
@@ -49,14 +48,4 @@ func Fill(t testing.TB, path string) {
 	if free := Free(t, path); free > 0 {
 		t.Fatalf("%d bytes still free after filling the disk", free)
 	}
-}
-
-// Free returns the bytes free to write on the filesystem of path.
-func Free(t testing.TB, path string) int64 {
-	t.Helper()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	return int64(st.Bavail) * st.Bsize
 }

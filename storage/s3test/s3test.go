@@ -20,7 +20,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -148,7 +147,7 @@ func (s *Server) Stop() {
 	if s.cmd == nil {
 		return
 	}
-	s.cmd.Process.Signal(syscall.SIGCONT)
+	resume(s.cmd.Process)
 	s.cmd.Process.Kill()
 	s.cmd.Wait()
 	s.cmd = nil
@@ -190,7 +189,7 @@ path_style = true
 // Pause freezes the server (SIGSTOP): connections stay open and nothing
 // answers, as with a server too slow to reply.
 func (s *Server) Pause() {
-	s.cmd.Process.Signal(syscall.SIGSTOP)
+	pause(s.t, s.cmd.Process)
 	// The signal takes effect asynchronously: a request sent before the
 	// server stops would still be answered.
 	stat := fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid)
@@ -207,7 +206,7 @@ func (s *Server) Pause() {
 }
 
 // Resume undoes Pause.
-func (s *Server) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }
+func (s *Server) Resume() { resume(s.cmd.Process) }
 
 // MultipartUploads returns the multipart uploads the bucket holds, as
 // "key upload-id" for versitygw and as the upload's directory for MinIO,

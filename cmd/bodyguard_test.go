@@ -15,9 +15,9 @@ import (
 const testIdle = 200 * time.Millisecond
 
 // guarded serves guardBodies, with idle as its timeout, around a handler
-// that reads the whole body, then waits twice testIdle (as a slow commit to S3 would) and
-// answers 201 with the byte count, or 400 if the read failed; a path of
-// /refuse answers 401 without reading.
+// that reads the whole body, then waits twice testIdle (as a slow commit
+// to S3 would) and answers 201 with the byte count, or 400 if the read
+// failed; a path of /refuse answers 401 without reading.
 func guarded(t *testing.T, idle time.Duration) string {
 	t.Helper()
 	srv := httptest.NewServer(guardBodies(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

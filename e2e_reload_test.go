@@ -102,6 +102,37 @@ func TestE2EReload(t *testing.T) {
 		t.Error("push as bob after he was removed succeeded")
 	}
 	checkSession(t, s, session)
+
+	// log.access applies at once: a request served while it is off
+	// leaves no line, one served after it is back on does.
+	for _, access := range []string{"false", "true"} {
+		f := strings.Replace(string(original), "level = \"info\"\n", "level = \"info\"\naccess = "+access+"\n", 1)
+		if err := os.WriteFile(s.config, []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := cli("reload"); err != nil || strings.Contains(out, "warning") {
+			t.Fatalf("registry reload with log.access = %s: %q, %v; want it applied", access, out, err)
+		}
+		s.do(t, http.MethodGet, "/v2/access-"+access+"/tags/list", nil, nil)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !loggedPath(s, "/v2/access-true/tags/list"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no access line for a request served after log.access was turned back on")
+		}
+	}
+	if loggedPath(s, "/v2/access-false/tags/list") {
+		t.Error("a request served while log.access was off has an access line")
+	}
+}
+
+// loggedPath reports whether the server wrote an access line for path.
+func loggedPath(s *e2eServer, path string) bool {
+	for _, l := range s.logLines() {
+		if l["message"] == "request" && l["path"] == path {
+			return true
+		}
+	}
+	return false
 }
 
 // dashboardLogin logs into the dashboard and returns the session cookie.

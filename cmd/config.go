@@ -82,6 +82,9 @@ type LogConfig struct {
 	// Format is "json", "console", or "auto": console when stderr is a
 	// terminal, JSON otherwise.
 	Format string `toml:"format"`
+	// Access writes an info line per request. Off, only the lines of
+	// requests answered 5xx remain, as warnings.
+	Access bool `toml:"access"`
 }
 
 // MetricsConfig is the [metrics] section: the Prometheus endpoint.
@@ -127,7 +130,7 @@ func DefaultFile() File {
 			MaxConnectionsPerClient: 512,
 		},
 		Storage:   storageDefaults(),
-		Log:       LogConfig{Level: "info", Format: "auto"},
+		Log:       LogConfig{Level: "info", Format: "auto", Access: true},
 		Metrics:   MetricsConfig{Enabled: true, Path: "/metrics"},
 		GC:        gc.DefaultConfig(),
 		RateLimit: auth.DefaultRateLimitConfig(),

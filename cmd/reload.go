@@ -27,10 +27,10 @@ import (
 // A reload re-reads the configuration file of a running server, on SIGHUP
 // or `registry reload`, and applies what can change without a restart:
 // [auth] (users, groups, rules, anonymous rights, OIDC issuers, token
-// lifetimes), [rate_limit], [gc], [retention], log.level, and the TLS
-// certificate and key files, read again. Every other key keeps its
-// running value and is named in a warning. A file that fails the check is
-// refused whole.
+// lifetimes), [rate_limit], [gc], [retention], log.level, log.access, and
+// the TLS certificate and key files, read again. Every other key keeps
+// its running value and is named in a warning. A file that fails the
+// check is refused whole.
 
 // maintenanceSettings are the [gc] and [retention] settings a pass runs
 // with.
@@ -67,12 +67,32 @@ func (m *maintenance) reconfigure(s *maintenanceSettings) {
 
 // levelSampler lets through the events at or above its level: the
 // process logger's level, which a reload changes in every logger derived
-// from it. Events below it are dropped before they are built.
-type levelSampler struct{ level atomic.Int32 }
+// from it. Events below it are dropped before they are built. It also
+// holds log.access, which a reload changes too.
+type levelSampler struct {
+	level  atomic.Int32
+	access atomic.Bool
+}
 
 func (s *levelSampler) Sample(l zerolog.Level) bool { return l >= zerolog.Level(s.level.Load()) }
 
-func (s *levelSampler) set(c LogConfig) { s.level.Store(int32(c.level())) }
+func (s *levelSampler) set(c LogConfig) {
+	s.level.Store(int32(c.level()))
+	s.access.Store(c.Access)
+}
+
+// accessSampler is the access log's: its level's events, while
+// log.access is on.
+type accessSampler struct{ *levelSampler }
+
+func (s accessSampler) Sample(l zerolog.Level) bool {
+	return s.access.Load() && s.levelSampler.Sample(l)
+}
+
+// accessLog returns log, made by liveLevel with s, as the access log.
+func (s *levelSampler) accessLog(log zerolog.Logger) zerolog.Logger {
+	return log.Sample(accessSampler{s})
+}
 
 // liveLevel returns log with its level held by the returned sampler.
 func liveLevel(log zerolog.Logger, c LogConfig) (zerolog.Logger, *levelSampler) {
@@ -277,7 +297,8 @@ func (r *reloader) reload() (restart []string, err error) {
 		r.cur.Server.TLSCert, r.cur.Server.TLSKey = f.Server.TLSCert, f.Server.TLSKey
 	}
 	r.level.set(f.Log)
-	r.cur.Auth, r.cur.RateLimit, r.cur.GC, r.cur.Retention, r.cur.Log.Level = f.Auth, f.RateLimit, f.GC, f.Retention, f.Log.Level
+	r.cur.Auth, r.cur.RateLimit, r.cur.GC, r.cur.Retention = f.Auth, f.RateLimit, f.GC, f.Retention
+	r.cur.Log.Level, r.cur.Log.Access = f.Log.Level, f.Log.Access
 	return restart, nil
 }
 
@@ -331,7 +352,7 @@ func (r *reloader) handler() http.Handler {
 
 // liveKeys are the keys a reload applies; a change anywhere else needs a
 // restart. [auth] is live except turning it on or off.
-var liveKeys = map[string]bool{"auth": true, "rate_limit": true, "gc": true, "retention": true, "log.level": true}
+var liveKeys = map[string]bool{"auth": true, "rate_limit": true, "gc": true, "retention": true, "log.level": true, "log.access": true}
 
 // restartKeys names the keys that differ between the running settings
 // and f and that only a restart applies.

@@ -54,6 +54,24 @@ func TestLiveLevel(t *testing.T) {
 	}
 }
 
+// TestLiveAccess: log.access turns the access log on and off at once,
+// and the access log keeps the process's level.
+func TestLiveAccess(t *testing.T) {
+	var out bytes.Buffer
+	log, level := liveLevel(zerolog.New(&out), LogConfig{Level: "info", Access: false})
+	access := level.accessLog(log)
+	access.Info().Msg("access-off")
+	log.Info().Msg("process")
+	level.set(LogConfig{Level: "info", Access: true})
+	access.Info().Msg("access-on")
+	level.set(LogConfig{Level: "warn", Access: true})
+	access.Info().Msg("access-below")
+	got := out.String()
+	if strings.Contains(got, "access-off") || !strings.Contains(got, "process") || !strings.Contains(got, "access-on") || strings.Contains(got, "access-below") {
+		t.Errorf("log = %q, want the process line and the access line written while access was on at info", got)
+	}
+}
+
 // TestReload: a reload's [gc] settings and interval, retention rules and
 // rate limits apply at once, and a refused file changes nothing.
 func TestReload(t *testing.T) {

@@ -105,7 +105,7 @@ func serve(ctx context.Context, path string, f File, logOut io.Writer) error {
 	defer runBehind(ctx, func(ctx context.Context) {
 		store.KeepCompact(ctx, func(res storage.CompactResult, err error) { logCompaction(log, res, err) })
 	})()
-	opts := []registry.Option{registry.WithLogger(log), registry.WithAudit(audit)}
+	opts := []registry.Option{registry.WithLogger(log), registry.WithAccessLog(level.accessLog(log)), registry.WithAudit(audit)}
 	var reg *prometheus.Registry
 	if f.Metrics.Enabled {
 		if reg, err = newMetricsRegistry(store); err != nil {
@@ -182,7 +182,7 @@ func serve(ctx context.Context, path string, f File, logOut io.Writer) error {
 	// through the server while it holds the store; replicate reads and
 	// writes through the registry API there, which asks for no
 	// credentials: the socket is its owner's alone.
-	admin := withPrefix(withMaintenanceRoutes(robots.AdminHandler(), maint), "/v2/", registry.New(store, registry.WithLogger(log), registry.WithPartialIndexes()))
+	admin := withPrefix(withMaintenanceRoutes(robots.AdminHandler(), maint), "/v2/", registry.New(store, registry.WithLogger(log), registry.WithAccessLog(level.accessLog(log)), registry.WithPartialIndexes()))
 	admin = withPrefix(admin, "/replicate/", replicationStatusHandler(repl))
 	rl := &reloader{path: path, auth: live, maint: maint, cert: cert, level: level, log: log, cur: f}
 	admin = withPrefix(admin, "/reload", rl.handler())

@@ -79,25 +79,32 @@ func (h *handler) observe(next http.Handler) http.Handler {
 			if h.metrics != nil {
 				h.metrics.observe(r.Method, route, status, rw.bytes, received, elapsed)
 			}
-			ev := h.log.Info()
-			if status >= 500 {
+			var ev *zerolog.Event
+			switch {
+			case status >= 500:
 				ev = h.log.Warn()
+			case h.access != nil:
+				ev = h.access.Info()
+			default:
+				ev = h.log.Info()
 			}
-			// The id comes first, where a logger built With it puts it.
-			ev = ev.Str("request_id", id).
-				Str("method", r.Method).
-				Str("route", route).
-				Str("path", path).
-				Int("status", status).
-				Int64("bytes", rw.bytes)
-			if received > 0 {
-				ev = ev.Int64("bytes_received", received)
+			if ev != nil { // nil: the level or WithAccessLog leaves it out
+				// The id comes first, where a logger built With it puts it.
+				ev = ev.Str("request_id", id).
+					Str("method", r.Method).
+					Str("route", route).
+					Str("path", path).
+					Int("status", status).
+					Int64("bytes", rw.bytes)
+				if received > 0 {
+					ev = ev.Int64("bytes_received", received)
+				}
+				logIdentity(ev, rw.id, h.authz == nil).
+					Float64("duration_ms", float64(elapsed.Microseconds())/1000).
+					Str("remote", r.RemoteAddr).
+					Str("user_agent", userAgent(r)).
+					Msg("request")
 			}
-			logIdentity(ev, rw.id, h.authz == nil).
-				Float64("duration_ms", float64(elapsed.Microseconds())/1000).
-				Str("remote", r.RemoteAddr).
-				Str("user_agent", userAgent(r)).
-				Msg("request")
 			if h.audit != nil {
 				h.auditRequest(r, route, status, rw.Header(), rw.id)
 			}

@@ -163,6 +163,37 @@ func TestObserveAccessLog(t *testing.T) {
 	}
 }
 
+// TestObserveAccessLogOff: with the access lines sent to a logger that
+// drops them, a success leaves no line while a 5xx answer is still a
+// warning on the registry's logger.
+func TestObserveAccessLogOff(t *testing.T) {
+	var log, access bytes.Buffer
+	h := &handler{log: zerolog.New(&log)}
+	WithAccessLog(zerolog.New(&access).Level(zerolog.Disabled))(h)
+	srv := h.observe(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/fail" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/v2/", nil))
+	if log.Len() != 0 || access.Len() != 0 {
+		t.Errorf("a 200 with the access log off logged %q and %q, want nothing", log.String(), access.String())
+	}
+	srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/v2/fail", nil))
+	lines := logLines(t, &log)
+	if len(lines) != 1 || lines[0]["level"] != "warn" || lines[0]["status"] != float64(503) {
+		t.Errorf("a 503 with the access log off logged %v, want one warning with status 503", lines)
+	}
+
+	// On, the access logger takes the lines of successes.
+	log.Reset()
+	WithAccessLog(zerolog.New(&access))(h)
+	srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/v2/", nil))
+	if lines := logLines(t, &access); log.Len() != 0 || len(lines) != 1 || lines[0]["status"] != float64(200) {
+		t.Errorf("a 200 logged %q on the registry's logger and %v on the access logger, want one line on the access logger", log.String(), lines)
+	}
+}
+
 // TestObserveImplicitStatus: a handler that answers with headers only, as
 // a successful HEAD does, is logged and counted with the 200 that net/http
 // sends for it.

@@ -13,8 +13,10 @@ import (
 
 // handler serves the OCI distribution API over a Store.
 type handler struct {
-	store   *storage.Store
-	log     zerolog.Logger
+	store *storage.Store
+	log   zerolog.Logger
+	// access logs the lines of requests answered below 500; nil: log.
+	access  *zerolog.Logger
 	metrics *metrics             // nil when metrics are off
 	authz   auth.Authorizer      // nil when the registry is open
 	mirror  *mirror.Mirror       // nil without upstreams
@@ -92,6 +94,13 @@ type Option func(*handler)
 // WithLogger sets the logger for access and error logs. The default
 // discards everything.
 func WithLogger(l zerolog.Logger) Option { return func(h *handler) { h.log = l } }
+
+// WithAccessLog sets the logger of the access lines of requests answered
+// below 500, which are info events; by default they go to WithLogger's.
+// The line of a 5xx answer is a warning on WithLogger's logger whatever
+// this says, so a server that leaves out its access lines (as an SD card
+// or a busy mirror may want) still reports its failures.
+func WithAccessLog(l zerolog.Logger) Option { return func(h *handler) { h.access = &l } }
 
 // WithMetrics registers the registry's Prometheus metrics with reg.
 func WithMetrics(reg prometheus.Registerer) Option {

@@ -461,12 +461,20 @@ var (
 // pins this much each, not a whole copy buffer.
 const waitBufferSize = 16 << 10
 
+// pageSize is the unit in which the kernel caches a file: a write that
+// starts or ends inside a page it has not cached has that page's other
+// bytes zeroed first.
+const pageSize = 4 << 10
+
 // copyHashed copies r to w and h through pooled buffers, so memory per
 // upload is fixed whatever the blob size. Each round waits for bytes with
 // a small buffer and takes the large one only when that read comes back
-// full, as it does while bytes flow. Any read error but io.EOF,
-// io.ErrUnexpectedEOF from a truncated body included, is returned with the
-// count of bytes copied before it.
+// full, as it does while bytes flow. A large buffer is filled to end on a
+// page boundary of what this call has written: the first read of a body
+// returns what arrived with the request's headers, a few KB, and every
+// large write after it would otherwise straddle pages. Any read error but
+// io.EOF, io.ErrUnexpectedEOF from a truncated body included, is returned
+// with the count of bytes copied before it.
 func copyHashed(w io.Writer, h hash.Hash, r io.Reader) (int64, error) {
 	var n int64
 	for {
@@ -475,7 +483,7 @@ func copyHashed(w io.Writer, h hash.Hash, r io.Reader) (int64, error) {
 		bp, buf := wp, *wp
 		if k == len(buf) && rerr == nil {
 			bp = copyBuffers.Get().(*[]byte)
-			buf = *bp
+			buf = (*bp)[:len(*bp)-int(n%pageSize)]
 			copy(buf, (*wp)[:k])
 			waitBuffers.Put(wp)
 			for k < len(buf) && rerr == nil {

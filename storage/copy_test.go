@@ -80,7 +80,7 @@ func TestCopyHashedAlignsWrites(t *testing.T) {
 		t.Fatalf("copyHashed wrote up to %v, want a first write of %d bytes and more after it", w.ends, first)
 	}
 	for _, end := range w.ends[1 : len(w.ends)-1] {
-		if end%pageSize != 0 {
+		if end%writeAlign != 0 {
 			t.Errorf("copyHashed wrote up to %v: %d is not on a page boundary", w.ends, end)
 		}
 	}

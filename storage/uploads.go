@@ -461,10 +461,10 @@ var (
 // pins this much each, not a whole copy buffer.
 const waitBufferSize = 16 << 10
 
-// pageSize is the unit in which the kernel caches a file: a write that
-// starts or ends inside a page it has not cached has that page's other
-// bytes zeroed first.
-const pageSize = 4 << 10
+// writeAlign is the size of the pages in which the kernel caches a file:
+// a write that starts or ends inside a page it has not cached has that
+// page's other bytes zeroed first.
+const writeAlign = 4 << 10
 
 // copyHashed copies r to w and h through pooled buffers, so memory per
 // upload is fixed whatever the blob size. Each round waits for bytes with
@@ -483,7 +483,7 @@ func copyHashed(w io.Writer, h hash.Hash, r io.Reader) (int64, error) {
 		bp, buf := wp, *wp
 		if k == len(buf) && rerr == nil {
 			bp = copyBuffers.Get().(*[]byte)
-			buf = (*bp)[:len(*bp)-int(n%pageSize)]
+			buf = (*bp)[:len(*bp)-int(n%writeAlign)]
 			copy(buf, (*wp)[:k])
 			waitBuffers.Put(wp)
 			for k < len(buf) && rerr == nil {

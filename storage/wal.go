@@ -16,19 +16,21 @@ import (
 // meta page, each synced so the meta page never reaches the disk before
 // the pages it names).
 //
-// bbolt runs without syncing. Every byte a commit writes to metadata.db,
-// pages and meta page, is also appended to the journal as one record,
-// and the commit is answered once that record is synced. A checkpoint
-// syncs metadata.db and starts the journal afresh. After a power loss,
-// metadata.db holds the last checkpoint's state plus any mix of the
-// unsynced writes made since, torn or not; recovery (before bbolt opens
-// the file) writes every logged record again, in order, and puts the last
-// logged meta page in both meta slots, so a meta page a commit wrote but
-// never logged (it was not answered) cannot name pages that are missing.
+// bbolt runs without syncing. What a commit writes to metadata.db, pages
+// and meta page, is also appended to the journal as one record (of each
+// page, the bytes bbolt reads: pageUsed in walpage.go), and the commit is
+// answered once that record is synced. A checkpoint syncs metadata.db
+// and starts the journal afresh. After a power loss, metadata.db holds
+// the last checkpoint's state plus any mix of the unsynced writes made
+// since, torn or not; recovery (before bbolt opens the file) writes every
+// logged record again, in order, and puts the last logged meta page in
+// both meta slots, so a meta page a commit wrote but never logged (it was
+// not answered) cannot name pages that are missing.
 // Pages a commit writes were free in the state before it, so the unlogged
 // commit's pages harm nothing, and every page the logged state uses holds
 // either its checkpoint bytes (never written since, and synced) or its
-// last logged bytes (written again by recovery).
+// last logged bytes (written again by recovery; the rest of such a page,
+// whatever a torn write left there, bbolt never reads).
 //
 // Layout: two header slots of walSlot bytes, then records. A header holds
 // a sequence number (the higher valid one counts), a random epoch and the

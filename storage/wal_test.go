@@ -106,11 +106,18 @@ func TestJournalPowerLoss(t *testing.T) {
 		cut := rng.IntN(len(events) + 1)
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, legacyFile), stub, 0o600)
+		lost := map[string][]byte{}
 		for f, b := range base {
 			b = powerLoss(b, events[:cut], f, rng)
 			if f == metaFile && int64(len(b)) < fi.Size() {
 				b = append(b, make([]byte, fi.Size()-int64(len(b)))...) // growth is synced
 			}
+			lost[f] = b
+		}
+		if trial%2 == 1 {
+			scribbleTails(lost[metaFile], lost[walFile])
+		}
+		for f, b := range lost {
 			if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -155,6 +162,22 @@ func powerLoss(b []byte, events []walEvent, f string, rng *rand.Rand) []byte {
 		}
 	}
 	return b
+}
+
+// scribbleTails fills the rest of each page the journal wal logs part of,
+// in the metadata file meta, with bytes bbolt never wrote: what a torn
+// write can leave in the part of a page that recovery does not write.
+func scribbleTails(meta, wal []byte) {
+	h, ok := readWALHeader(wal)
+	if !ok {
+		return
+	}
+	walRecords(wal, h.epoch, h.pageSize, func(off int64, data []byte) {
+		end := int(off) + len(data)
+		for i := end; i < len(meta) && i%h.pageSize != 0; i++ {
+			meta[i] = 0xa5
+		}
+	})
 }
 
 // checkAnswered checks that s is consistent and that every tag whose

@@ -86,6 +86,8 @@ func (j *journal) capture(b []byte, off int64) {
 	if isMetaWrite(off, len(b), j.pageSize) {
 		b = b[:walMetaLen]
 		j.meta = append(j.meta[:0], b...)
+	} else {
+		b = b[:pageUsed(b, j.pageSize)]
 	}
 	if j.over {
 		return

@@ -16,6 +16,9 @@ import (
 // directory. Move is a rename, so a blob appears whole or not at all.
 type Filesystem struct {
 	root string
+	// keepsRename: a new file's first fsync after its rename makes its
+	// new name durable (syncKeepsRename).
+	keepsRename bool
 }
 
 // NewFilesystem returns a Filesystem driver rooted at dir, creating it.
@@ -27,7 +30,7 @@ func NewFilesystem(dir string) (*Filesystem, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage.root: %w", err)
 	}
-	return &Filesystem{root: abs}, nil
+	return &Filesystem{root: abs, keepsRename: syncKeepsRename(abs)}, nil
 }
 
 // path maps key to a file under root. Cleaning key as an absolute path
@@ -151,6 +154,7 @@ func (f *Filesystem) Move(_ context.Context, from, to string) error {
 // new name durable to the caller.
 type unsyncedMover interface {
 	moveUnsynced(from, to string) (dirs []string, err error)
+	moveBeforeSync(from, to string) (dirs []string, err error)
 }
 
 // moveUnsynced is Move but for the last step: the new name survives a
@@ -165,6 +169,20 @@ func (f *Filesystem) moveUnsynced(from, to string) (dirs []string, err error) {
 		return nil, full(notFound(err))
 	}
 	return append(made, filepath.Dir(dst)), nil
+}
+
+// moveBeforeSync is moveUnsynced for a file created since its last fsync
+// that the caller fsyncs after the move. Where that fsync makes the new
+// name durable (ext4, XFS: syncKeepsRename), the directory the file lands
+// in is left out of dirs, and with it a disk cache flush per blob. A move
+// that made directories names them all, as moveUnsynced does: a new
+// directory's own name is made durable by the sync of its parent.
+func (f *Filesystem) moveBeforeSync(from, to string) (dirs []string, err error) {
+	dirs, err = f.moveUnsynced(from, to)
+	if err != nil || !f.keepsRename || len(dirs) > 1 {
+		return dirs, err
+	}
+	return nil, nil
 }
 
 // inDir runs op, which creates the file at path, and when op fails because

@@ -98,9 +98,9 @@ func (s *Store) PutBlobTap(ctx context.Context, repo string, d digest.Digest, si
 
 // placeBlob is commitBlob for the n verified bytes that w, still open,
 // wrote at uploads/id: it moves them to blob d's key before it syncs them,
-// so that on a journaling filesystem (ext4 with its journal, XFS) the
-// file's sync makes the new name durable too, and the directory's sync,
-// still made before the record commits, has nothing left to write. Until
+// so that on ext4 and XFS the file's sync makes the new name durable too,
+// and the directory needs no sync of its own (moveBeforeSync); elsewhere
+// the directory is synced before the record commits. Until
 // that commit no record names the file, and lockBlob(d), held throughout,
 // keeps another upload of d from replacing it: a crash leaves at most an
 // orphan, which GC removes.
@@ -111,7 +111,7 @@ func (s *Store) placeBlob(ctx context.Context, m unsyncedMover, w Writer, repo, 
 		s.blobs.Delete(ctx, uploadKey(id))
 		return s.recordBlob(repo, id, d, n, "", false)
 	}
-	dirs, err := m.moveUnsynced(uploadKey(id), blobKey(d))
+	dirs, err := m.moveBeforeSync(uploadKey(id), blobKey(d))
 	if err != nil {
 		s.blobs.Delete(ctx, uploadKey(id))
 		return BlobInfo{}, err

@@ -1,7 +1,8 @@
-// Package disktest gives tests a small real filesystem to fill: a tmpfs
-// mounted for the test. Mounting needs root and mount(8); without them a
-// test is skipped with a message saying so, except under CI=true as root,
-// where it fails.
+// Package disktest gives tests small real filesystems: a tmpfs to fill,
+// and a filesystem made on a loop device whose state a power cut would
+// leave can be mounted beside it (image.go). Mounting needs root and
+// mount(8); without them a test is skipped with a message saying so,
+// except under CI=true as root, where it fails.
 package disktest
 
 import (

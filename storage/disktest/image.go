@@ -8,11 +8,12 @@ import (
 )
 
 // MountImage makes a filesystem of type fstype (mkfs.fstype with
-// mkfsArgs) in a sparse file of size bytes, mounts it with a loop device,
-// and returns the mount directory and the file, the device's image. It
-// unmounts it when the test ends. Without root, mount(8) or the mkfs, it
-// skips the test, except under CI=true as root, where it fails.
-func MountImage(t testing.TB, fstype string, size int64, mkfsArgs ...string) (dir, image string) {
+// mkfsArgs) in a sparse file of size bytes, mounts it with a loop device
+// and mount options opts (may be empty), and returns the mount directory
+// and the file, the device's image. It unmounts it when the test ends.
+// Without root, mount(8) or the mkfs, it skips the test, except under
+// CI=true as root, where it fails.
+func MountImage(t testing.TB, fstype string, size int64, opts string, mkfsArgs ...string) (dir, image string) {
 	t.Helper()
 	base := t.TempDir()
 	image, dir = filepath.Join(base, fstype+".img"), filepath.Join(base, "mnt")
@@ -30,7 +31,10 @@ func MountImage(t testing.TB, fstype string, size int64, mkfsArgs ...string) (di
 	if out, err := exec.Command("mkfs."+fstype, append(mkfsArgs, image)...).CombinedOutput(); err != nil {
 		need(t, "mkfs."+fstype, err, out)
 	}
-	mount(t, image, dir, "loop")
+	if opts != "" {
+		opts = "," + opts
+	}
+	mount(t, image, dir, "loop"+opts)
 	return dir, image
 }
 

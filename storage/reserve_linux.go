@@ -24,5 +24,5 @@ func freeSpace(path string) (int64, bool) {
 	if err := unix.Statfs(path, &st); err != nil {
 		return 0, false
 	}
-	return int64(st.Bavail) * st.Bsize, true
+	return int64(st.Bavail) * int64(st.Bsize), true
 }

@@ -41,18 +41,18 @@ func pageUsed(b []byte, pageSize int) int {
 		for i := range count {
 			at := pageHeader + i*pageElement
 			e := b[at : at+pageElement]
-			var end int
+			// In 64 bits, so that no sum of 32-bit fields wraps on a
+			// 32-bit machine.
+			end := uint64(at)
 			if flags == leafPageFlag {
-				pos, ksize, vsize := binary.NativeEndian.Uint32(e[4:]), binary.NativeEndian.Uint32(e[8:]), binary.NativeEndian.Uint32(e[12:])
-				end = at + int(pos) + int(ksize) + int(vsize)
+				end += uint64(binary.NativeEndian.Uint32(e[4:])) + uint64(binary.NativeEndian.Uint32(e[8:])) + uint64(binary.NativeEndian.Uint32(e[12:]))
 			} else {
-				pos, ksize := binary.NativeEndian.Uint32(e), binary.NativeEndian.Uint32(e[4:])
-				end = at + int(pos) + int(ksize)
+				end += uint64(binary.NativeEndian.Uint32(e)) + uint64(binary.NativeEndian.Uint32(e[4:]))
 			}
-			if end < at || end > len(b) {
+			if end > uint64(len(b)) {
 				return len(b)
 			}
-			used = max(used, end)
+			used = max(used, int(end))
 		}
 	case freelistPageFlag:
 		n := count

@@ -116,6 +116,10 @@ type e2eServer struct {
 	err  error // cmd.Wait's result once done is closed
 
 	s3 *s3test.Server // the blob store, under NORA_E2E_STORAGE=s3
+
+	// exe runs the binary, before "serve --config …": registryBin, or
+	// another build under an emulator (TestE2EArmv7). Set before start.
+	exe []string
 }
 
 // e2eStorage is the blob backend the end-to-end tests run on:
@@ -150,13 +154,20 @@ func startServerConfig(t *testing.T, server, extra string) *e2eServer {
 // directory in dir.
 func startServerIn(t *testing.T, dir, server, extra string) *e2eServer {
 	t.Helper()
+	return startServerExe(t, dir, server, extra, nil)
+}
+
+// startServerExe is startServerIn with the command that runs the binary
+// (nil: registryBin).
+func startServerExe(t *testing.T, dir, server, extra string, exe []string) *e2eServer {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
 	if buildErr != nil {
 		t.Fatalf("building the registry binary: %v", buildErr)
 	}
-	s := &e2eServer{t: t, dataDir: filepath.Join(dir, "data"), config: filepath.Join(dir, "nora.toml")}
+	s := &e2eServer{t: t, dataDir: filepath.Join(dir, "data"), config: filepath.Join(dir, "nora.toml"), exe: exe}
 	store := fmt.Sprintf("[storage]\ndriver = \"filesystem\"\nroot = %q\n", s.dataDir)
 	if e2eStorage() == "s3" {
 		s.s3 = s3test.Start(t)
@@ -196,14 +207,18 @@ func (s *e2eServer) running() bool {
 func (s *e2eServer) start() {
 	t := s.t
 	t.Helper()
-	cmd := exec.Command(registryBin, "serve", "--config", s.config)
+	exe := s.exe
+	if exe == nil {
+		exe = []string{registryBin}
+	}
+	cmd := exec.Command(exe[0], append(exe[1:], "serve", "--config", s.config)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd.Stdout = io.Discard
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s serve = %v", registryBin, err)
+		t.Fatalf("start %s serve = %v", strings.Join(exe, " "), err)
 	}
 	done := make(chan struct{})
 	addrc := make(chan string, 1)

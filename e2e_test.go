@@ -38,6 +38,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/nora-registry/nora/storage"
 	"github.com/nora-registry/nora/storage/s3test"
 )
 
@@ -181,7 +182,9 @@ format = "json"
 level = "info"
 
 ` + store + extra
-	if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {
+	// Durable, as a configuration file written long before the server
+	// started is (TestE2EPowerLoss).
+	if err := storage.WriteFileDurable(s.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

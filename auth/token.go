@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/nora-registry/nora/storage"
 )
 
 // access is one entry of a token's access claim (distribution token spec).
@@ -77,6 +79,11 @@ func loadSigner(dir string) (*signer, error) {
 	path := filepath.Join(dir, "token.key")
 	data, err := os.ReadFile(path)
 	var key *ecdsa.PrivateKey
+	if err == nil && len(data) == 0 {
+		// Left empty by a power cut under a release that wrote the key
+		// without syncing it: no token it signed outlived it.
+		err = os.ErrNotExist
+	}
 	switch {
 	case err == nil:
 		block, _ := pem.Decode(data)
@@ -94,7 +101,7 @@ func loadSigner(dir string) (*signer, error) {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		if err := storage.WriteFileDurable(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 			return nil, err
 		}
 	default:

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nora-registry/nora/auth"
+	"github.com/nora-registry/nora/storage"
 )
 
 // cookieName is the session cookie.
@@ -64,17 +65,20 @@ func loadKey(path string) ([]byte, error) {
 	switch {
 	case err == nil && len(key) == 32:
 		return key, nil
-	case err == nil:
+	case err == nil && len(key) > 0:
 		return nil, fmt.Errorf("%s: want 32 bytes, found %d", path, len(key))
-	case !errors.Is(err, os.ErrNotExist):
+	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return nil, err
 	}
+	// Missing, or empty: a release before the key was written durably
+	// could leave it so after a power cut, and no session could have
+	// outlived that key.
 	key = make([]byte, 32)
 	rand.Read(key)
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(path, key, 0o600); err != nil {
+	if err := storage.WriteFileDurable(path, key, 0o600); err != nil {
 		return nil, err
 	}
 	return key, nil
@@ -173,11 +177,8 @@ func (s *sessions) revoke(se *session) error {
 		}
 		fmt.Fprintf(&b, "%s %d\n", id, exp)
 	}
-	tmp := s.logout + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, s.logout)
+	// A logout survives a power cut: the session stays revoked.
+	return storage.WriteFileDurable(s.logout, []byte(b.String()), 0o600)
 }
 
 func (s *sessions) loadRevoked() error {

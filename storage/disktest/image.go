@@ -47,6 +47,17 @@ func MountImage(t testing.TB, fstype string, size int64, opts string, mkfsArgs .
 // the copy is made.
 func Snapshot(t testing.TB, image string) string {
 	t.Helper()
+	dir := SnapshotWritable(t, image)
+	if out, err := exec.Command("mount", "-o", "remount,ro", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remounting %s read-only: %v: %s", dir, err, out)
+	}
+	return dir
+}
+
+// SnapshotWritable is Snapshot mounted read-write, for a program to start
+// on as it would after the power came back.
+func SnapshotWritable(t testing.TB, image string) string {
+	t.Helper()
 	base := t.TempDir()
 	snap, dir := filepath.Join(base, "snap.img"), filepath.Join(base, "mnt")
 	if err := os.Mkdir(dir, 0o750); err != nil {
@@ -61,9 +72,6 @@ func Snapshot(t testing.TB, image string) string {
 		opts += ",nouuid"
 	}
 	mount(t, snap, dir, opts)
-	if out, err := exec.Command("mount", "-o", "remount,ro", dir).CombinedOutput(); err != nil {
-		t.Fatalf("remounting %s read-only: %v: %s", dir, err, out)
-	}
 	return dir
 }
 

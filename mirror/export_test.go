@@ -1,6 +1,11 @@
 package mirror
 
-import "time"
+import (
+	"context"
+	"time"
+
+	"github.com/nora-registry/nora/storage"
+)
 
 // SetEvictAfter sets how recently used an image must be to be safe from
 // eviction in Mirrors made after it, and returns the function that restores it.
@@ -22,4 +27,11 @@ func (m *Mirror) Settle() {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// FetchManifestAfterMiss is Manifest for a client whose look in the cache
+// found no ref, made before another client's fetch of ref ended.
+func (m *Mirror) FetchManifestAfterMiss(ctx context.Context, rt Route, ref string) (storage.Manifest, error) {
+	man, _, err := m.fetchManifest(ctx, rt, ref, storage.Manifest{}, storage.ErrManifestNotFound)
+	return man, err
 }

@@ -116,6 +116,15 @@ func (m *Mirror) Manifest(ctx context.Context, rt Route, ref string) (man storag
 		m.count(rt, resultHit)
 		return cached, false, nil
 	}
+	return m.fetchManifest(ctx, rt, ref, cached, cerr)
+}
+
+// fetchManifest is Manifest once the cache's answer, cached or cerr, did
+// not serve ref: one flight per reference asks upstream. The flight looks
+// in the cache again first: a flight for ref that ended after that answer
+// was read may have brought it in, and asking upstream again would be a
+// second fetch of one manifest by clients that came together.
+func (m *Mirror) fetchManifest(ctx context.Context, rt Route, ref string, cached storage.Manifest, cerr error) (man storage.Manifest, stale bool, err error) {
 	key := rt.Local + ":" + ref
 	if cerr == nil && m.failedRecently(key, rt.Upstream) {
 		m.count(rt, resultStale)
@@ -127,6 +136,9 @@ func (m *Mirror) Manifest(ctx context.Context, rt Route, ref string) (man storag
 		have, timeout = cached.Digest, rt.Upstream.revalidateTimeout()
 	}
 	result, leader, err := m.flights.do("manifest "+key, func() (string, error) {
+		if _, err := m.store.StatManifest(ctx, rt.Local, ref); err == nil && (isDigest(ref) || m.fresh(ctx, rt, ref)) {
+			return resultHit, nil
+		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
 		return m.refresh(fctx, rt, ref, have)

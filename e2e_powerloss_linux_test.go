@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -140,17 +138,16 @@ func postImage(base, repo, tag string) (postedImage, error) {
 	img := postedImage{repo: repo, tag: tag, blobs: map[string][]byte{}}
 	layer := make([]byte, 32<<10)
 	rand.Read(layer)
-	digestOf := func(b []byte) string { s := sha256.Sum256(b); return "sha256:" + hex.EncodeToString(s[:]) }
-	config := fmt.Appendf(nil, `{"architecture":"arm","os":"linux","rootfs":{"type":"layers","diff_ids":[%q]}}`, digestOf(layer))
+	config := fmt.Appendf(nil, `{"architecture":"arm","os":"linux","rootfs":{"type":"layers","diff_ids":[%q]}}`, sha256of(layer))
 	for _, b := range [][]byte{layer, config} {
-		d := digestOf(b)
+		d := sha256of(b)
 		if err := send(http.MethodPost, base+"/v2/"+repo+"/blobs/uploads/?digest="+d, "application/octet-stream", b, http.StatusCreated); err != nil {
 			return img, err
 		}
 		img.blobs[d] = b
 	}
 	img.manifest = fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`,
-		digestOf(config), len(config), digestOf(layer), len(layer))
+		sha256of(config), len(config), sha256of(layer), len(layer))
 	return img, send(http.MethodPut, base+"/v2/"+repo+"/manifests/"+tag, "application/vnd.oci.image.manifest.v1+json", img.manifest, http.StatusCreated)
 }
 

@@ -79,13 +79,8 @@ func loadSigner(dir string) (*signer, error) {
 	path := filepath.Join(dir, "token.key")
 	data, err := os.ReadFile(path)
 	var key *ecdsa.PrivateKey
-	if err == nil && len(data) == 0 {
-		// Left empty by a power cut under a release that wrote the key
-		// without syncing it: no token it signed outlived it.
-		err = os.ErrNotExist
-	}
 	switch {
-	case err == nil:
+	case err == nil && len(data) > 0:
 		block, _ := pem.Decode(data)
 		if block == nil {
 			return nil, fmt.Errorf("%s: not a PEM key", path)
@@ -93,7 +88,10 @@ func loadSigner(dir string) (*signer, error) {
 		if key, err = x509.ParseECPrivateKey(block.Bytes); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, os.ErrNotExist), err == nil:
+		// Missing, or empty: a release that wrote the key without syncing
+		// it could leave it so after a power cut, and no token it signed
+		// outlived it.
 		if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
 			return nil, err
 		}

@@ -241,25 +241,9 @@ func convertLegacy(root, release string, open func(path string) (*bolt.DB, error
 // either file whole.
 func writeStub(root, release string, converted bool) error {
 	legacy := filepath.Join(root, legacyFile)
-	f, err := os.CreateTemp(root, legacyFile+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(stubText(release, converted, time.Now()))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), legacy)
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := WriteFileDurable(legacy, []byte(stubText(release, converted, time.Now())), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", legacy, err)
 	}
-	syncDir(root)
 	return nil
 }
 

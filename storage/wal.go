@@ -37,8 +37,9 @@ import (
 // checkpoint's meta page. A record is its epoch, its length and a CRC,
 // then (offset, length, bytes) entries; reading stops at the first record
 // that is torn or of another epoch, so records left from an earlier epoch
-// are never replayed. An empty journal holds nothing: recovery and a
-// clean close leave it so.
+// are never replayed; the file grows in steps of walGrow, the zeros after
+// the last record ending it as any record of another epoch would. An
+// empty journal holds nothing: recovery and a clean close leave it so.
 const (
 	walFile      = "metadata.wal"
 	walMagic     = "nora-wal"
@@ -58,7 +59,17 @@ const (
 	// walMaxRecord bounds the copy a commit keeps of its writes; a larger
 	// commit (a GC pass's deletions) checkpoints instead of logging.
 	walMaxRecord = 16 << 20
+	// walGrow is the step in which the journal file grows: a record that
+	// reaches past its end is followed by zeros up to the next multiple,
+	// so the records after it overwrite blocks already written, and their
+	// sync writes data only. A sync that also writes the file's new size
+	// and blocks costs twice as much on ext4 (tag pushes: 228 µs against
+	// 110 µs per sync on this project's test machine).
+	walGrow = 1 << 20
 )
+
+// walZeros is what grow writes, a piece at a time.
+var walZeros [64 << 10]byte
 
 var walCRC = crc32.MakeTable(crc32.Castagnoli)
 
@@ -71,6 +82,7 @@ type journal struct {
 	seq      uint64 // of the header in force
 	epoch    uint64
 	end      int64  // where the next record goes
+	size     int64  // of the file: records before it overwrite written blocks
 	limit    int64  // journal size past which a commit checkpoints
 	meta     []byte // the meta page of the last commit
 	rec      []byte // the commit being captured: record header, then entries

@@ -392,3 +392,38 @@ func TestJournalLetsGoOfLargeRecords(t *testing.T) {
 		t.Errorf("after a %d-entry audit batch the journal holds %d bytes, want at most %d", len(entries), c, walKeepRecord)
 	}
 }
+
+// TestJournalGrowsInSteps: a fresh journal grows walGrow bytes at a time,
+// so most commits' records overwrite blocks the file already has and
+// their sync writes no new size; and a copy taken with the journal grown
+// past its last record (the zeros after it) recovers every tag.
+func TestJournalGrowsInSteps(t *testing.T) {
+	root := t.TempDir()
+	s := openAt(t, root)
+	defer s.Close()
+	m := testManifest("one")
+	sizes := map[int64]bool{}
+	var tags []string
+	for i := range 300 {
+		tag := fmt.Sprintf("v%03d", i)
+		putManifest(t, s, "app", m, tag)
+		tags = append(tags, tag)
+		fi, err := os.Stat(filepath.Join(root, walFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes[fi.Size()] = true
+	}
+	s.commit.walMu.Lock()
+	end := s.commit.wal.end
+	s.commit.walMu.Unlock()
+	if want := end/walGrow + 1; int64(len(sizes)) > want {
+		t.Errorf("the journal took %d sizes over 300 commits (%d bytes of records), want at most %d", len(sizes), end, want)
+	}
+	crashed := openAt(t, copyFiles(t, root, t.TempDir()))
+	defer crashed.Close()
+	got, _, err := crashed.Tags(t.Context(), "app", "", len(tags)+1)
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(tags) {
+		t.Errorf("after the crash, %d tags (%v); want the %d answered", len(got), err, len(tags))
+	}
+}

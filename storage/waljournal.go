@@ -35,6 +35,11 @@ func openJournal(db *bolt.DB, f *os.File, path string) (*journal, error) {
 	if got, ok := metaTxid(j.meta); !ok || got != txid {
 		return nil, fmt.Errorf("%s: meta page %d does not hold transaction %d", path, txid%2, txid)
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	j.size = fi.Size()
 	if !hookWrites(db, j.capture) {
 		return nil, nil
 	}
@@ -154,6 +159,7 @@ func (j *journal) commit() error {
 		binary.LittleEndian.PutUint32(h[8:], uint32(len(j.rec)-walRecHeader))
 		binary.LittleEndian.PutUint32(h[12:], crc32.Update(crc32.Checksum(h[:12], walCRC), walCRC, j.rec[walRecHeader:]))
 		if err = j.write(j.rec, j.end); err == nil {
+			j.grow(j.end + int64(len(j.rec)))
 			err = j.sync()
 		}
 		if err == nil {
@@ -170,6 +176,26 @@ func (j *journal) commit() error {
 		return errors.Join(err, cerr)
 	}
 	return nil
+}
+
+// grow writes zeros from end, the end of a record reaching past the
+// file's, to the next multiple of walGrow, synced with the record. The
+// zeros are no record (of no epoch), so recovery stops at them as at any
+// end. A failure (a full disk) leaves the file to grow with the next
+// record: the record itself is written.
+func (j *journal) grow(end int64) {
+	if end <= j.size {
+		return
+	}
+	to := (end + walGrow - 1) / walGrow * walGrow
+	for off := end; off < to; {
+		n := min(to-off, int64(len(walZeros)))
+		if err := j.write(walZeros[:n], off); err != nil {
+			return
+		}
+		off += n
+	}
+	j.size = to
 }
 
 // checkpoint makes every commit so far durable in the metadata file and
@@ -201,6 +227,7 @@ func (j *journal) drain() error {
 		if err := j.f.Truncate(0); err != nil {
 			return err
 		}
+		j.size = 0
 		if err := j.sync(); err != nil {
 			return err
 		}

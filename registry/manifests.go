@@ -16,7 +16,11 @@ import (
 // getManifest serves GET and HEAD by tag or digest.
 // https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests
 func (h *handler) getManifest(w http.ResponseWriter, r *http.Request) error {
-	name, ref := r.PathValue("name"), r.PathValue("reference")
+	return h.serveManifest(w, r, r.PathValue("name"), r.PathValue("reference"))
+}
+
+// serveManifest is getManifest for the manifest ref of repository name.
+func (h *handler) serveManifest(w http.ResponseWriter, r *http.Request, name, ref string) error {
 	var m storage.Manifest
 	var err error
 	rt, mirrored := mirrorRoute(r)

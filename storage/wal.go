@@ -63,9 +63,8 @@ const (
 	// reaches past its end is followed by zeros up to the next multiple,
 	// so the records after it overwrite blocks already written, and their
 	// sync writes data only. A sync that also writes the file's new size
-	// and blocks costs twice as much: 228 µs against 110 µs per 6.5 KB
-	// record, a tag push's, on the ext4 (without a journal) of the VM the
-	// README's figures come from.
+	// and blocks costs about twice as much on ext4, with or without its
+	// journal, and XFS (see the README's performance notes).
 	walGrow = 1 << 20
 )
 

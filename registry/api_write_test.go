@@ -103,6 +103,11 @@ func TestAPIManifestWrites(t *testing.T) {
 		{name: "missing child", method: "PUT", path: "/v2/team/app/manifests/bad", header: map[string]string{"Content-Type": ociIndex}, body: childless, wantStatus: 404, wantCode: "MANIFEST_BLOB_UNKNOWN"},
 		{name: "foreign layer without blob", method: "PUT", path: "/v2/team/app/manifests/foreign", header: ct, body: foreign, wantStatus: 201},
 		{name: "dangling subject", method: "PUT", path: "/v2/team/app/manifests/dangling", header: ct, body: danglingSubject, wantStatus: 201, wantHeader: map[string]string{"OCI-Subject": string(missing)}},
+		// The same bytes again, as a client pushes a further tag: answered
+		// from what the store holds (the subject too), not parsed again.
+		{name: "dangling subject pushed again", method: "PUT", path: "/v2/team/app/manifests/dangling2?tag=dangling3", header: ct, body: danglingSubject, wantStatus: 201,
+			wantHeader: map[string]string{"OCI-Subject": string(missing), "OCI-Tag": "dangling3", "Docker-Content-Digest": string(digest.FromString(danglingSubject))}},
+		{name: "pushed again, tagged", method: "HEAD", path: "/v2/team/app/manifests/dangling3", wantStatus: 200, wantHeader: map[string]string{"Docker-Content-Digest": string(digest.FromString(danglingSubject))}},
 		{name: "referrers of missing subject", method: "GET", path: "/v2/team/app/referrers/" + string(missing), wantStatus: 200},
 		{name: "malformed json", method: "PUT", path: "/v2/team/app/manifests/bad", header: ct, body: `{"schemaVersion":2,`, wantStatus: 400, wantCode: "MANIFEST_INVALID"},
 		{name: "not an object", method: "PUT", path: "/v2/team/app/manifests/bad", header: ct, body: `[]`, wantStatus: 400, wantCode: "MANIFEST_INVALID"},

@@ -127,24 +127,21 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	want, tags, tagErr := pushTags(r, ref)
+	d := manifestDigest(body, want)
+	if tagErr == nil && (want == "" || d == want) {
+		if done, err := h.putHeldManifest(w, r, name, ref, d, tags); done {
+			return err
+		}
+	}
 	m, err := parseManifest(r.Header.Get("Content-Type"), body)
 	if err != nil {
 		return err
 	}
-	var want digest.Digest
-	var tags []string
-	if strings.ContainsRune(ref, ':') {
-		want = digest.Digest(ref)
-	} else {
-		tags = append(tags, ref)
+	if tagErr != nil {
+		return tagErr
 	}
-	for _, t := range r.URL.Query()["tag"] {
-		if !validTag(t) {
-			return apiError(CodeTagInvalid, "invalid tag "+quote(t))
-		}
-		tags = append(tags, t)
-	}
-	m.Digest = manifestDigest(body, want)
+	m.Digest = d
 	if want != "" && m.Digest != want {
 		return apiError(CodeDigestInvalid, "manifest digest is "+string(m.Digest)+", not "+string(want))
 	}
@@ -156,11 +153,60 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request) error {
 	if err := put(r.Context(), name, m, tags); err != nil {
 		return err
 	}
+	writePushed(w, name, ref, m.Digest, m.Subject, tags)
+	return nil
+}
+
+// putHeldManifest answers the push of manifest d, with valid tags, that
+// repository name already holds, as clients send for every further tag
+// of an image, without parsing it again: its bytes were parsed when
+// first stored, and with a Content-Type equal to the media type that
+// parse gave, a parse now would give the same manifest. The store
+// records the push and the tags, checking references as for any push.
+// It reports false, having written nothing, for another Content-Type or
+// a manifest the repository lacks, which the full path then answers.
+func (h *handler) putHeldManifest(w http.ResponseWriter, r *http.Request, name, ref string, d digest.Digest, tags []string) (bool, error) {
+	mt := r.Header.Get("Content-Type")
+	if _, known := manifestKinds[mt]; !known || h.partial {
+		return false, nil
+	}
+	subject, err := h.store.RetagManifest(r.Context(), name, d, mt, tags)
+	switch {
+	case errors.Is(err, storage.ErrManifestNotFound):
+		return false, nil
+	case err != nil:
+		return true, err
+	}
+	writePushed(w, name, ref, d, subject, tags)
+	return true, nil
+}
+
+// pushTags returns what a manifest PUT to reference ref names: the
+// digest the manifest must have, if ref is one, and the tags to point at
+// it, ref's and those of ?tag= parameters.
+func pushTags(r *http.Request, ref string) (want digest.Digest, tags []string, err error) {
+	if strings.ContainsRune(ref, ':') {
+		want = digest.Digest(ref)
+	} else {
+		tags = append(tags, ref)
+	}
+	for _, t := range r.URL.Query()["tag"] {
+		if !validTag(t) {
+			return "", nil, apiError(CodeTagInvalid, "invalid tag "+quote(t))
+		}
+		tags = append(tags, t)
+	}
+	return want, tags, nil
+}
+
+// writePushed answers a manifest PUT to ref in repository name that
+// stored manifest d, whose subject is subject, and pointed tags at it.
+func writePushed(w http.ResponseWriter, name, ref string, d, subject digest.Digest, tags []string) {
 	hd := w.Header()
-	hd.Set("Location", "/v2/"+name+"/manifests/"+string(m.Digest))
-	hd.Set("Docker-Content-Digest", string(m.Digest))
-	if m.Subject != "" {
-		hd.Set("OCI-Subject", string(m.Subject))
+	hd.Set("Location", "/v2/"+name+"/manifests/"+string(d))
+	hd.Set("Docker-Content-Digest", string(d))
+	if subject != "" {
+		hd.Set("OCI-Subject", string(subject))
 	}
 	for _, t := range tags {
 		if t != ref {
@@ -169,7 +215,6 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request) error {
 	}
 	hd.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
-	return nil
 }
 
 // deleteManifest deletes a manifest by digest, or only a tag by tag.

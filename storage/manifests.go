@@ -108,17 +108,10 @@ func (s *Store) putManifest(repo string, m Manifest, tags []string, refs refChec
 				return err
 			}
 		}
-		links, manifests := tx.Bucket(bucketLinks), tx.Bucket(bucketManifests)
-		for _, b := range m.Blobs {
-			if refs != refsNone && links.Get(digestAt(id, b)) == nil {
-				return fmt.Errorf("%w: blob %s", ErrManifestBlobUnknown, b)
-			}
+		if err := checkRefs(tx, id, m, refs); err != nil {
+			return err
 		}
-		for _, c := range m.Manifests {
-			if refs == refsAll && manifests.Get(digestAt(id, c)) == nil {
-				return fmt.Errorf("%w: manifest %s", ErrManifestBlobUnknown, c)
-			}
-		}
+		manifests := tx.Bucket(bucketManifests)
 		// A digest names its bytes, so a manifest already stored needs no
 		// rewrite: pushing more tags of it dirties only the tag pages.
 		if manifests.Get(key(id, mkey)) != nil {
@@ -134,6 +127,24 @@ func (s *Store) putManifest(repo string, m Manifest, tags []string, refs refChec
 		}
 		return putTags(tx, id, tags, mkey, now)
 	})
+}
+
+// checkRefs returns ErrManifestBlobUnknown, naming the digest, if a blob
+// of m is not linked to repository id, or a child manifest not in it, as
+// refs requires.
+func checkRefs(tx *bolt.Tx, id []byte, m Manifest, refs refCheck) error {
+	links, manifests := tx.Bucket(bucketLinks), tx.Bucket(bucketManifests)
+	for _, b := range m.Blobs {
+		if refs != refsNone && links.Get(digestAt(id, b)) == nil {
+			return fmt.Errorf("%w: blob %s", ErrManifestBlobUnknown, b)
+		}
+	}
+	for _, c := range m.Manifests {
+		if refs == refsAll && manifests.Get(digestAt(id, c)) == nil {
+			return fmt.Errorf("%w: manifest %s", ErrManifestBlobUnknown, c)
+		}
+	}
+	return nil
 }
 
 // putTags points tags of repository id at the manifest whose digest

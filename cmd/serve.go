@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nora-registry/nora/auth"
+	"github.com/nora-registry/nora/gc"
 	"github.com/nora-registry/nora/mirror"
 	"github.com/nora-registry/nora/registry"
 	"github.com/nora-registry/nora/storage"
@@ -63,6 +64,7 @@ func loadConfig(path string) (File, error) {
 // defaults), until ctx is done, logging to logOut. It returns nil after a
 // clean shutdown.
 func serve(ctx context.Context, path string, f File, logOut io.Writer) error {
+	gc.LeaveHeapRoom()
 	// Lines on a terminal are for a person watching: they go out at once.
 	var batch *logBatch
 	if !isTerminal(logOut) {

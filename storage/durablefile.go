@@ -3,6 +3,7 @@ package storage
 import (
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // WriteFileDurable writes data to the file at path so that after a crash
@@ -10,9 +11,11 @@ import (
 // (or nothing) or all of data, never a part: data goes to a new file in
 // the same directory, which is synced, then renamed over path, and the
 // directory is synced. A crash before the rename can leave the new file,
-// named "."+base+".*", behind.
+// named "."+base+"."+digits, behind: the next write of path removes it
+// (it may hold a key). Writes of one path must not run concurrently.
 func WriteFileDurable(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
+	removeTempsOf(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
@@ -36,4 +39,20 @@ func WriteFileDurable(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return syncDir(dir)
+}
+
+// removeTempsOf removes what earlier writes of path left behind: files
+// named "."+base+"."+digits beside it, os.CreateTemp's names for them.
+func removeTempsOf(path string) {
+	dir, prefix := filepath.Dir(path), "."+filepath.Base(path)+"."
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return // the write that follows reports it
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if ok && rest != "" && strings.Trim(rest, "0123456789") == "" && e.Type().IsRegular() {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }

@@ -3,6 +3,7 @@ package storage
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -39,5 +40,37 @@ func TestWriteFileDurable(t *testing.T) {
 	}
 	if err := WriteFileDurable(filepath.Join(dir, "missing", "f"), nil, 0o600); err == nil {
 		t.Error("WriteFileDurable into a missing directory succeeded")
+	}
+}
+
+// TestWriteFileDurableLeftovers: a temporary file a crash left between
+// its create and its rename (it may hold a key) is removed by the next
+// write of that path; other files, and another path's, stay.
+func TestWriteFileDurableLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ui.key")
+	stale := []string{".ui.key.123456789", ".ui.key.2"}
+	kept := []string{".ui.key.bak", ".ui.key.", ".ui.keys.1", ".token.key.1", "ui.key.1"}
+	for _, name := range append(append([]string{}, stale...), kept...) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("secret"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, ".ui.key.3"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	kept = append(kept, ".ui.key.3", "ui.key")
+	if err := WriteFileDurable(path, []byte("new key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	slices.Sort(left)
+	slices.Sort(kept)
+	if !slices.Equal(left, kept) {
+		t.Errorf("directory holds %q, want %q", left, kept)
 	}
 }

@@ -47,6 +47,13 @@ func TestLeaveHeapRoom(t *testing.T) {
 		}
 	}
 	wait(func(p int64) bool { return p > 100 }, "above 100")
+	// The runtime's own goal, not roomPercent's model of it: live +
+	// heapRoom, give or take what stacks and globals add to its scan.
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/goal:bytes"}}
+	metrics.Read(s)
+	if live, goal := s[0].Value.Uint64(), s[1].Value.Uint64(); goal < live+heapRoom*3/4 || goal > live+heapRoom+1<<20 {
+		t.Errorf("live heap %d: goal %d, want about %d", live, goal, live+heapRoom)
+	}
 	restore := tightHeap()
 	if p := gogc(); p != passGCPercent {
 		t.Fatalf("pass running: GOGC %d, want %d", p, passGCPercent)

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -80,12 +81,56 @@ func TestAuditWriterFlushesOnClose(t *testing.T) {
 	}
 }
 
+// A writer holds memory for what is queued, not for what could be: a
+// buffer of auditQueue entries made up front was half the live heap of a
+// server at rest, scanned by every garbage collection.
+func TestAuditWriterStartsSmall(t *testing.T) {
+	s := openAt(t, t.TempDir())
+	defer s.Close()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	w := NewAuditWriter(s, func(err error) { t.Error(err) })
+	runtime.ReadMemStats(&after)
+	defer w.Close()
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+		t.Fatalf("NewAuditWriter allocated %d bytes, want at most 64 KiB", n)
+	}
+	w.Record(AuditEntry{Kind: AuditPush})
+	w.mu.Lock()
+	n := cap(w.queue)
+	w.mu.Unlock()
+	if n > 16 {
+		t.Fatalf("one entry queued: the queue holds room for %d", n)
+	}
+}
+
+// A full batch wakes the writer before its second is up.
+func TestAuditWriterBatchWakes(t *testing.T) {
+	s := openAt(t, t.TempDir())
+	defer s.Close()
+	w := newAuditWriter(s, func(err error) { t.Error(err) }, auditQueue)
+	for i := range auditBatch {
+		if len(w.full) != 0 {
+			t.Fatalf("woken after %d entries, want %d", i, auditBatch)
+		}
+		w.Record(AuditEntry{Kind: AuditPush})
+	}
+	if len(w.full) != 1 {
+		t.Fatalf("%d entries queued and the writer not woken", auditBatch)
+	}
+	go w.run()
+	w.Close()
+	if p, _ := s.ListAudit(context.Background(), AuditQuery{Limit: 1}); len(p.Entries) != 1 || p.Entries[0].Seq != auditBatch {
+		t.Fatalf("ListAudit = %+v, want the last of %d entries first", p.Entries, auditBatch)
+	}
+}
+
 func TestAuditWriterDropsWhenFull(t *testing.T) {
 	s := openAt(t, t.TempDir())
 	defer s.Close()
 	var errs []error
 	// A writer whose goroutine has not started: its queue of one fills.
-	w := &AuditWriter{store: s, onErr: func(err error) { errs = append(errs, err) }, queue: make(chan AuditEntry, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	w := newAuditWriter(s, func(err error) { errs = append(errs, err) }, 1)
 	w.Record(AuditEntry{Kind: AuditPush})
 	w.Record(AuditEntry{Kind: AuditPush})
 	if w.Dropped() != 1 {

@@ -25,10 +25,18 @@ const (
 // queue full because the disk is slow drops entries (counted by Dropped,
 // and told to onErr) rather than slow requests: the record is a feed for people, not the
 // replication log.
+//
+// The queue is a slice that grows with what is queued, not a buffer of
+// auditQueue entries made up front: such a buffer (1.3 MB of pointers)
+// was half the live heap of a server at rest, and every garbage
+// collection scanned all of it, entries or none.
 type AuditWriter struct {
 	store   *Store
 	onErr   func(error)
-	queue   chan AuditEntry
+	mu      sync.Mutex
+	queue   []AuditEntry  // under mu: entries the goroutine has not taken
+	limit   int           // of queue: more are dropped
+	full    chan struct{} // the queue reached auditBatch
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -38,9 +46,15 @@ type AuditWriter struct {
 // NewAuditWriter starts a writer to s; onErr, if not nil, is told of
 // failed writes. Close stops it.
 func NewAuditWriter(s *Store, onErr func(error)) *AuditWriter {
-	w := &AuditWriter{store: s, onErr: onErr, queue: make(chan AuditEntry, auditQueue), stop: make(chan struct{}), done: make(chan struct{})}
+	w := newAuditWriter(s, onErr, auditQueue)
 	go w.run()
 	return w
+}
+
+// newAuditWriter returns a writer that queues at most limit entries, with
+// its goroutine not started.
+func newAuditWriter(s *Store, onErr func(error), limit int) *AuditWriter {
+	return &AuditWriter{store: s, onErr: onErr, limit: limit, full: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Record queues e, stamped with the current time if it has none. It
@@ -52,11 +66,31 @@ func (w *AuditWriter) Record(e AuditEntry) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
-	select {
-	case w.queue <- e:
-	default:
-		w.dropped.Add(1)
+	w.mu.Lock()
+	n := len(w.queue)
+	if n < w.limit {
+		w.queue = append(w.queue, e)
 	}
+	w.mu.Unlock()
+	switch {
+	case n >= w.limit:
+		w.dropped.Add(1)
+	case n+1 == auditBatch:
+		select {
+		case w.full <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take returns the entries queued and leaves spare, emptied, as the
+// queue.
+func (w *AuditWriter) take(spare []AuditEntry) []AuditEntry {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	q := w.queue
+	w.queue = spare[:0]
+	return q
 }
 
 // Dropped is how many entries were dropped because the queue was full.
@@ -72,42 +106,40 @@ func (w *AuditWriter) run() {
 	defer close(w.done)
 	t := time.NewTicker(auditFlushEvery)
 	defer t.Stop()
-	var batch []AuditEntry
-	var reported uint64 // drops already told to onErr
+	var spare []AuditEntry // the last batch written, reused as the next queue
+	var reported uint64    // drops already told to onErr
 	flush := func() {
 		if d := w.dropped.Load(); d > reported && w.onErr != nil {
 			w.onErr(fmt.Errorf("storage: audit record: queue full, dropped %d", d-reported))
 			reported = d
 		}
+		batch := w.take(spare)
 		if len(batch) == 0 {
-			// A second without entries: let go of the batch a burst grew,
+			// A second without entries: let go of what a burst grew,
 			// which an idle server would otherwise hold.
-			batch = nil
+			w.mu.Lock()
+			if len(w.queue) == 0 {
+				w.queue = nil
+			}
+			w.mu.Unlock()
+			spare = nil
 			return
 		}
 		if err := w.store.AppendAudit(context.Background(), batch); err != nil && w.onErr != nil {
 			w.onErr(err)
 		}
-		batch = batch[:0]
+		clear(batch) // the entries' strings, until the slice is reused
+		spare = batch[:0]
 	}
 	for {
 		select {
-		case e := <-w.queue:
-			if batch = append(batch, e); len(batch) >= auditBatch {
-				flush()
-			}
+		case <-w.full:
+			flush()
 		case <-t.C:
 			flush()
 		case <-w.stop:
-			for {
-				select {
-				case e := <-w.queue:
-					batch = append(batch, e)
-				default:
-					flush()
-					return
-				}
-			}
+			flush()
+			return
 		}
 	}
 }

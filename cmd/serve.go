@@ -170,7 +170,7 @@ func serve(ctx context.Context, path string, f File, logOut io.Writer) error {
 	if reg != nil {
 		handler = withMetricsEndpoint(handler, f.Metrics.Path, reg)
 	}
-	trim := &idleTrimmer{after: idleTrimAfter}
+	trim := &idleTrimmer{after: idleTrimAfter, release: store.Idle}
 	handler = trim.wrap(handler)
 	handler = guardBodies(handler, f.Server.BodyIdleTimeout.Std())
 	if batch != nil {

@@ -16,12 +16,14 @@ import (
 const idleTrimAfter = 2 * time.Second
 
 // idleTrimmer counts requests and, once none has run for after since the
-// last activity, returns freed heap to the OS once.
+// last activity, returns freed heap to the OS once, after calling
+// release, if set, to let go of what is kept only to be faster.
 type idleTrimmer struct {
-	after  time.Duration
-	active atomic.Int64 // requests in flight
-	last   atomic.Int64 // UnixNano of the last request's end
-	dirty  atomic.Bool  // requests ran since the last trim
+	after   time.Duration
+	release func()
+	active  atomic.Int64 // requests in flight
+	last    atomic.Int64 // UnixNano of the last request's end
+	dirty   atomic.Bool  // requests ran since the last trim
 }
 
 func (t *idleTrimmer) wrap(next http.Handler) http.Handler {
@@ -46,6 +48,9 @@ func (t *idleTrimmer) run(ctx context.Context) {
 		case now := <-tick.C:
 			if t.active.Load() == 0 && t.dirty.Load() && now.Sub(time.Unix(0, t.last.Load())) >= t.after {
 				t.dirty.Store(false)
+				if t.release != nil {
+					t.release()
+				}
 				// The first collection moves pooled upload buffers to
 				// sync.Pool's victim cache; the second frees them.
 				runtime.GC()

@@ -4,12 +4,14 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 func TestIdleTrimmerTrimsOnceAfterQuiet(t *testing.T) {
-	trim := &idleTrimmer{after: 40 * time.Millisecond}
+	var released atomic.Int32
+	trim := &idleTrimmer{after: 40 * time.Millisecond, release: func() { released.Add(1) }}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go trim.run(ctx)
@@ -30,5 +32,8 @@ func TestIdleTrimmerTrimsOnceAfterQuiet(t *testing.T) {
 	}
 	if n := trim.active.Load(); n != 0 {
 		t.Fatalf("active = %d after requests ended, want 0", n)
+	}
+	if n := released.Load(); n != 1 {
+		t.Fatalf("release called %d times by one trim, want 1", n)
 	}
 }

@@ -274,6 +274,16 @@ func (c *committer) tx(fn func(*bolt.Tx) error) error {
 	return full(err)
 }
 
+// idle lets go of the journal's buffer for a commit's writes; the next
+// commit makes a new one.
+func (c *committer) idle() {
+	c.walMu.Lock()
+	defer c.walMu.Unlock()
+	if c.wal != nil {
+		c.wal.rec = nil
+	}
+}
+
 // closeJournal makes every commit durable in the metadata file and empties
 // the journal; commits from then on, if any, sync themselves.
 func (c *committer) closeJournal() error {

@@ -43,6 +43,53 @@ func TestReleaseMapped(t *testing.T) {
 	}
 }
 
+// TestIdleLetsGo: Idle gives back the metadata file's mapped pages and
+// the journal's buffer, and the store reads and commits as before.
+func TestIdleLetsGo(t *testing.T) {
+	s, want := mappedStore(t)
+	put := func(v string) error {
+		return s.commit.update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("idle"))
+			if err != nil {
+				return err
+			}
+			return b.Put([]byte("idle"), []byte(v))
+		})
+	}
+	// The first commit checkpoints mappedStore's, which bypassed the
+	// journal; the second leaves the journal its buffer.
+	for _, v := range []string{"one", "two"} {
+		if err := put(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := func() int {
+		s.commit.walMu.Lock()
+		defer s.commit.walMu.Unlock()
+		return cap(s.commit.wal.rec)
+	}
+	if held() == 0 {
+		t.Fatal("the journal keeps no buffer after a commit: nothing to test")
+	}
+	before := rssFile(t)
+	s.Idle()
+	if after := rssFile(t); before-after < 16<<20 {
+		t.Errorf("RssFile %d MiB before Idle, %d MiB after: want at least 16 MiB given back", before>>20, after>>20)
+	}
+	if c := held(); c != 0 {
+		t.Errorf("after Idle the journal holds a buffer of %d bytes", c)
+	}
+	if got := sumMapped(s); got != want {
+		t.Errorf("values after Idle sum to %d, want %d", got, want)
+	}
+	if err := put("three"); err != nil {
+		t.Fatalf("commit after Idle: %v", err)
+	}
+	if c := held(); c == 0 {
+		t.Error("the commit after Idle left the journal no buffer")
+	}
+}
+
 // TestReleaseMappedIn checks that releasing the map inside a write
 // transaction, halfway through reading it, gives the pages back and
 // changes nothing the transaction reads or commits.

@@ -222,6 +222,8 @@ func serve(ctx context.Context, path string, f File, logOut io.Writer) error {
 		}
 	}()
 	logStartup(log, f, ln.Addr().String(), tlsConfig != nil, live.state.Load().svc)
+	// What start-up alone ran need not stay resident.
+	releaseExecutable()
 
 	select {
 	case err := <-errc:

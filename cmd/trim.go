@@ -17,7 +17,9 @@ const idleTrimAfter = 2 * time.Second
 
 // idleTrimmer counts requests and, once none has run for after since the
 // last activity, returns freed heap to the OS once, after calling
-// release, if set, to let go of what is kept only to be faster.
+// release, if set, to let go of what is kept only to be faster, and
+// unmaps the executable's pages (releaseExecutable) last, so that the
+// collections' own run of the runtime's code faults nothing back in.
 type idleTrimmer struct {
 	after   time.Duration
 	release func()
@@ -55,6 +57,7 @@ func (t *idleTrimmer) run(ctx context.Context) {
 				// sync.Pool's victim cache; the second frees them.
 				runtime.GC()
 				debug.FreeOSMemory()
+				releaseExecutable()
 			}
 		}
 	}

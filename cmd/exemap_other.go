@@ -1,0 +1,6 @@
+//go:build !linux
+
+package cmd
+
+// releaseExecutable does nothing off Linux.
+func releaseExecutable() {}

@@ -19,8 +19,10 @@ import (
 // Dropped, the pages stay in the page cache, where the kernel can reclaim
 // them before mapped ones, and the pages the server runs fault back in on
 // their next use; the resident set then counts those alone. Private
-// read-only pages are never changed, so dropping them loses nothing;
-// writable ones (the binary's data) are left alone.
+// read-only pages are never changed, so dropping them loses nothing (and
+// the kernel refuses writes to a running executable's file, ETXTBSY, so
+// what faults back in is what was mapped); writable ones (the binary's
+// data) are left alone.
 func releaseExecutable() {
 	for _, r := range executableRanges() {
 		unix.Syscall(unix.SYS_MADVISE, r.start, r.size, unix.MADV_DONTNEED)

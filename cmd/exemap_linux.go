@@ -34,8 +34,10 @@ func releaseExecutable() {
 }
 
 // releaseUnchanged drops the mappings listed in smaps (a /proc smaps
-// file) that are private, not writable, hold no changed page (Anonymous:
-// 0 kB) and whose file match accepts.
+// file) that are private, not writable, hold resident pages (Rss) but no
+// changed one (Anonymous: 0 kB) and whose file match accepts. An
+// emulator's smaps (qemu-user's), which reports no page resident, so
+// releases nothing.
 func releaseUnchanged(smaps string, match func(dev, ino, path string) bool) {
 	for _, r := range unchangedMappings(smaps, match) {
 		unix.Syscall(unix.SYS_MADVISE, r.start, r.size, unix.MADV_DONTNEED)
@@ -52,12 +54,12 @@ func unchangedMappings(smaps string, match func(dev, ino, path string) bool) []a
 	defer f.Close()
 	var ranges []addrRange
 	var cur addrRange
-	candidate, unchanged := false, false
+	candidate, resident, unchanged := false, false, false
 	done := func() {
-		if candidate && unchanged {
+		if candidate && resident && unchanged {
 			ranges = append(ranges, cur)
 		}
-		candidate, unchanged = false, false
+		candidate, resident, unchanged = false, false, false
 	}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -66,10 +68,14 @@ func unchangedMappings(smaps string, match func(dev, ino, path string) bool) []a
 			continue
 		}
 		if strings.HasSuffix(fs[0], ":") {
-			// A field of the mapping above: only one says whether a page
-			// of it was changed.
-			if fs[0] == "Anonymous:" && len(fs) >= 2 {
-				unchanged = fs[1] == "0"
+			// A field of the mapping above.
+			if len(fs) >= 2 {
+				switch fs[0] {
+				case "Rss:":
+					resident = fs[1] != "0"
+				case "Anonymous:":
+					unchanged = fs[1] == "0"
+				}
 			}
 			continue
 		}

@@ -125,3 +125,42 @@ func TestReleaseUnchangedKeepsChangedPages(t *testing.T) {
 		t.Fatal("the unchanged mapping reads otherwise after the release")
 	}
 }
+
+// TestUnchangedMappings reads a smaps file: only the private read-only
+// mappings of the matched file with pages resident and none changed are
+// kept; an emulator's smaps, with nothing resident, yields nothing.
+func TestUnchangedMappings(t *testing.T) {
+	smaps := filepath.Join(t.TempDir(), "smaps")
+	mapping := func(addr, perms, dev, ino, path string, rss, anon int) string {
+		return addr + " " + perms + " 00000000 " + dev + " " + ino + "                 " + path + "\n" +
+			"Size:               64 kB\n" +
+			"Rss:                " + strconv.Itoa(rss) + " kB\n" +
+			"Anonymous:          " + strconv.Itoa(anon) + " kB\n" +
+			"VmFlags: rd mr mw me\n"
+	}
+	const exe = "/opt/my registry/registry"
+	text := mapping("00400000-00d22000", "r-xp", "fe:00", "42", exe, 7880, 0) +
+		mapping("00d22000-016db000", "r--p", "fe:00", "42", exe, 0, 0) +
+		mapping("016db000-01755000", "r--p", "fe:00", "42", exe, 2172, 1836) +
+		mapping("01755000-017b1000", "rw-p", "fe:00", "42", exe, 424, 96) +
+		mapping("02000000-02010000", "r--s", "fe:00", "42", exe, 64, 0) +
+		mapping("7f0000000000-7f0000100000", "r--p", "fe:00", "43", "/data/metadata.db", 1024, 0) +
+		mapping("7f0000200000-7f0000210000", "r--p", "00:2a", "99", exe, 16, 0) // an overlay's dev and inode, the same path
+	if err := os.WriteFile(smaps, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := &mappedFile{dev: "fe:00", ino: "42", path: exe}
+	got := unchangedMappings(smaps, f.is)
+	want := []addrRange{{0x400000, 0xd22000 - 0x400000}, {0x7f0000200000, 0x10000}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("unchangedMappings = %x, want %x", got, want)
+	}
+	emulated := strings.ReplaceAll(text, "Rss:                7880 kB", "Rss:                0 kB")
+	emulated = strings.ReplaceAll(emulated, "Rss:                16 kB", "Rss:                0 kB")
+	if err := os.WriteFile(smaps, []byte(emulated), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := unchangedMappings(smaps, f.is); len(got) != 0 {
+		t.Fatalf("with nothing resident, unchangedMappings = %x, want none", got)
+	}
+}

@@ -144,14 +144,14 @@ func TestUnchangedMappings(t *testing.T) {
 		mapping("016db000-01755000", "r--p", "fe:00", "42", exe, 2172, 1836) +
 		mapping("01755000-017b1000", "rw-p", "fe:00", "42", exe, 424, 96) +
 		mapping("02000000-02010000", "r--s", "fe:00", "42", exe, 64, 0) +
-		mapping("7f0000000000-7f0000100000", "r--p", "fe:00", "43", "/data/metadata.db", 1024, 0) +
-		mapping("7f0000200000-7f0000210000", "r--p", "00:2a", "99", exe, 16, 0) // an overlay's dev and inode, the same path
+		mapping("7f000000-7f100000", "r--p", "fe:00", "43", "/data/metadata.db", 1024, 0) +
+		mapping("7f200000-7f210000", "r--p", "00:2a", "99", exe, 16, 0) // an overlay's dev and inode, the same path
 	if err := os.WriteFile(smaps, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f := &mappedFile{dev: "fe:00", ino: "42", path: exe}
 	got := unchangedMappings(smaps, f.is)
-	want := []addrRange{{0x400000, 0xd22000 - 0x400000}, {0x7f0000200000, 0x10000}}
+	want := []addrRange{{0x400000, 0xd22000 - 0x400000}, {0x7f200000, 0x10000}}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("unchangedMappings = %x, want %x", got, want)
 	}

@@ -84,11 +84,16 @@ func (w *AuditWriter) Record(e AuditEntry) {
 }
 
 // take returns the entries queued and leaves spare, emptied, as the
-// queue.
+// queue; with none queued, it leaves no queue, so that an idle writer
+// holds nothing a burst grew.
 func (w *AuditWriter) take(spare []AuditEntry) []AuditEntry {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	q := w.queue
+	if len(q) == 0 {
+		w.queue = nil
+		return nil
+	}
 	w.queue = spare[:0]
 	return q
 }
@@ -115,14 +120,7 @@ func (w *AuditWriter) run() {
 		}
 		batch := w.take(spare)
 		if len(batch) == 0 {
-			// A second without entries: let go of what a burst grew,
-			// which an idle server would otherwise hold.
-			w.mu.Lock()
-			if len(w.queue) == 0 {
-				w.queue = nil
-			}
-			w.mu.Unlock()
-			spare = nil
+			spare = nil // a second without entries: see take
 			return
 		}
 		if err := w.store.AppendAudit(context.Background(), batch); err != nil && w.onErr != nil {

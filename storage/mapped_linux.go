@@ -17,11 +17,16 @@ import (
 // open). It runs at most every millisecond.
 func (s *Store) releaseMapped() {
 	if s.releaseDue() {
-		s.view(func(tx *bolt.Tx) error {
-			madviseDontNeed(tx)
-			return nil
-		})
+		s.releaseMappedNow()
 	}
+}
+
+// releaseMappedNow is releaseMapped without the limit on how often.
+func (s *Store) releaseMappedNow() {
+	s.view(func(tx *bolt.Tx) error {
+		madviseDontNeed(tx)
+		return nil
+	})
 }
 
 // releaseMappedIn is releaseMapped for a walk inside tx, read or write,

@@ -63,11 +63,7 @@ func TestIdleLetsGo(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	held := func() int {
-		s.commit.walMu.Lock()
-		defer s.commit.walMu.Unlock()
-		return cap(s.commit.wal.rec)
-	}
+	held := func() int { return journalBuffer(s) }
 	if held() == 0 {
 		t.Fatal("the journal keeps no buffer after a commit: nothing to test")
 	}

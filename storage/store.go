@@ -197,8 +197,7 @@ func OpenDriver(ctx context.Context, cfg Config) (Driver, error) {
 // allocation.
 func (s *Store) Idle() {
 	s.commit.idle()
-	s.mapReleased.Store(0)
-	s.releaseMapped()
+	s.releaseMappedNow()
 }
 
 // Close flushes recorded pull times, makes every commit durable in the

@@ -367,16 +367,20 @@ func FuzzJournal(f *testing.F) {
 	})
 }
 
+// journalBuffer is the capacity of s's journal's buffer for a commit's
+// writes.
+func journalBuffer(s *Store) int {
+	s.commit.walMu.Lock()
+	defer s.commit.walMu.Unlock()
+	return cap(s.commit.wal.rec)
+}
+
 // TestJournalLetsGoOfLargeRecords: the copy of a large commit's writes (an
 // audit batch's, several MiB) is not kept once the commit is durable, where
 // an idle server would hold it; a small one's is, for the next commit.
 func TestJournalLetsGoOfLargeRecords(t *testing.T) {
 	s := newStore(t)
-	held := func() int {
-		s.commit.walMu.Lock()
-		defer s.commit.walMu.Unlock()
-		return cap(s.commit.wal.rec)
-	}
+	held := func() int { return journalBuffer(s) }
 	putManifest(t, s, "app", testManifest("one"), "one")
 	if c := held(); c == 0 || c > walKeepRecord {
 		t.Fatalf("after a tag's commit the journal holds %d bytes, want a copy of at most %d kept", c, walKeepRecord)

@@ -69,8 +69,12 @@ func TestLogBatch(t *testing.T) {
 // pipe whose reader lags does, and keeps what it was given.
 type stallWriter struct {
 	syncBuffer
-	started chan struct{}
+	started chan struct{} // a write has begun
 	release chan struct{}
+}
+
+func newStallWriter() *stallWriter {
+	return &stallWriter{started: make(chan struct{}, 64), release: make(chan struct{})}
 }
 
 func (w *stallWriter) Write(p []byte) (int, error) {
@@ -79,81 +83,61 @@ func (w *stallWriter) Write(p []byte) (int, error) {
 	return w.syncBuffer.Write(p)
 }
 
-// TestLogBatchWriteDoesNotStall: while a batch is written, other
-// requests' lines are gathered; only the request that filled the batch
-// waits for the write. It held the lock every line takes throughout.
+// TestLogBatchWriteDoesNotStall: while a batch is written to a log that
+// blocks, by the request that filled it or by the timer, other requests'
+// lines are gathered and their requests go on; only a request that filled
+// the batch waits for its write. The write held the lock every line takes.
 func TestLogBatchWriteDoesNotStall(t *testing.T) {
-	out := &stallWriter{started: make(chan struct{}, 8), release: make(chan struct{})}
-	b := newLogBatch(out)
-	b.active.Add(1) // requests run on
-	defer b.active.Add(-1)
-
 	long := strings.Repeat("x", logBatchSize) + "\n"
-	filled := make(chan struct{})
-	go func() {
-		b.Write([]byte(long))
-		close(filled)
-	}()
-	<-out.started // the batch's write has begun, and blocks
+	for _, tc := range []struct {
+		name, first string
+		waits       bool // the first Write returns only once written
+	}{
+		{"full batch", long, true},
+		{"timer", "first\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := newStallWriter()
+			b := newLogBatch(out)
+			b.active.Add(1) // requests run on
+			defer b.active.Add(-1)
 
-	gathered := make(chan struct{})
-	go func() {
-		b.Write([]byte("next\n"))
-		close(gathered)
-	}()
-	select {
-	case <-gathered:
-	case <-time.After(5 * time.Second):
-		close(out.release)
-		t.Fatal("a request's line waited for the write of a batch another request filled")
-	}
-	select {
-	case <-filled:
-		t.Fatal("the request that filled the batch returned before its write ended")
-	default:
-	}
+			first := make(chan struct{})
+			go func() {
+				b.Write([]byte(tc.first))
+				close(first)
+			}()
+			<-out.started // the write has begun (the timer's logBatchDelay later), and blocks
+			next := make(chan struct{})
+			go func() {
+				b.Write([]byte("next\n"))
+				close(next)
+			}()
+			select {
+			case <-next:
+			case <-time.After(5 * time.Second):
+				close(out.release)
+				t.Fatal("a request's line waited for the write of a batch")
+			}
+			if tc.waits {
+				select {
+				case <-first:
+					t.Fatal("the request that filled the batch returned before its write ended")
+				default:
+				}
+			}
 
-	close(out.release)
-	<-filled
-	if err := b.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	out.mu.Lock()
-	defer out.mu.Unlock()
-	if got := out.buf.String(); got != long+"next\n" {
-		t.Errorf("log holds %d bytes ending %q, want the batch, then the line gathered meanwhile", len(got), got[max(0, len(got)-12):])
-	}
-}
-
-// TestLogBatchTimerDoesNotStall: a batch the timer writes, to a log that
-// blocks, holds up no request's line either.
-func TestLogBatchTimerDoesNotStall(t *testing.T) {
-	out := &stallWriter{started: make(chan struct{}, 8), release: make(chan struct{})}
-	b := newLogBatch(out)
-	b.active.Add(1)
-	defer b.active.Add(-1)
-
-	b.Write([]byte("first\n"))
-	<-out.started // logBatchDelay later, the timer's write has begun, and blocks
-	returned := make(chan struct{})
-	go func() {
-		b.Write([]byte("second\n"))
-		close(returned)
-	}()
-	select {
-	case <-returned:
-	case <-time.After(5 * time.Second):
-		close(out.release)
-		t.Fatal("a line waited for the timer's write")
-	}
-	close(out.release)
-	if err := b.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	out.mu.Lock()
-	defer out.mu.Unlock()
-	if got := out.buf.String(); got != "first\nsecond\n" {
-		t.Errorf("log = %q, want both lines in order", got)
+			close(out.release)
+			<-first
+			if err := b.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			out.mu.Lock()
+			defer out.mu.Unlock()
+			if got := out.buf.String(); got != tc.first+"next\n" {
+				t.Errorf("log holds %d bytes ending %q, want the first write's, then the line gathered meanwhile", len(got), got[max(0, len(got)-12):])
+			}
+		})
 	}
 }
 
@@ -163,7 +147,7 @@ func TestLogBatchTimerDoesNotStall(t *testing.T) {
 // batches (with room for four, a pull's p99 was 600 ms behind a pipe
 // read at 3 MB/s).
 func TestLogBatchWriterReturns(t *testing.T) {
-	out := &stallWriter{started: make(chan struct{}, 16), release: make(chan struct{})}
+	out := newStallWriter()
 	b := newLogBatch(out)
 	b.active.Add(1)
 	defer b.active.Add(-1)
@@ -255,7 +239,7 @@ func TestLogBatchOrder(t *testing.T) {
 // batch per connection gathering in memory. All go out once the write
 // ends.
 func TestLogBatchQueueBounded(t *testing.T) {
-	out := &stallWriter{started: make(chan struct{}, 64), release: make(chan struct{})}
+	out := newStallWriter()
 	b := newLogBatch(out)
 	b.active.Add(1)
 	defer b.active.Add(-1)

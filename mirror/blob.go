@@ -35,6 +35,13 @@ func (m *Mirror) Blob(ctx context.Context, rt Route, d digest.Digest, send func(
 	key := "blob " + rt.Local + "@" + string(d)
 	f, leader := m.fetches.join(key)
 	if leader {
+		// The caller's look in the cache may have missed just before
+		// another fetch of d ended: that one stored it.
+		if _, err := m.store.StatBlob(ctx, rt.Local, d); err == nil {
+			m.fetches.end(key, f, nil)
+			m.CountHit(rt)
+			return false, nil
+		}
 		m.goFetch(ctx, rt, f, func(fctx context.Context) {
 			m.fetches.end(key, f, m.fetchBlob(fctx, rt, d, f))
 		})

@@ -135,6 +135,27 @@ func TestAuditWriterBatchWakes(t *testing.T) {
 	}
 }
 
+// Entries that arrive after a full batch woke the writer, before it
+// takes the batch, are queued, not dropped: a burst of pushes on a disk
+// that keeps up loses none.
+func TestAuditWriterRoomPastBatch(t *testing.T) {
+	s := openAt(t, t.TempDir())
+	defer s.Close()
+	w := newAuditWriter(s, func(err error) { t.Error(err) }, auditQueue)
+	const more = 100
+	for range auditBatch + more {
+		w.Record(AuditEntry{Kind: AuditPush})
+	}
+	if w.Dropped() != 0 {
+		t.Fatalf("%d entries dropped of %d recorded after a full batch, want none", w.Dropped(), more)
+	}
+	go w.run()
+	w.Close()
+	if p, _ := s.ListAudit(context.Background(), AuditQuery{Limit: 1}); len(p.Entries) != 1 || p.Entries[0].Seq != auditBatch+more {
+		t.Fatalf("ListAudit = %+v, want the last of %d entries first", p.Entries, auditBatch+more)
+	}
+}
+
 // take hands over what is queued and leaves the spare as the queue; with
 // nothing queued it leaves no queue at all, as an idle writer should.
 func TestAuditWriterTake(t *testing.T) {

@@ -73,8 +73,14 @@ type stallWriter struct {
 	release chan struct{}
 }
 
-func newStallWriter() *stallWriter {
-	return &stallWriter{started: make(chan struct{}, 64), release: make(chan struct{})}
+// stalledBatch returns a log batch writing to a stallWriter, with a
+// request running for the rest of the test, so lines gather.
+func stalledBatch(t *testing.T) (*stallWriter, *logBatch) {
+	out := &stallWriter{started: make(chan struct{}, 64), release: make(chan struct{})}
+	b := newLogBatch(out)
+	b.active.Add(1)
+	t.Cleanup(func() { b.active.Add(-1) })
+	return out, b
 }
 
 func (w *stallWriter) Write(p []byte) (int, error) {
@@ -97,10 +103,7 @@ func TestLogBatchWriteDoesNotStall(t *testing.T) {
 		{"timer", "first\n", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := newStallWriter()
-			b := newLogBatch(out)
-			b.active.Add(1) // requests run on
-			defer b.active.Add(-1)
+			out, b := stalledBatch(t)
 
 			first := make(chan struct{})
 			go func() {
@@ -147,10 +150,7 @@ func TestLogBatchWriteDoesNotStall(t *testing.T) {
 // batches (with room for four, a pull's p99 was 600 ms behind a pipe
 // read at 3 MB/s).
 func TestLogBatchWriterReturns(t *testing.T) {
-	out := newStallWriter()
-	b := newLogBatch(out)
-	b.active.Add(1)
-	defer b.active.Add(-1)
+	out, b := stalledBatch(t)
 
 	long := strings.Repeat("x", logBatchSize)
 	first := make(chan struct{})
@@ -239,10 +239,7 @@ func TestLogBatchOrder(t *testing.T) {
 // batch per connection gathering in memory. All go out once the write
 // ends.
 func TestLogBatchQueueBounded(t *testing.T) {
-	out := newStallWriter()
-	b := newLogBatch(out)
-	b.active.Add(1)
-	defer b.active.Add(-1)
+	out, b := stalledBatch(t)
 
 	long := strings.Repeat("x", logBatchSize)
 	const writers = 3 * logQueueMax

@@ -63,8 +63,7 @@ func TestIdleLetsGo(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	held := func() int { return journalBuffer(s) }
-	if held() == 0 {
+	if journalBuffer(s) == 0 {
 		t.Fatal("the journal keeps no buffer after a commit: nothing to test")
 	}
 	before := rssFile(t)
@@ -72,7 +71,7 @@ func TestIdleLetsGo(t *testing.T) {
 	if after := rssFile(t); before-after < 16<<20 {
 		t.Errorf("RssFile %d MiB before Idle, %d MiB after: want at least 16 MiB given back", before>>20, after>>20)
 	}
-	if c := held(); c != 0 {
+	if c := journalBuffer(s); c != 0 {
 		t.Errorf("after Idle the journal holds a buffer of %d bytes", c)
 	}
 	if got := sumMapped(s); got != want {
@@ -81,7 +80,7 @@ func TestIdleLetsGo(t *testing.T) {
 	if err := put("three"); err != nil {
 		t.Fatalf("commit after Idle: %v", err)
 	}
-	if c := held(); c == 0 {
+	if c := journalBuffer(s); c == 0 {
 		t.Error("the commit after Idle left the journal no buffer")
 	}
 }
